@@ -1,0 +1,68 @@
+# Two commands matter: `make dev` (run the product with demo content) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CELERY := $(VENV)/bin/celery -A config
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := chromium tesseract-ocr
+
+.PHONY: dev test install system-packages migrate demo web worker lint format
+
+# CPU-only torch goes in first so nothing pulls the CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Debian packages the product and the browser tests use, installed only when missing.
+system-packages:
+	@missing=""; for pkg in $(APT_PACKAGES); do \
+		dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py load_demo
+
+worker: install
+	@trap 'kill 0' EXIT; \
+	$(CELERY) worker -Q llm -P threads -c 32 -n llm@%h -l info & \
+	$(CELERY) worker -Q cpu -P prefork -c $(NPROC) -n cpu@%h -l info & \
+	wait
+
+web: install
+	$(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --workers 1
+
+dev: demo
+	@echo; echo "Starting the workers and the web server; open http://$(HOST):$(PORT)/ (Ctrl+C stops all)."; echo
+	@trap 'kill 0' EXIT; \
+	$(CELERY) worker -Q llm -P threads -c 32 -n llm@%h -l warning & \
+	$(CELERY) worker -Q cpu -P prefork -c $(NPROC) -n cpu@%h -l warning & \
+	$(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) & \
+	sleep 4; $(PY) manage.py load_demo | tail -n +2; \
+	wait
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: install system-packages lint
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) manage.py check
+	$(VENV)/bin/pytest

@@ -1,0 +1,16 @@
+"""Test settings: the same real PostgreSQL and Redis, isolated where they are shared."""
+
+from config.settings import *  # noqa: F403
+from config.settings import REDIS_URL
+
+# A Redis database of its own, so a developer's running worker never takes test tasks.
+REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/15"
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LLM_BASE_URL = ""
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False

@@ -1,0 +1,191 @@
+"""Shared fixtures: real PostgreSQL and Redis (embedded unless configured), rows for the
+usual cast of a course, a real Celery worker and a real browser."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls our tests
+# make around it are ordinary synchronous code.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+_usernames = itertools.count(1)
+
+
+@pytest.fixture
+def make_user(db):
+    from learners.models import User
+
+    def make(username: str | None = None, *, password: str = "pw-for-tests-1", **fields):
+        user = User.objects.create_user(
+            username=username or f"user{next(_usernames)}", password=password, **fields
+        )
+        user.raw_password = password
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_course(db):
+    from learners.models import Course
+
+    def make(title: str | None = None, **fields):
+        title = title or f"Course {next(_usernames)}"
+        return Course.objects.create(title=title, **fields)
+
+    return make
+
+
+@pytest.fixture
+def enrol(db):
+    from learners.models import Membership
+
+    def enrol(user, course, role: str = "student"):
+        return Membership.objects.create(user=user, course=course, role=role)
+
+    return enrol
+
+
+@pytest.fixture
+def course(make_course):
+    return make_course("Energy in Living Things")
+
+
+@pytest.fixture
+def other_course(make_course):
+    return make_course("Another course")
+
+
+@pytest.fixture
+def student(make_user, enrol, course):
+    user = make_user("student", display_name="Sam Student")
+    enrol(user, course, "student")
+    return user
+
+
+@pytest.fixture
+def teacher(make_user, enrol, course):
+    user = make_user("teacher", display_name="Ms. Tanaka")
+    enrol(user, course, "teacher")
+    return user
+
+
+@pytest.fixture
+def other_student(make_user, enrol, other_course):
+    user = make_user("other-student")
+    enrol(user, other_course, "student")
+    return user
+
+
+@pytest.fixture
+def other_teacher(make_user, enrol, other_course):
+    user = make_user("other-teacher")
+    enrol(user, other_course, "teacher")
+    return user
+
+
+@pytest.fixture
+def staff_user(make_user):
+    return make_user("site-admin", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the shared evaluation data is not at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+# --- A real Celery worker -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def celery_worker_session(django_db_setup):
+    """A real worker (thread pool, both queues) on the real Redis broker, once per run.
+
+    Tests that use it need ``@pytest.mark.django_db(transaction=True)`` so the rows they
+    create are committed and visible to the worker's own connections.
+    """
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    app.loader.import_task_module("celery.contrib.testing.tasks")
+    # Tasks left in the test queue by an interrupted earlier run must not run now.
+    with app.connection_for_write() as conn:
+        for queue in ("llm", "cpu"):
+            conn.default_channel.queue_purge(queue)
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=4,
+        queues=["llm", "cpu"],
+        perform_ping_check=True,
+        shutdown_timeout=30,
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture
+def celery_worker(celery_worker_session, transactional_db):
+    return celery_worker_session
+
+
+# --- A real browser -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}; `make test` installs Debian's chromium."
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def login(page, live_server):
+    """Log a user in through the real login form."""
+
+    def login(user) -> None:
+        page.goto(f"{live_server.url}/login/")
+        page.get_by_label("Username").fill(user.username)
+        page.get_by_label("Password").fill(user.raw_password)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_load_state()
+
+    return login
