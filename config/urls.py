@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("learners.urls")),
     # Each app declares its full paths (pages under courses/<id>/..., API under api/...).
     path("", include("tutor.urls")),
+    path("", include("tutor.conversation_urls")),
     path("", include("grading.urls")),
     path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
