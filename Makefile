@@ -7,6 +7,7 @@ CELERY := $(VENV)/bin/celery -A config
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+export SITE_URL ?= http://$(HOST):$(PORT)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := chromium tesseract-ocr
 

@@ -196,6 +196,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Courses, material, tutoring, grading and the learner model.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # --- Security ---------------------------------------------------------------------------------
