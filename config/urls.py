@@ -1,10 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.decorators.http import require_http_methods
 from drf_spectacular.views import SpectacularAPIView
 
 from config.health import healthz
+from learners.views import ThrottledLoginView
 
 urlpatterns = [
     path("", include("learners.urls")),
@@ -13,11 +13,7 @@ urlpatterns = [
     path("", include("tutor.conversation_urls")),
     path("", include("grading.urls")),
     path("healthz", healthz, name="healthz"),
-    path(
-        "login/",
-        require_http_methods(["GET", "POST"])(auth_views.LoginView.as_view()),
-        name="login",
-    ),
+    path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

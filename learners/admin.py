@@ -2,7 +2,27 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.translation import gettext_lazy as _
 
-from learners.models import Course, Membership, User
+from learners.audit import audit_record
+from learners.models import AuditEvent, Course, Membership, User
+
+
+def _audit_role_change(request, membership: Membership, *, before: str | None, after: str | None):
+    if before != after:
+        audit_record(
+            action=AuditEvent.Action.ROLE_CHANGED,
+            actor=request.user,
+            target=membership.user,
+            before={"role": before} if before else None,
+            after={"role": after} if after else None,
+            course_id=membership.course_id,
+            reason="changed in administration",
+        )
+
+
+def _stored_role(membership: Membership) -> str | None:
+    if membership.pk is None:
+        return None
+    return Membership.objects.filter(pk=membership.pk).values_list("role", flat=True).first()
 
 
 class MembershipInline(admin.TabularInline):
@@ -27,6 +47,20 @@ class CourseAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("title",)}
     inlines = [MembershipInline]
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Membership:
+            return super().save_formset(request, form, formset, change)
+        before = {m.pk: _stored_role(m) for m in formset.queryset}
+        instances = formset.save(commit=False)
+        for membership in formset.deleted_objects:
+            _audit_role_change(request, membership, before=before.get(membership.pk), after=None)
+            membership.delete()
+        for membership in instances:
+            old = before.get(membership.pk)
+            membership.save()
+            _audit_role_change(request, membership, before=old, after=membership.role)
+        formset.save_m2m()
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
@@ -35,3 +69,35 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ("user__username", "course__title")
     list_select_related = ("user", "course")
     autocomplete_fields = ["user", "course"]
+
+    def save_model(self, request, obj, form, change):
+        before = _stored_role(obj)
+        super().save_model(request, obj, form, change)
+        _audit_role_change(request, obj, before=before, after=obj.role)
+
+    def delete_model(self, request, obj):
+        _audit_role_change(request, obj, before=_stored_role(obj), after=None)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            self.delete_model(request, membership)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the database refuses changes anyway; the admin only filters and reads."""
+
+    list_display = ("created_at", "action", "actor_label", "target_type", "target_id", "course_id")
+    list_filter = ("action", "created_at")
+    search_fields = ("actor_label", "target_id", "reason")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

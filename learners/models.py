@@ -93,3 +93,54 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} — {self.get_role_display()} — {self.course}"
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):  # pragma: no cover - the database refuses it anyway
+        raise TypeError("Audit events are append-only.")
+
+    def delete(self):  # pragma: no cover - the database refuses it anyway
+        raise TypeError("Audit events are append-only.")
+
+
+class AuditEvent(models.Model):
+    """An append-only record of a consequential change: grades, roles, exports, erasures.
+
+    The database itself refuses UPDATE and DELETE on this table (a trigger in the
+    migration), so not even a bug or a raw query in the application can rewrite history.
+    The actor is kept as an id and a name snapshot rather than a foreign key, so erasing
+    a person never needs to touch these rows.
+    """
+
+    class Action(models.TextChoices):
+        GRADE_CHANGED = "grade_changed", _("Grade changed")
+        ROLE_CHANGED = "role_changed", _("Role changed")
+        DATA_EXPORTED = "data_exported", _("Data exported")
+        ACCOUNT_ERASED = "account_erased", _("Account erased")
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor_label = models.CharField(max_length=150, blank=True)
+    course_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.get_action_display()} {self.target_type}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise TypeError("Audit events are append-only.")
+        super().save(*args, **kwargs)

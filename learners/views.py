@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from learners.selectors import course_for_member, home_courses, membership_role
+from learners.throttle import login_failure_record, login_failures_clear, login_is_throttled
 
 
 @require_GET
@@ -30,3 +33,26 @@ def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
         "learners/course_detail.html",
         {"course": course, "role": role, "is_teacher": is_teacher},
     )
+
+
+class ThrottledLoginView(LoginView):
+    """Django's login view, refusing further attempts after repeated failures."""
+
+    http_method_names = ["get", "post"]
+
+    def post(self, request, *args, **kwargs):
+        username = request.POST.get("username", "")
+        if login_is_throttled(request=request, username=username):
+            minutes = max(1, settings.LOGIN_THROTTLE_SECONDS // 60)
+            form = self.get_form()
+            context = self.get_context_data(form=form, throttled_minutes=minutes)
+            return self.render_to_response(context, status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        login_failure_record(request=self.request, username=self.request.POST.get("username", ""))
+        return super().form_invalid(form)
+
+    def form_valid(self, form):
+        login_failures_clear(request=self.request, username=form.get_user().get_username())
+        return super().form_valid(form)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.llm_server import llm_server, llm_server_session  # noqa: F401
+
 # Playwright's sync API runs an event loop in the test thread; the ORM calls our tests
 # make around it are ordinary synchronous code.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -17,6 +19,15 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 _usernames = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Counters in the shared cache (login throttling, budgets) start at zero per test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
 
 
 @pytest.fixture

@@ -219,10 +219,10 @@ def llm_supports_images() -> bool:
 
 def llm_is_reachable(*, timeout_seconds: float = 2.0) -> bool:
     """Whether the server answers ``GET /models`` now (for health checks and mode banners)."""
-    import openai
-
     if not llm_is_configured():
         return False
+    import openai
+
     client = _runtime().client.with_options(timeout=timeout_seconds, max_retries=0)
     try:
         client.models.list()

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django.urls import reverse
+
+from learners.models import AuditEvent, Membership
+from learners.services import membership_set_role
+
+pytestmark = pytest.mark.django_db
+
+
+def test_login_is_refused_after_repeated_failures_for_one_account(client, student, settings):
+    settings.LOGIN_FAILURES_PER_ACCOUNT = 3
+    for _ in range(3):
+        response = client.post(reverse("login"), {"username": "student", "password": "nope"})
+        assert response.status_code == 200
+    response = client.post(
+        reverse("login"), {"username": "student", "password": student.raw_password}
+    )
+    assert response.status_code == 429
+    assert "Too many failed attempts" in response.text
+
+
+def test_login_throttling_counts_per_address_across_accounts(client, settings):
+    settings.LOGIN_FAILURES_PER_IP = 4
+    for index in range(4):
+        client.post(reverse("login"), {"username": f"guess{index}", "password": "x"})
+    response = client.post(reverse("login"), {"username": "someone-else", "password": "x"})
+    assert response.status_code == 429
+
+
+def test_a_successful_login_clears_the_account_counter(client, student, settings):
+    settings.LOGIN_FAILURES_PER_ACCOUNT = 2
+    client.post(reverse("login"), {"username": "student", "password": "nope"})
+    ok = client.post(reverse("login"), {"username": "student", "password": student.raw_password})
+    assert ok.status_code == 302
+    client.logout()
+    client.post(reverse("login"), {"username": "student", "password": "nope"})
+    again = client.post(reverse("login"), {"username": "student", "password": student.raw_password})
+    assert again.status_code == 302
+
+
+def test_role_changes_are_audited(student, course, staff_user):
+    membership_set_role(actor=staff_user, user=student, course=course, role="teacher")
+    event = AuditEvent.objects.get(action=AuditEvent.Action.ROLE_CHANGED)
+    assert (event.before, event.after) == ({"role": "student"}, {"role": "teacher"})
+    assert event.actor_id == staff_user.pk and event.course_id == course.pk
+    assert Membership.objects.get(user=student, course=course).role == "teacher"
+
+
+def test_an_unchanged_role_writes_no_audit_event(student, course, staff_user):
+    membership_set_role(actor=staff_user, user=student, course=course, role="student")
+    assert not AuditEvent.objects.exists()
+
+
+def test_the_database_refuses_to_update_or_delete_audit_events(student, course, staff_user):
+    membership_set_role(actor=staff_user, user=student, course=course, role=None)
+    event = AuditEvent.objects.get()
+    for statement in (
+        "UPDATE learners_auditevent SET reason = 'rewritten' WHERE id = %s",
+        "DELETE FROM learners_auditevent WHERE id = %s",
+    ):
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement, [event.pk])
+    event.refresh_from_db()
+    assert event.reason == ""
+
+
+def test_changing_a_role_in_the_admin_is_audited(client, staff_user, student, course):
+    membership = Membership.objects.get(user=student, course=course)
+    client.force_login(staff_user)
+    response = client.post(
+        reverse("admin:learners_membership_change", args=[membership.pk]),
+        {"user": student.pk, "course": course.pk, "role": "teacher"},
+    )
+    assert response.status_code == 302
+    event = AuditEvent.objects.get()
+    assert event.after == {"role": "teacher"} and event.actor_id == staff_user.pk
