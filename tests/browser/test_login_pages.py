@@ -37,3 +37,19 @@ def test_logging_out_returns_to_the_login_page(page, login, student):
     login(student)
     page.get_by_role("button", name="Log out").click()
     assert page.get_by_role("heading", name="Log in").is_visible()
+
+
+def test_pages_run_under_a_strict_content_security_policy(page, login, student):
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    login(student)
+    response = page.goto(page.url)
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert page.evaluate("typeof htmx") == "object"  # our own htmx still loads
+    assert violations == []
