@@ -121,6 +121,10 @@ AUTH_USER_MODEL = "learners.User"
 LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
 LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 30, minimum=1)
 LOGIN_THROTTLE_SECONDS = env_int("LOGIN_THROTTLE_SECONDS", 15 * 60, minimum=1)
+# Consent to AI processing: the wording's version, and the age under which a guardian's or
+# the school's consent is needed (13 under COPPA; some countries set 14 to 16).
+AI_CONSENT_VERSION = env_str("AI_CONSENT_VERSION", "2026-11")
+AI_CONSENT_MIN_AGE = env_int("AI_CONSENT_MIN_AGE", 13, minimum=0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

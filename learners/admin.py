@@ -3,7 +3,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.translation import gettext_lazy as _
 
 from learners.audit import audit_record
-from learners.models import AuditEvent, Course, Membership, User
+from learners.models import AIConsent, AuditEvent, Course, Membership, User
 
 
 def _audit_role_change(request, membership: Membership, *, before: str | None, after: str | None):
@@ -101,3 +101,22 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AIConsent)
+class AIConsentAdmin(admin.ModelAdmin):
+    """Where a school records a guardian's or its own consent for a young learner."""
+
+    list_display = ("user", "granted", "given_by", "version", "recorded_at", "recorded_by")
+    list_filter = ("granted", "given_by", "version")
+    search_fields = ("user__username",)
+    autocomplete_fields = ["user"]
+    exclude = ("recorded_by",)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.recorded_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a new decision is a new row; history is never rewritten

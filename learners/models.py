@@ -21,6 +21,12 @@ class User(AbstractUser):
         choices=settings.LANGUAGES,
         default=settings.LANGUAGE_CODE,
     )
+    birth_date = models.DateField(
+        _("birth date"),
+        null=True,
+        blank=True,
+        help_text=_("Used only to decide whether a guardian's or school's consent is needed."),
+    )
 
     def __str__(self) -> str:
         return self.display_name or self.get_full_name() or self.username
@@ -51,6 +57,11 @@ class Course(models.Model):
     title = models.CharField(_("title"), max_length=200)
     slug = models.SlugField(_("slug"), max_length=80, unique=True)
     description = models.TextField(_("description"), blank=True)
+    requires_ai_consent = models.BooleanField(
+        _("requires consent to AI processing"),
+        default=False,
+        help_text=_("Learners must consent before the tutor or AI grading process their work."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CourseQuerySet.as_manager()
@@ -93,6 +104,43 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} — {self.get_role_display()} — {self.course}"
+
+
+class AIConsent(models.Model):
+    """Consent to AI processing, one row per grant, kept with its time and wording version.
+
+    A learner under ``AI_CONSENT_MIN_AGE`` needs a grant given by a guardian or the school;
+    a later withdrawal is a new row with ``granted=False``, so the history stays readable.
+    """
+
+    class GivenBy(models.TextChoices):
+        LEARNER = "learner", _("The learner")
+        GUARDIAN = "guardian", _("A parent or guardian")
+        SCHOOL = "school", _("The school")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ai_consents"
+    )
+    granted = models.BooleanField(default=True)
+    given_by = models.CharField(max_length=10, choices=GivenBy.choices)
+    version = models.CharField(max_length=20)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        verbose_name = _("consent to AI processing")
+        verbose_name_plural = _("consents to AI processing")
+
+    def __str__(self) -> str:
+        state = "granted" if self.granted else "withdrawn"
+        return f"{self.user} {state} v{self.version} ({self.get_given_by_display()})"
 
 
 class AuditEventQuerySet(models.QuerySet):

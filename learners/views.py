@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
 
+from learners.consent import consent_record
+from learners.models import AIConsent
 from learners.selectors import course_for_member, home_courses, membership_role
 from learners.throttle import login_failure_record, login_failures_clear, login_is_throttled
 
@@ -56,3 +60,29 @@ class ThrottledLoginView(LoginView):
     def form_valid(self, form):
         login_failures_clear(request=self.request, username=form.get_user().get_username())
         return super().form_valid(form)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def consent(request: HttpRequest) -> HttpResponse:
+    """The learner reads what AI processing means and grants or withdraws consent."""
+    if request.method == "POST":
+        granted = request.POST.get("decision") == "grant"
+        consent_record(user=request.user, granted=granted, given_by=AIConsent.GivenBy.LEARNER)
+        messages.success(
+            request,
+            _("Thank you: your consent is recorded.")
+            if granted
+            else _("Your consent is withdrawn; AI features are off for you."),
+        )
+        return redirect(request.POST.get("next") or "consent")
+    latest = AIConsent.objects.filter(user=request.user).first()
+    return render(
+        request,
+        "learners/consent.html",
+        {
+            "latest": latest,
+            "next": request.GET.get("next", ""),
+            "version": settings.AI_CONSENT_VERSION,
+        },
+    )
