@@ -11,7 +11,12 @@ export SITE_URL ?= http://$(HOST):$(PORT)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := chromium tesseract-ocr
 
-.PHONY: dev test install system-packages migrate demo web worker lint format
+LLM_VENV := .venv-llm
+LLM_MODEL ?= Qwen/Qwen2.5-7B-Instruct
+LLM_PORT ?= 8001
+LLM_CONTEXT_TOKENS ?= 16384
+
+.PHONY: dev test install system-packages migrate demo web worker lint format llm
 
 # CPU-only torch goes in first so nothing pulls the CUDA build.
 $(VENV)/.installed: pyproject.toml
@@ -67,3 +72,16 @@ test: install system-packages lint
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) manage.py check
 	$(VENV)/bin/pytest
+
+# On a GPU machine: vLLM's OpenAI-compatible server. vLLM pins its own CUDA build of torch,
+# so it gets a virtual environment of its own. Point the product at it with the printed URL.
+$(LLM_VENV)/.installed: pyproject.toml
+	test -x $(LLM_VENV)/bin/python || $(PYTHON) -m venv $(LLM_VENV)
+	$(LLM_VENV)/bin/pip install --quiet --upgrade "pip>=25.1"
+	$(LLM_VENV)/bin/pip install --quiet --group gpu
+	touch $@
+
+llm: $(LLM_VENV)/.installed
+	@echo "Serving $(LLM_MODEL): LLM_BASE_URL=http://127.0.0.1:$(LLM_PORT)/v1 LLM_MODEL=$(LLM_MODEL)"
+	$(LLM_VENV)/bin/vllm serve $(LLM_MODEL) --host 127.0.0.1 --port $(LLM_PORT) \
+		--max-model-len $(LLM_CONTEXT_TOKENS) --enable-prefix-caching --gpu-memory-utilization 0.90

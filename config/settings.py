@@ -227,3 +227,136 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"pgserver": {"level": "WARNING"}},
 }
+
+# --- Production and observability ----------------------------------------------------------
+# Everything here is off or harmless on a laptop; docker/ and .env.example turn it on.
+
+# HTTPS is terminated by the proxy in front (docker/Caddyfile). Trust its X-Forwarded-Proto
+# only when every request really passes through it.
+if env_bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
+# Probes inside the private network speak plain HTTP to the container.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=SESSION_COOKIE_SECURE)
+
+# Static files: hashed names and pre-compressed copies, made by collectstatic when the image
+# is built (the manifest must exist, so this stays off where collectstatic was not run).
+STATIC_MANIFEST = env_bool("STATIC_MANIFEST", default=False)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+# Uploads in an S3-compatible bucket instead of MEDIA_ROOT (needs the `s3` extra). Empty
+# keys fall back to boto3's own credential chain (instance role, AWS_* variables).
+MEDIA_S3_BUCKET = env_str("MEDIA_S3_BUCKET")
+if MEDIA_S3_BUCKET:
+    import importlib.util
+
+    if importlib.util.find_spec("storages") is None:
+        raise ImproperlyConfigured(
+            "MEDIA_S3_BUCKET is set but django-storages is not installed: "
+            "pip install '.[s3]' (the Docker image includes it)."
+        )
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MEDIA_S3_BUCKET,
+            "location": env_str("MEDIA_S3_PREFIX"),
+            "region_name": env_str("MEDIA_S3_REGION") or None,
+            "endpoint_url": env_str("MEDIA_S3_ENDPOINT_URL") or None,
+            "access_key": env_str("MEDIA_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("MEDIA_S3_SECRET_ACCESS_KEY") or None,
+            # Private objects, handed out through short-lived signed URLs; never overwritten.
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": env_int("MEDIA_S3_URL_SECONDS", 300, minimum=1),
+            "file_overwrite": False,
+        },
+    }
+
+# E-mail: EMAIL_URL (smtp://user:password@host:587 with STARTTLS, smtps://... for TLS from
+# the start, console:// to print) or the EMAIL_* variables. Nothing set: mail goes to the
+# log instead of failing against a mail server that is not there.
+EMAIL_URL = env_str("EMAIL_URL")
+if EMAIL_URL:
+    from urllib.parse import unquote, urlsplit
+
+    _email = urlsplit(EMAIL_URL)
+    if _email.scheme not in {"smtp", "smtps", "console"}:
+        raise ImproperlyConfigured("EMAIL_URL must start with smtp://, smtps:// or console://.")
+    _smtp = _email.scheme != "console"
+    EMAIL_BACKEND = f"django.core.mail.backends.{'smtp' if _smtp else 'console'}.EmailBackend"
+    EMAIL_HOST = _email.hostname or "localhost"
+    EMAIL_PORT = _email.port or (465 if _email.scheme == "smtps" else 587)
+    EMAIL_HOST_USER = unquote(_email.username or "")
+    EMAIL_HOST_PASSWORD = unquote(_email.password or "")
+    EMAIL_USE_SSL = _email.scheme == "smtps"
+    EMAIL_USE_TLS = _email.scheme == "smtp" and EMAIL_PORT != 25
+else:
+    EMAIL_HOST = env_str("EMAIL_HOST")
+    EMAIL_BACKEND = (
+        "django.core.mail.backends.smtp.EmailBackend"
+        if EMAIL_HOST
+        else "django.core.mail.backends.console.EmailBackend"
+    )
+    EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=True)
+    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tutor@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# Logs: one line per event, with request and task ids (config/logging.py); LOG_FORMAT=json
+# in production. Celery keeps this configuration instead of installing its own handlers.
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "config.logging.ContextFilter"}},
+    "formatters": {
+        "text": {"()": "config.logging.TextFormatter"},
+        "json": {"()": "config.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["context"],
+            "formatter": LOG_FORMAT,
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "pgserver": {"level": "WARNING"},
+        # Django's own handlers print only with DEBUG and mail only with ADMINS; the
+        # records reach the root handler either way.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "celery.task": {"handlers": ["console"], "propagate": False},
+    },
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Workers import these for their signal hooks (task ids in logs, task metrics).
+CELERY_IMPORTS = ["config.logging", "config.metrics"]
+MIDDLEWARE.insert(0, "config.logging.RequestIdMiddleware")
+MIDDLEWARE.insert(1, "config.metrics.RequestMetricsMiddleware")
+
+# Metrics: /metrics on the web (a bearer token when METRICS_TOKEN is set); Celery workers
+# serve theirs on METRICS_WORKER_PORT (0: not at all).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0, minimum=0)
+# Measured energy per generated token of the LLM server (joules), for the energy estimate
+# in the metrics; 0 means not measured, and no estimate is shown.
+LLM_JOULES_PER_TOKEN = env_float("LLM_JOULES_PER_TOKEN", 0.0, minimum=0.0)

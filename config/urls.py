@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from config.health import healthz
+from config.metrics import metrics_view
 from learners.views import ThrottledLoginView
 
 urlpatterns = [
@@ -13,6 +14,7 @@ urlpatterns = [
     path("", include("tutor.conversation_urls")),
     path("", include("grading.urls")),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

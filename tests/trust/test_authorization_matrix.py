@@ -40,7 +40,9 @@ MATRIX: dict[str, Rule] = {
     "": Rule({"GET": SIGNED_IN}),
     "courses/<int:course_id>/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
     "consent/": Rule({"GET": SIGNED_IN, "POST": NOBODY}),  # POST redirects after saving
-    "healthz": Rule({"GET": NOBODY}),  # 200 or 503 for everyone: checked separately
+    "healthz": Rule({"GET": NOBODY}),
+    # Prometheus scrapes it; the proxy hides it from the public, METRICS_TOKEN guards it.
+    "metrics": Rule({"GET": EVERYONE}),  # 200 or 503 for everyone: checked separately
     "login/": Rule({"GET": EVERYONE, "POST": EVERYONE}),
     "logout/": Rule({"POST": NOBODY}),  # a redirect for everyone, never a page
     "api/schema/": Rule({"GET": SIGNED_IN}),

@@ -1,0 +1,228 @@
+"""/metrics and the helpers other modules report through."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from django.urls import reverse
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from config import metrics
+from config.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@celery_app.task(name="tests.deploy.metrics_probe")
+def metrics_probe(value: int) -> int:
+    if value < 0:
+        raise ValueError("negative")
+    return value * 2
+
+
+def _samples(body: str) -> dict[tuple[str, frozenset], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+    }
+
+
+def _key(name: str, **labels: str) -> tuple[str, frozenset]:
+    return name, frozenset(labels.items())
+
+
+def _value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.mark.django_db
+def test_a_request_increments_the_request_counter(client):
+    labels = {"method": "GET", "route": "login/", "status": "200"}
+    before = _value("tutoring_http_requests_total", **labels)
+    assert client.get(reverse("login")).status_code == 200
+    assert _value("tutoring_http_requests_total", **labels) == before + 1
+
+    body = client.get(reverse("metrics")).content.decode()
+    assert _samples(body)[_key("tutoring_http_requests_total", **labels)] == before + 1
+    duration = _key("tutoring_http_request_duration_seconds_count", method="GET", route="login/")
+    assert _samples(body)[duration] >= 1
+
+
+@pytest.mark.django_db
+def test_paths_are_counted_by_route_not_by_url(client):
+    before = _value("tutoring_http_requests_total", method="GET", route="unmatched", status="404")
+    client.get(f"/no-such-page-{uuid.uuid4().hex}/")
+    client.get(f"/no-such-page-{uuid.uuid4().hex}/")
+    after = _value("tutoring_http_requests_total", method="GET", route="unmatched", status="404")
+    assert after == before + 2
+
+
+def test_an_observed_llm_call_shows_its_tokens_and_time_to_first_token(client, settings):
+    settings.LLM_JOULES_PER_TOKEN = 0.5
+    model = f"test-model-{uuid.uuid4().hex[:8]}"
+    metrics.llm_call_observed(
+        model=model,
+        purpose="tutor",
+        outcome="finished",
+        prompt_tokens=120,
+        completion_tokens=45,
+        time_to_first_token_s=0.3,
+        total_s=2.0,
+        slot_wait_s=0.01,
+    )
+    samples = _samples(client.get(reverse("metrics")).content.decode())
+
+    def sample(name: str, **labels: str) -> float:
+        return samples[(name, frozenset({"model": model, "purpose": "tutor", **labels}.items()))]
+
+    assert sample("tutoring_llm_tokens_total", kind="prompt") == 120
+    assert sample("tutoring_llm_tokens_total", kind="completion") == 45
+    assert sample("tutoring_llm_requests_total", outcome="finished") == 1
+    assert sample("tutoring_llm_time_to_first_token_seconds_count") == 1
+    assert sample("tutoring_llm_time_to_first_token_seconds_sum") == pytest.approx(0.3)
+    assert sample("tutoring_llm_time_to_first_token_seconds_bucket", le="0.5") == 1
+    assert sample("tutoring_llm_time_to_first_token_seconds_bucket", le="0.25") == 0
+    assert sample("tutoring_llm_request_duration_seconds_sum", outcome="finished") == 2.0
+    assert sample("tutoring_llm_energy_joules_estimated_total") == pytest.approx(22.5)
+
+
+def test_the_usage_record_of_the_llm_client_can_be_observed_as_it_is():
+    from tutor.llm import LLMOutcome, LLMUsage
+
+    model = f"usage-model-{uuid.uuid4().hex[:8]}"
+    usage = LLMUsage(
+        model=model,
+        prompt_version="tutor-v1",
+        outcome=LLMOutcome.FAILED,
+        finish_reason=None,
+        prompt_tokens=10,
+        completion_tokens=None,
+        time_to_first_token_s=None,
+        total_s=0.4,
+        queue_wait_s=0.0,
+        attempts=2,
+    )
+    metrics.llm_usage_observed(usage, purpose="grading")
+    assert (
+        _value("tutoring_llm_requests_total", model=model, purpose="grading", outcome="failed") == 1
+    )
+    assert _value("tutoring_llm_tokens_total", model=model, purpose="grading", kind="prompt") == 10
+    # No completion and no first token: nothing recorded rather than zeros.
+    completion = {"model": model, "purpose": "grading", "kind": "completion"}
+    assert REGISTRY.get_sample_value("tutoring_llm_tokens_total", completion) is None
+
+
+def test_grading_throughput_is_counted_by_source(client):
+    source = f"scorer-{uuid.uuid4().hex[:6]}"
+    metrics.grading_observed(source=source, outcome="proposed", seconds=0.2)
+    metrics.grading_observed(source=source, outcome="proposed", seconds=0.4)
+    samples = _samples(client.get(reverse("metrics")).content.decode())
+    key = frozenset({"source": source, "outcome": "proposed"}.items())
+    assert samples[("tutoring_gradings_total", key)] == 2
+    duration = ("tutoring_grading_duration_seconds_sum", frozenset({"source": source}.items()))
+    assert samples[duration] == pytest.approx(0.6)
+
+
+def test_a_bearer_token_guards_metrics_when_one_is_set(client, settings):
+    settings.METRICS_TOKEN = "s3cret-token"
+    assert client.get(reverse("metrics")).status_code == 401
+    wrong = client.get(reverse("metrics"), HTTP_AUTHORIZATION="Bearer nope")
+    assert wrong.status_code == 401
+    right = client.get(reverse("metrics"), HTTP_AUTHORIZATION="Bearer s3cret-token")
+    assert right.status_code == 200
+    assert right["Content-Type"].startswith("text/plain")
+
+
+def test_queue_length_counts_waiting_messages_at_every_priority(settings):
+    queue = f"deploy-test-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        client.rpush(queue, "a", "b", "c")
+        client.rpush(queue + "\x06\x163", "d")
+        collector = metrics.QueueLengthCollector(settings.CELERY_BROKER_URL, [queue, "empty-q"])
+        (family,) = list(collector.collect())
+        assert {s.labels["queue"]: s.value for s in family.samples} == {queue: 4, "empty-q": 0}
+    finally:
+        client.delete(queue, queue + "\x06\x163")
+        client.close()
+
+
+def test_queue_length_is_absent_rather_than_wrong_when_the_broker_is_down():
+    collector = metrics.QueueLengthCollector("redis://127.0.0.1:1/0", ["llm"])
+    assert list(collector.collect()) == []
+
+
+def test_the_web_metrics_include_the_celery_queues(client):
+    body = client.get(reverse("metrics")).content.decode()
+    queues = {
+        sample.labels["queue"]
+        for family in text_string_to_metric_families(body)
+        if family.name == "tutoring_celery_queue_length"
+        for sample in family.samples
+    }
+    assert queues == {"llm", "cpu"}
+
+
+def test_task_run_time_is_recorded_by_task_and_state():
+    ok = {"task": "tests.deploy.metrics_probe", "state": "SUCCESS"}
+    failed = {"task": "tests.deploy.metrics_probe", "state": "FAILURE"}
+    before_ok = _value("tutoring_celery_task_duration_seconds_count", **ok)
+    before_failed = _value("tutoring_celery_task_duration_seconds_count", **failed)
+    assert metrics_probe.apply(args=(2,)).get() == 4
+    metrics_probe.apply(args=(-1,))
+    assert _value("tutoring_celery_task_duration_seconds_count", **ok) == before_ok + 1
+    assert _value("tutoring_celery_task_duration_seconds_count", **failed) == before_failed + 1
+
+
+@pytest.mark.worker
+def test_a_real_worker_records_how_long_a_task_waited_in_its_queue(celery_worker):
+    labels = {"queue": "cpu", "task": "tests.deploy.metrics_probe"}
+    before = _value("tutoring_celery_task_queue_wait_seconds_count", **labels)
+    assert metrics_probe.apply_async(args=(5,), queue="cpu").get(timeout=30) == 10
+    assert _value("tutoring_celery_task_queue_wait_seconds_count", **labels) == before + 1
+
+
+_OBSERVE_IN_A_PROCESS = """
+import django
+from django.conf import settings
+settings.configure(LLM_JOULES_PER_TOKEN=0.0)
+from config.metrics import llm_call_observed
+llm_call_observed(model="m", purpose="tutor", outcome="finished", prompt_tokens=100,
+                  completion_tokens=7, total_s=1.0, time_to_first_token_s=0.1)
+"""
+
+_EXPOSE = """
+from django.conf import settings
+settings.configure()
+from prometheus_client import generate_latest
+from config.metrics import _process_registry
+print(generate_latest(_process_registry()).decode())
+"""
+
+
+def test_metrics_of_several_processes_are_added_up(tmp_path):
+    """What a web container with several uvicorn workers (or prefork children) reports."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", _OBSERVE_IN_A_PROCESS], cwd=ROOT, env=env, check=True)
+    exposed = subprocess.run(
+        [sys.executable, "-c", _EXPOSE],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    samples = _samples(exposed)
+    labels = {"model": "m", "purpose": "tutor"}
+    assert samples[_key("tutoring_llm_tokens_total", **labels, kind="prompt")] == 200
+    assert samples[_key("tutoring_llm_time_to_first_token_seconds_count", **labels)] == 2
