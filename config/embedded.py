@@ -51,8 +51,8 @@ def embedded_postgres(data_dir: Path) -> dict:
         "PASSWORD": "",
         "HOST": str(data_dir),
         "PORT": "",
-        "CONN_MAX_AGE": 60,
-        "CONN_HEALTH_CHECKS": True,
+        # Under ASGI a persistent connection outlives the thread that opened it.
+        "CONN_MAX_AGE": 0,
         # pgserver's own bookkeeping, kept for the health page and tests.
         "TEST": {"NAME": "test_tutoring"},
     }

@@ -85,8 +85,9 @@ def database_from_url(name: str, url: str) -> dict:
         "PASSWORD": unquote(parts.password or ""),
         "HOST": parts.hostname or "",
         "PORT": str(port or ""),
-        "CONN_MAX_AGE": 60,
-        "CONN_HEALTH_CHECKS": True,
+        # Under ASGI a persistent connection outlives the thread that opened it; a pooler
+        # (PgBouncer) in front of PostgreSQL is the way to reuse connections.
+        "CONN_MAX_AGE": 0,
     }
 
 

@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "learners.profiles.PreferredLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -92,6 +93,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "config.context_processors.site",
+                "learners.profiles.learner_preferences",
             ],
         },
     }
@@ -171,6 +173,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840, minimu
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A redelivered task must arrive after a slow one could finish, never while it runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
+CELERY_BEAT_SCHEDULE = {
+    "mastery-fit-all-courses": {
+        "task": "learners.tasks.mastery_fit_all_courses",
+        "schedule": 24 * 60 * 60,
+    },
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Language model server (OpenAI-compatible, e.g. vLLM) ---------------------------------
@@ -184,6 +192,10 @@ LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3, minimum=0)
 LLM_RETRY_BACKOFF_SECONDS = env_float("LLM_RETRY_BACKOFF_SECONDS", 0.5, minimum=0.0)
 LLM_CONTEXT_TOKENS = env_int("LLM_CONTEXT_TOKENS", 8192, minimum=512)
 LLM_SUPPORTS_IMAGES = env_bool("LLM_SUPPORTS_IMAGES", default=False)
+# A reply that writes longer than this is cut off (Celery's thread pool enforces no time
+# limit); one waiting for a worker longer than the queue limit is shown as failed.
+TUTOR_REPLY_MAX_SECONDS = env_int("TUTOR_REPLY_MAX_SECONDS", 300, minimum=10)
+TUTOR_REPLY_QUEUE_SECONDS = env_int("TUTOR_REPLY_QUEUE_SECONDS", 900, minimum=10)
 
 # --- Embeddings ----------------------------------------------------------------------------
 # By default the all-MiniLM-L6-v2 files bundled in a Python package: nothing downloads.

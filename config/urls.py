@@ -9,6 +9,7 @@ from learners.views import ThrottledLoginView
 
 urlpatterns = [
     path("", include("learners.urls")),
+    path("", include("learners.learning_urls")),
     # Each app declares its full paths (pages under courses/<id>/..., API under api/...).
     path("", include("tutor.urls")),
     path("", include("tutor.conversation_urls")),

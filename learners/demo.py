@@ -1,4 +1,5 @@
-"""Demo content: one course with original material, a teacher, students and an admin.
+"""Demo people and course: a teacher, students and an admin (the material is imported by
+the ``load_demo`` command in ``tutor``).
 
 Idempotent: running it again leaves one of everything and resets the demo passwords so
 the printed logins always work.
@@ -7,13 +8,11 @@ the printed logins always work.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.db import transaction
 
 from learners.models import Course, Membership, User
 
-DEMO_MATERIAL_DIR = Path(__file__).resolve().parent.parent / "tutor" / "demo_material"
 DEMO_COURSE_SLUG = "demo-biology"
 
 
@@ -60,7 +59,3 @@ def demo_load() -> Course:
                 user=user, course=course, defaults={"role": login.role}
             )
     return course
-
-
-def demo_material_paths() -> list[Path]:
-    return sorted(DEMO_MATERIAL_DIR.glob("*.md"))

@@ -192,3 +192,276 @@ class AuditEvent(models.Model):
         if self.pk is not None:
             raise TypeError("Audit events are append-only.")
         super().save(*args, **kwargs)
+
+
+# --- Learning: profiles, concepts, practice, review ---------------------------------------
+
+
+class LearnerProfile(models.Model):
+    """What a learner tells us about themselves, and how they want the pages to look.
+
+    The preferred language lives on ``User``; the tutor reads this row for goals, level and
+    interests. ``onboarded_at`` is empty until the first-login onboarding form is saved.
+    """
+
+    class Level(models.TextChoices):
+        BEGINNER = "beginner", _("Beginner")
+        INTERMEDIATE = "intermediate", _("Intermediate")
+        ADVANCED = "advanced", _("Advanced")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="learner_profile"
+    )
+    goals = models.TextField(_("goals"), blank=True, max_length=2000)
+    level = models.CharField(
+        _("level"), max_length=20, choices=Level.choices, default=Level.BEGINNER
+    )
+    interests = models.TextField(_("interests"), blank=True, max_length=1000)
+    larger_text = models.BooleanField(_("larger text"), default=False)
+    dyslexia_font = models.BooleanField(_("dyslexia-friendly font"), default=False)
+    reduced_motion = models.BooleanField(_("reduced motion"), default=False)
+    read_aloud = models.BooleanField(_("read tutor replies aloud"), default=False)
+    onboarded_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("learner profile")
+        verbose_name_plural = _("learner profiles")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_level_display()})"
+
+    @property
+    def body_classes(self) -> str:
+        """CSS classes on ``<body>`` that apply the accessibility preferences."""
+        flags = {
+            "pref-larger-text": self.larger_text,
+            "pref-dyslexia-font": self.dyslexia_font,
+            "pref-reduced-motion": self.reduced_motion,
+            "pref-read-aloud": self.read_aloud,
+        }
+        return " ".join(name for name, on in flags.items() if on)
+
+
+class ConceptQuerySet(models.QuerySet):
+    def for_course(self, course) -> ConceptQuerySet:
+        return self.filter(course=course)
+
+
+class Concept(models.Model):
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="concepts")
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True, max_length=4000)
+    prerequisites = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="unlocks",
+        verbose_name=_("prerequisites"),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ConceptQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "name"], name="concept_name_unique_in_course")
+        ]
+        verbose_name = _("concept")
+        verbose_name_plural = _("concepts")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def skill_id(self) -> str:
+        """The concept's key in the mastery model's parameters and learner states."""
+        return str(self.pk)
+
+
+class MasteryEvidence(models.Model):
+    """One observed answer on a concept: the response log the mastery model learns from."""
+
+    class Source(models.TextChoices):
+        PRACTICE = "practice", _("Practice")
+        REVIEW = "review", _("Spaced review")
+        TUTOR = "tutor", _("Tutor check question")
+        GRADING = "grading", _("Graded criterion")
+
+    learner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mastery_evidence"
+    )
+    concept = models.ForeignKey(Concept, on_delete=models.CASCADE, related_name="evidence")
+    correct = models.BooleanField()
+    source = models.CharField(max_length=20, choices=Source.choices)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["learner", "created_at"])]
+        verbose_name = _("mastery evidence")
+        verbose_name_plural = _("mastery evidence")
+
+    def __str__(self) -> str:
+        return f"{self.learner} {self.concept} {'✓' if self.correct else '✗'} ({self.source})"
+
+
+class CourseMasteryModel(models.Model):
+    """The mastery model's parameters fitted on one course's response log (JSON)."""
+
+    course = models.OneToOneField(Course, on_delete=models.CASCADE, related_name="mastery_model")
+    params = models.JSONField()
+    responses = models.PositiveIntegerField(default=0)
+    fitted_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.course}: {self.params.get('model')} on {self.responses} responses"
+
+
+class LearnerCourseState(models.Model):
+    """The mastery model's summary of one learner's evidence in one course (JSON)."""
+
+    learner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mastery_states"
+    )
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    state = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["learner", "course"], name="one_state_per_course")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.learner} in {self.course}"
+
+
+class ConceptMastery(models.Model):
+    """The current estimate per learner and concept, kept for pages and practice choice."""
+
+    learner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="concept_mastery"
+    )
+    concept = models.ForeignKey(Concept, on_delete=models.CASCADE, related_name="mastery")
+    probability = models.FloatField()
+    attempts = models.PositiveIntegerField(default=0)
+    enough_data = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["learner", "concept"], name="one_mastery_per_concept"),
+            models.CheckConstraint(
+                condition=models.Q(probability__gte=0) & models.Q(probability__lte=1),
+                name="mastery_is_a_probability",
+            ),
+        ]
+        verbose_name = _("concept mastery")
+        verbose_name_plural = _("concept mastery")
+
+    def __str__(self) -> str:
+        return f"{self.learner} {self.concept} {self.probability:.2f}"
+
+
+class PracticeQuestionQuerySet(models.QuerySet):
+    def approved(self) -> PracticeQuestionQuerySet:
+        return self.filter(status=PracticeQuestion.Status.APPROVED)
+
+
+class PracticeQuestion(models.Model):
+    class Kind(models.TextChoices):
+        CLOZE = "cloze", _("Fill in the blank")
+        SHORT_ANSWER = "short_answer", _("Short answer")
+
+    class Origin(models.TextChoices):
+        MATERIAL = "material", _("Built from the material")
+        LLM = "llm", _("Written by the language model")
+        TEACHER = "teacher", _("Written by a teacher")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for review")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+
+    concept = models.ForeignKey(Concept, on_delete=models.CASCADE, related_name="questions")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    prompt = models.TextField(_("question"), max_length=2000)
+    # Cloze: every accepted answer (normalised on comparison). Short answer: key terms,
+    # enough of which must appear in the answer.
+    answers = models.JSONField(default=list)
+    explanation = models.TextField(_("explanation"), blank=True, max_length=4000)
+    source_text = models.TextField(blank=True, max_length=4000)
+    origin = models.CharField(max_length=20, choices=Origin.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    # Which model and prompt version wrote an LLM question, and its token usage.
+    generation = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PracticeQuestionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["concept", "prompt"], name="question_prompt_unique")
+        ]
+        verbose_name = _("practice question")
+        verbose_name_plural = _("practice questions")
+
+    def __str__(self) -> str:
+        return self.prompt[:80]
+
+
+class PracticeAttempt(models.Model):
+    learner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="practice_attempts"
+    )
+    question = models.ForeignKey(
+        PracticeQuestion, on_delete=models.CASCADE, related_name="attempts"
+    )
+    answer = models.TextField(max_length=2000)
+    correct = models.BooleanField()
+    is_review = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.learner} {'✓' if self.correct else '✗'} {self.question}"
+
+
+class ReviewCardQuerySet(models.QuerySet):
+    def due(self, *, now) -> ReviewCardQuerySet:
+        return self.filter(due__lte=now)
+
+
+class ReviewCard(models.Model):
+    """A practised question's spaced-review schedule (an ``fsrs`` card, as JSON)."""
+
+    learner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_cards"
+    )
+    question = models.ForeignKey(
+        PracticeQuestion, on_delete=models.CASCADE, related_name="review_cards"
+    )
+    card = models.JSONField()
+    due = models.DateTimeField(db_index=True)
+    last_review = models.DateTimeField(null=True, blank=True)
+    reviews = models.PositiveIntegerField(default=0)
+
+    objects = ReviewCardQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["due", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["learner", "question"], name="one_card_per_question")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.learner} {self.question} due {self.due:%Y-%m-%d}"

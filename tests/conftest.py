@@ -21,6 +21,17 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 _usernames = itertools.count(1)
 
 
+def pytest_collection_modifyitems(items):
+    """Browser tests run last: Playwright's sync API keeps an event loop in the main
+    thread for the rest of the session, which async tests must not meet."""
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("browser") is not None
+            or "browser" in getattr(item, "fixturenames", ())
+        )
+    )
+
+
 @pytest.fixture(autouse=True)
 def _empty_cache():
     """Counters in the shared cache (login throttling, budgets) start at zero per test."""

@@ -28,7 +28,9 @@ def _load_model():
             from sentence_transformers import SentenceTransformer
 
             model = SentenceTransformer(settings.EMBEDDING_MODEL, device="cpu")
-            dimension = model.get_sentence_embedding_dimension()
+            # sentence-transformers 6 renamed the method; older releases only have the old name.
+            dimension_of = getattr(model, "get_embedding_dimension", None)
+            dimension = (dimension_of or model.get_sentence_embedding_dimension)()
             if dimension != settings.EMBEDDING_DIMENSIONS:
                 raise ImproperlyConfigured(
                     f"EMBEDDING_MODEL {settings.EMBEDDING_MODEL!r} makes {dimension}-dimension "

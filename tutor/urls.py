@@ -1,2 +1,25 @@
+"""Pages and API of course material, under each course (``tutor:`` names)."""
+
+from django.urls import path
+
+from tutor import api, views
+
 app_name = "tutor"
-urlpatterns: list = []
+
+_C = "courses/<int:course_id>/"
+_M = _C + "materials/<int:material_id>/"
+_API = "api/" + _C
+
+urlpatterns = [
+    path(_C + "materials/", views.materials_page, name="materials"),
+    path(_C + "materials/upload/", views.material_upload_view, name="material-upload"),
+    path(_M, views.material_detail, name="material-detail"),
+    path(_M + "delete/", views.material_delete_view, name="material-delete"),
+    path(_M + "reingest/", views.material_reingest_view, name="material-reingest"),
+    path(_C + "search/", views.search_page, name="search"),
+    path(_API + "search", api.CourseSearchView.as_view(), name="api-search"),
+    path(_API + "materials", api.MaterialListView.as_view(), name="api-materials"),
+    path(
+        _API + "materials/<int:material_id>", api.MaterialDetailView.as_view(), name="api-material"
+    ),
+]

@@ -22,7 +22,8 @@ def test_teacher_logs_in_and_sees_the_courses_they_teach(page, login, teacher, c
 def test_admin_logs_in_and_reaches_administration(page, login, staff_user):
     login(staff_user)
     page.get_by_role("link", name="Open administration").click()
-    assert page.get_by_role("link", name="Courses").first.is_visible()
+    page.wait_for_url("**/admin/")
+    assert page.locator("#content").get_by_role("link", name="Courses", exact=True).is_visible()
 
 
 def test_wrong_password_shows_a_clear_error(page, live_server, student):

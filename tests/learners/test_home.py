@@ -41,8 +41,9 @@ def test_home_page_query_count_is_pinned(
     for index in range(5):
         enrol(student, make_course(f"Extra {index}"), "student")
     client.force_login(student)
-    # session, user, memberships with their courses: no query per course.
-    with django_assert_num_queries(3):
+    # session, user, memberships with their courses, learning preferences, due reviews:
+    # no query per course.
+    with django_assert_num_queries(5):
         client.get(reverse("home"))
 
 
@@ -76,6 +77,13 @@ def test_demo_content_loads_twice_without_duplicates(db):
     assert User.objects.filter(username__startswith="demo-").count() == 4
     assert Membership.objects.count() == 3
     assert User.objects.get(username="demo-teacher").check_password("demo-teacher-pass")
+
+    from tutor.models import Chunk, Material
+
+    assert Material.objects.filter(status=Material.Status.READY).count() == 3
+    chunks = Chunk.objects.count()
+    call_command("load_demo")
+    assert Material.objects.count() == 3 and Chunk.objects.count() == chunks > 0
 
 
 def test_admin_lists_courses_and_memberships(client, staff_user, teacher, course):

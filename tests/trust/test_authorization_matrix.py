@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from tests.tutor.test_conversation_access import ROUTES as CONVERSATION_ROUTES
+
 ROLES = ("anonymous", "student", "other_student", "teacher", "other_teacher", "admin")
 EVERYONE = frozenset(ROLES)
 SIGNED_IN = EVERYONE - {"anonymous"}
@@ -33,20 +35,95 @@ class Rule:
     """Who gets a 2xx for each method; methods not listed must be refused for everyone."""
 
     allowed: dict[str, frozenset] = field(default_factory=dict)
-    kwargs: str = ""  # "course" fills course_id with the course under test
+    kwargs: str = ""  # "course" fills course_id with the course under test; "grading" also
+    # fills assignment, criterion and submission ids
 
+
+_GA = "courses/<int:course_id>/assignments/<int:assignment_id>/"
+_GE = _GA + "review/<int:submission_id>/"
 
 MATRIX: dict[str, Rule] = {
     "": Rule({"GET": SIGNED_IN}),
     "courses/<int:course_id>/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
     "consent/": Rule({"GET": SIGNED_IN, "POST": NOBODY}),  # POST redirects after saving
-    "healthz": Rule({"GET": NOBODY}),
+    "healthz": Rule({"GET": NOBODY}),  # 200 or 503 for everyone: checked separately
     # Prometheus scrapes it; the proxy hides it from the public, METRICS_TOKEN guards it.
-    "metrics": Rule({"GET": EVERYONE}),  # 200 or 503 for everyone: checked separately
+    "metrics": Rule({"GET": EVERYONE}),
     "login/": Rule({"GET": EVERYONE, "POST": EVERYONE}),
     "logout/": Rule({"POST": NOBODY}),  # a redirect for everyone, never a page
     "api/schema/": Rule({"GET": SIGNED_IN}),
+    # --- Learning (learners/learning_urls.py); POSTs with an empty body are refused or
+    # redirect, except the two that re-render a form.
+    "profile/": Rule({"GET": SIGNED_IN, "POST": SIGNED_IN}),  # an empty form re-renders
+    "courses/<int:course_id>/concepts/": Rule({"GET": COURSE_TEACHERS}, kwargs="course"),
+    "courses/<int:course_id>/concepts/save/": Rule({"POST": NOBODY}, kwargs="course"),
+    "courses/<int:course_id>/concepts/delete/": Rule({"POST": NOBODY}, kwargs="course"),
+    "courses/<int:course_id>/concepts/suggest/": Rule({"POST": COURSE_TEACHERS}, kwargs="course"),
+    "courses/<int:course_id>/concepts/accept/": Rule({"POST": NOBODY}, kwargs="course"),
+    "courses/<int:course_id>/questions/generate/": Rule({"POST": NOBODY}, kwargs="course"),
+    "courses/<int:course_id>/questions/review/": Rule({"POST": NOBODY}, kwargs="course"),
+    "courses/<int:course_id>/practice/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
+    "courses/<int:course_id>/practice/answer/": Rule({"POST": NOBODY}, kwargs="course"),
+    "courses/<int:course_id>/progress/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
+    "courses/<int:course_id>/progress/class/": Rule({"GET": COURSE_TEACHERS}, kwargs="course"),
+    "courses/<int:course_id>/progress/students/<int:student_id>/": Rule(
+        {"GET": COURSE_TEACHERS}, kwargs="course"
+    ),
+    "api/courses/<int:course_id>/mastery/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
+    "api/courses/<int:course_id>/practice/next/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
+    "api/courses/<int:course_id>/practice/answers/": Rule({"POST": NOBODY}, kwargs="course"),
+    "api/courses/<int:course_id>/reviews/due/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
+    "api/courses/<int:course_id>/progress/class/": Rule({"GET": COURSE_TEACHERS}, kwargs="course"),
+    # --- Grading (grading/urls.py): "grading" fills an assignment, criterion and the
+    # student's submission. POSTs with an empty body answer 422/400 or redirect.
+    "courses/<int:course_id>/assignments/": Rule({"GET": COURSE_MEMBERS}, kwargs="grading"),
+    "courses/<int:course_id>/assignments/new/": Rule(
+        {"GET": COURSE_TEACHERS, "POST": NOBODY}, kwargs="grading"
+    ),
+    _GA: Rule({"GET": COURSE_MEMBERS}, kwargs="grading"),
+    _GA + "rubric.json": Rule({"GET": COURSE_TEACHERS}, kwargs="grading"),
+    _GA + "submit/": Rule({"POST": NOBODY}, kwargs="grading"),
+    _GA + "regrade/": Rule({"POST": NOBODY}, kwargs="grading"),
+    _GA + "review/": Rule({"GET": COURSE_TEACHERS}, kwargs="grading"),
+    _GA + "review/bulk-approve/": Rule({"POST": NOBODY}, kwargs="grading"),
+    _GA + "review/release/": Rule({"POST": NOBODY}, kwargs="grading"),
+    _GE: Rule({"GET": COURSE_TEACHERS}, kwargs="grading"),
+    _GE + "criteria/<int:criterion_id>/": Rule({"POST": NOBODY}, kwargs="grading"),
+    _GE + "release/": Rule({"POST": NOBODY}, kwargs="grading"),
+    _GE + "retry/": Rule({"POST": NOBODY}, kwargs="grading"),
+    _GE + "feedback/": Rule({"POST": NOBODY}, kwargs="grading"),
+    _GA + "agreement/": Rule({"GET": COURSE_TEACHERS}, kwargs="grading"),
+    "api/" + _GA + "review-queue/": Rule({"GET": COURSE_TEACHERS}, kwargs="grading"),
+    "api/" + _GA + "submissions/": Rule({"POST": NOBODY}, kwargs="grading"),
+    "api/" + _GA + "grade/": Rule({"GET": frozenset({"student"})}, kwargs="grading"),
+    "api/" + _GA + "submissions/<int:submission_id>/criteria/<int:criterion_id>/": Rule(
+        {"POST": NOBODY}, kwargs="grading"
+    ),
+    "api/" + _GA + "agreement/": Rule({"GET": COURSE_TEACHERS}, kwargs="grading"),
 }
+
+# --- Course material (tutor/urls.py): "material" makes a fresh material per request,
+# because some rows delete it.
+_TM = "courses/<int:course_id>/materials/"
+_TMA = "api/courses/<int:course_id>/materials"
+MATRIX.update(
+    {
+        _TM: Rule({"GET": COURSE_TEACHERS}, kwargs="material"),
+        _TM + "upload/": Rule({"POST": NOBODY}, kwargs="material"),  # no files: refused
+        _TM + "<int:material_id>/": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
+        _TM + "<int:material_id>/delete/": Rule({"POST": NOBODY}, kwargs="material"),
+        _TM + "<int:material_id>/reingest/": Rule({"POST": NOBODY}, kwargs="material"),
+        "courses/<int:course_id>/search/": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
+        "api/courses/<int:course_id>/search": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
+        _TMA: Rule({"GET": COURSE_MEMBERS}, kwargs="material"),  # POST without files: 400
+        _TMA + "/<int:material_id>": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
+    }
+)
+# --- Tutoring conversations: their rows live next to their factories and are merged here;
+# a conversation is its learner's alone, so even the course teacher gets 404.
+MATRIX.update(
+    {route: Rule(allowed, kwargs="conversation") for route, allowed in CONVERSATION_ROUTES.items()}
+)
 
 PUBLIC_STATUS_ROUTES = {"healthz"}
 
@@ -99,6 +176,30 @@ def _url(route: str, rule: Rule, cast: dict) -> str:
     path = route
     if rule.kwargs == "course":
         path = path.replace("<int:course_id>", str(cast["_course"].pk))
+        path = path.replace("<int:student_id>", str(cast["student"].pk))
+    if rule.kwargs == "grading":
+        from tests.grading.workflow_factories import grading_route_ids
+
+        if "_grading" not in cast:
+            cast["_grading"] = grading_route_ids(course=cast["_course"], student=cast["student"])
+        path = path.replace("<int:course_id>", str(cast["_course"].pk))
+        for name, value in cast["_grading"].items():
+            path = path.replace(f"<int:{name}>", str(value))
+    if rule.kwargs == "material":
+        from tutor.models import Material
+
+        material = Material.objects.create(
+            course=cast["_course"], title="Matrix material", original_name="m.md"
+        )
+        path = path.replace("<int:course_id>", str(cast["_course"].pk))
+        path = path.replace("<int:material_id>", str(material.pk))
+    if rule.kwargs == "conversation":
+        from tests.tutor.conversation_factories import conversation_route_ids
+
+        ids = conversation_route_ids(course=cast["_course"], student=cast["student"])
+        path = path.replace("<int:course_id>", str(cast["_course"].pk))
+        for name, value in ids.items():
+            path = path.replace(f"<int:{name}>", str(value))
     assert "<" not in path, f"the matrix does not know how to fill {route}"
     return "/" + path
 
@@ -115,8 +216,8 @@ def test_no_role_gets_a_2xx_it_should_not(client, cast, role):
     for route, rule in MATRIX.items():
         if route in PUBLIC_STATUS_ROUTES:
             continue
-        url = _url(route, rule, cast)
         for method in METHODS:
+            url = _url(route, rule, cast)  # fresh rows per request where a row may be deleted
             if user is not None:
                 client.force_login(user)  # again: the logout row ends the session
             response = getattr(client, method.lower())(url)

@@ -1,0 +1,209 @@
+"""Benchmark the essay-grading pipeline: many essays through the learned scorer, then
+through the language model (the OpenAI-compatible test server paced like a model).
+
+    .venv/bin/python -m bench.grading --essays 500 --threads 32 --ttft 0.5 --tokens-per-second 40
+
+Everything runs as in production except that it is one process: essays are submitted
+through ``grading.services.submission_submit`` (which enqueues on commit), a real Celery
+worker (thread pool, queues ``llm`` and ``cpu``, ``--threads`` threads) on the real Redis
+broker grades them, and the LLM test server answers each request after ``--ttft`` seconds
+plus one token per 1/``--tokens-per-second`` seconds. It reports per mode:
+
+- wall time from the first submission to the last finished proposal, and essays/s;
+- for the language model: the peak number of requests in flight at the server against the
+  configured concurrency (``min(worker threads, LLM_MAX_CONCURRENCY)``), which shows
+  whether the pipeline keeps the server's batch full.
+
+It creates a database of its own (``bench_grading``) and uses Redis database 10, flushed
+first, and drops the database at the end. The numbers depend on the machine: say which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+# Words of the synthetic essays (a tuple literal keeps ruff and the reader happy).
+WORDS = (
+    "plants", "capture", "light", "energy", "in", "chlorophyll", "and", "store", "it", "as",
+    "sugar", "while", "releasing", "oxygen", "carbon", "dioxide", "enters", "through",
+    "stomata", "and", "water", "rises",
+)  # fmt: skip
+
+
+def _essay(index: int, quality: int) -> str:
+    sentences = []
+    for s in range(3 + quality * 3):
+        start = (index * 7 + s * 5) % len(WORDS)
+        sentence = " ".join(WORDS[(start + k) % len(WORDS)] for k in range(8 + quality))
+        sentences.append(sentence.capitalize() + ".")
+    return " ".join(sentences)
+
+
+def _wait_all(proposal_filter, total: int, *, timeout: float) -> float:
+    from grading.models import Proposal
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        finished = Proposal.objects.filter(
+            status__in=[Proposal.Status.DONE, Proposal.Status.FAILED], **proposal_filter
+        ).count()
+        if finished >= total:
+            return time.monotonic()
+        time.sleep(0.2)
+    raise SystemExit(f"timed out: {finished} of {total} proposals finished")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--essays", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=32, help="worker threads")
+    parser.add_argument("--llm-concurrency", type=int, default=64, help="LLM_MAX_CONCURRENCY")
+    parser.add_argument("--ttft", type=float, default=0.5)
+    parser.add_argument("--tokens-per-second", type=float, default=40.0)
+    parser.add_argument("--training-essays", type=int, default=60)
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args()
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings_test")
+    import django
+
+    django.setup()
+    import logging
+
+    import redis
+    from django.conf import settings
+    from django.db import connection
+    from django.test.utils import setup_databases, teardown_databases
+
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in ("celery", "httpx2", "uvicorn", "uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    redis_url = settings.REDIS_URL.rsplit("/", 1)[0] + "/10"
+    settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = redis_url
+    settings.CACHES["default"]["LOCATION"] = redis_url
+    connection.settings_dict["TEST"].update(NAME="bench_grading")
+    redis.Redis.from_url(redis_url).flushdb()
+
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+    from grading import services
+    from grading.models import CriterionScore, Proposal
+    from learners.models import Course, Membership, User
+    from tests.grading.workflow_factories import RUBRIC, grade_reply
+    from tests.llm_server import LLMTestServer
+
+    app.conf.broker_url = app.conf.result_backend = redis_url
+    old_config = setup_databases(verbosity=0, interactive=False, keepdb=False)
+    server = LLMTestServer().start()
+    try:
+        settings.LLM_MAX_CONCURRENCY = args.llm_concurrency
+        settings.LLM_TIMEOUT_SECONDS = max(60.0, args.ttft + 400 / args.tokens_per_second)
+        course = Course.objects.create(title="Benchmark course")
+        learners = []
+        for i in range(args.essays + args.training_essays):
+            user = User.objects.create_user(username=f"bench{i}")
+            learners.append(user)
+        Membership.objects.bulk_create(
+            Membership(user=user, course=course, role="student") for user in learners
+        )
+        trainees, essayists = learners[: args.training_essays], learners[args.training_essays :]
+
+        with start_worker(
+            app,
+            pool="threads",
+            concurrency=args.threads,
+            queues=["llm", "cpu"],
+            perform_ping_check=False,
+            shutdown_timeout=60,
+            loglevel="WARNING",
+        ):
+            # 1. The learned scorer alone (offline mode): train, then grade every essay.
+            settings.LLM_BASE_URL = ""
+            offline = services.assignment_create(course=course, title="Offline", rubric=RUBRIC)
+            argument, conventions = offline.criteria.all()
+            for index, learner in enumerate(trainees):
+                quality = index % 5
+                submission = services.submission_submit(
+                    assignment=offline, learner=learner, text=_essay(index, quality)
+                )
+                CriterionScore.objects.create(
+                    submission=submission, criterion=argument, score=quality
+                )
+                CriterionScore.objects.create(
+                    submission=submission, criterion=conventions, score=(quality % 5) / 2
+                )
+                services.review_refresh(submission=submission, decided=True)
+            started = time.monotonic()
+            services.scorer_train(assignment_id=offline.pk)
+            train_s = time.monotonic() - started
+            started = time.monotonic()
+            for index, learner in enumerate(essayists):
+                services.submission_submit(
+                    assignment=offline, learner=learner, text=_essay(index + 1000, index % 5)
+                )
+            submitted = time.monotonic()
+            ended = _wait_all(
+                {"submission__assignment": offline, "source": "scorer"},
+                args.essays,
+                timeout=args.timeout,
+            )
+            scorer_failed = Proposal.objects.filter(
+                submission__assignment=offline, status="failed"
+            ).count()
+            print(
+                f"learned scorer: trained on {len(trainees)} essays in {train_s:.1f} s; "
+                f"{args.essays} essays submitted in {submitted - started:.1f} s, all graded "
+                f"after {ended - started:.1f} s = {args.essays / (ended - started):.1f} "
+                f"essays/s ({scorer_failed} failed)",
+                flush=True,
+            )
+
+            # 2. The language model.
+            settings.LLM_BASE_URL = server.base_url
+            settings.LLM_MODEL = server.model
+            online = services.assignment_create(course=course, title="Online", rubric=RUBRIC)
+            server.reset()
+            server.script(
+                json_reply=grade_reply(online),
+                ttft=args.ttft,
+                tokens_per_second=args.tokens_per_second,
+            )
+            started = time.monotonic()
+            for index, learner in enumerate(essayists):
+                services.submission_submit(
+                    assignment=online, learner=learner, text=_essay(index, index % 5)
+                )
+            submitted = time.monotonic()
+            ended = _wait_all(
+                {"submission__assignment": online, "source": "llm"},
+                args.essays,
+                timeout=args.timeout,
+            )
+            stats = server.stats
+            failed = Proposal.objects.filter(submission__assignment=online, status="failed")
+            reply_tokens = len(str(grade_reply(online)).split())
+            per_request = args.ttft + reply_tokens / args.tokens_per_second
+            configured = min(args.threads, args.llm_concurrency)
+            print(
+                f"language model: {args.essays} essays submitted in {submitted - started:.1f} s, "
+                f"all graded after {ended - started:.1f} s = "
+                f"{args.essays / (ended - started):.1f} essays/s ({failed.count()} failed); "
+                f"about {per_request:.1f} s per request at the server, so the ideal at "
+                f"{configured} in flight is {configured / per_request:.1f} essays/s; "
+                f"peak in flight {stats.peak_in_flight} (configured {configured}: "
+                f"{args.threads} worker threads, LLM_MAX_CONCURRENCY {args.llm_concurrency}); "
+                f"{stats.chat_requests} requests",
+                flush=True,
+            )
+    finally:
+        server.stop()
+        teardown_databases(old_config, verbosity=0)
+        redis.Redis.from_url(redis_url).flushdb()
+
+
+if __name__ == "__main__":
+    main()

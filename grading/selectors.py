@@ -1,0 +1,210 @@
+"""Read use cases of essay grading: who may see what, the review queue, the dashboard."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
+
+from grading.evaluation import criterion_agreement, group_fairness
+from grading.models import (
+    Assignment,
+    CriterionScore,
+    Proposal,
+    RegradeRequest,
+    Review,
+    Submission,
+)
+from learners.models import AuditEvent
+from learners.selectors import course_for_member, course_for_teacher
+
+
+def assignment_for_member(*, user, course_id: int, assignment_id: int) -> Assignment:
+    """The assignment if the user belongs to its course (404 otherwise)."""
+    course = course_for_member(user=user, course_id=course_id)
+    return get_object_or_404(
+        Assignment.objects.select_related("course").prefetch_related("criteria"),
+        pk=assignment_id,
+        course=course,
+    )
+
+
+def assignment_for_teacher(*, user, course_id: int, assignment_id: int) -> Assignment:
+    """The assignment if the user teaches its course (404 otherwise, even to students)."""
+    course = course_for_teacher(user=user, course_id=course_id)
+    return get_object_or_404(
+        Assignment.objects.select_related("course").prefetch_related("criteria"),
+        pk=assignment_id,
+        course=course,
+    )
+
+
+def assignments_of_course(*, course) -> QuerySet[Assignment]:
+    return Assignment.objects.filter(course=course).order_by("due_at", "title", "pk")
+
+
+def submission_current(*, assignment: Assignment, learner) -> Submission | None:
+    return (
+        Submission.objects.filter(assignment=assignment, learner=learner, is_current=True)
+        .select_related("review")
+        .prefetch_related("regrade_requests")
+        .first()
+    )
+
+
+def submissions_of_learner(*, assignment: Assignment, learner) -> QuerySet[Submission]:
+    return Submission.objects.filter(assignment=assignment, learner=learner).order_by(
+        "-submitted_at", "-pk"
+    )
+
+
+def _with_review_data(queryset: QuerySet[Review]) -> QuerySet[Review]:
+    return queryset.select_related("submission__learner").prefetch_related(
+        Prefetch("submission__proposals", queryset=Proposal.objects.order_by("source")),
+        Prefetch("submission__scores", queryset=CriterionScore.objects.order_by("criterion_id")),
+        Prefetch(
+            "submission__regrade_requests",
+            queryset=RegradeRequest.objects.filter(status=RegradeRequest.Status.OPEN),
+            to_attr="open_regrades",
+        ),
+    )
+
+
+def review_queue(*, assignment: Assignment) -> list[Review]:
+    """Essays to review, most uncertain first (flagged, regrade, disagreement, low
+    confidence), each with its proposals, scores and open regrade requests loaded."""
+    return list(
+        _with_review_data(Review.objects.in_queue().filter(submission__assignment=assignment))
+    )
+
+
+def reviews_done(*, assignment: Assignment) -> list[Review]:
+    """Confirmed and released essays, newest change first."""
+    return list(
+        _with_review_data(
+            Review.objects.filter(
+                submission__assignment=assignment,
+                submission__is_current=True,
+                status__in=[Review.Status.CONFIRMED, Review.Status.RELEASED],
+            ).order_by("status", "-updated_at", "pk")
+        )
+    )
+
+
+def review_for_teacher(*, assignment: Assignment, submission_id: int) -> Review:
+    return get_object_or_404(
+        _with_review_data(Review.objects.all()),
+        submission__pk=submission_id,
+        submission__assignment=assignment,
+    )
+
+
+def grade_history(*, submission: Submission) -> QuerySet[AuditEvent]:
+    """Every audited grade change of one submission, oldest first."""
+    return AuditEvent.objects.filter(
+        action=AuditEvent.Action.GRADE_CHANGED,
+        course_id=submission.assignment.course_id,
+        details__submission_id=submission.pk,
+    ).order_by("created_at", "id")
+
+
+# --- agreement and fairness ------------------------------------------------------------
+
+
+@dataclass
+class CriterionAgreement:
+    name: str
+    source: str
+    n: int
+    qwk: float | None = None
+    exact: float | None = None
+    adjacent: float | None = None
+    smd: float | None = None
+
+
+@dataclass
+class AgreementReport:
+    rows: list[CriterionAgreement] = field(default_factory=list)
+    overall: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    has_group_data: bool = False
+    final_count: int = 0
+
+
+def agreement_report(
+    *, assignment: Assignment, learner_groups: dict[int, dict[str, str]] | None = None
+) -> AgreementReport:
+    """Agreement between AI proposals and the teacher's final grades, per source and
+    criterion (QWK, exact, adjacent, SMD from grading.evaluation), the SMD of the total
+    score, and SMD per learner group where group data is given (``{user id: {group:
+    value}}``). Only current submissions with a final score count."""
+    criteria = list(assignment.criteria.all())
+    submissions = list(
+        Submission.objects.filter(assignment=assignment, is_current=True)
+        .prefetch_related(
+            "scores", Prefetch("proposals", queryset=Proposal.objects.filter(status="done"))
+        )
+        .order_by("pk")
+    )
+    report = AgreementReport()
+    report.final_count = sum(1 for s in submissions if s.scores.all())
+    for source, label in Proposal.Source.choices:
+        totals_human: list[float] = []
+        totals_machine: list[float] = []
+        total_learners: list[int] = []
+        per_criterion: dict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+        for submission in submissions:
+            proposal = next((p for p in submission.proposals.all() if p.source == source), None)
+            if proposal is None:
+                continue
+            final = {s.criterion_id: float(s.score) for s in submission.scores.all()}
+            complete = True
+            human_total = machine_total = 0.0
+            for criterion in criteria:
+                entry = proposal.for_criterion(criterion.pk)
+                if criterion.pk not in final or "score" not in entry:
+                    complete = False
+                    continue
+                per_criterion[criterion.pk][0].append(final[criterion.pk])
+                per_criterion[criterion.pk][1].append(float(entry["score"]))
+                human_total += final[criterion.pk]
+                machine_total += float(entry["score"])
+            if complete and criteria:
+                totals_human.append(human_total)
+                totals_machine.append(machine_total)
+                total_learners.append(submission.learner_id)
+        for criterion in criteria:
+            human, machine = per_criterion.get(criterion.pk, ([], []))
+            row = CriterionAgreement(name=criterion.name, source=str(label), n=len(human))
+            if human:
+                metrics = criterion_agreement(criterion.as_scoring_criterion(), human, machine)
+                row.qwk, row.exact, row.adjacent, row.smd = (
+                    metrics["qwk"],
+                    metrics["exact"],
+                    metrics["adjacent"],
+                    metrics["smd"],
+                )
+            report.rows.append(row)
+        if totals_human:
+            from grading.evaluation import standardized_mean_difference
+
+            report.overall.append(
+                {
+                    "source": str(label),
+                    "n": len(totals_human),
+                    "smd": standardized_mean_difference(totals_human, totals_machine),
+                }
+            )
+            if learner_groups:
+                columns = sorted({k for groups in learner_groups.values() for k in groups})
+                groups = {
+                    column: [learner_groups.get(uid, {}).get(column, "") for uid in total_learners]
+                    for column in columns
+                }
+                for row in group_fairness(groups, totals_human, totals_machine):
+                    report.groups.append({"source": str(label), **row})
+    report.has_group_data = bool(learner_groups)
+    return report

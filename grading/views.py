@@ -1,0 +1,510 @@
+"""Pages of essay grading: assignments, submitting, the teacher's review, the dashboard.
+
+Students see their own submission and, once released, their own grade; teachers see the
+essays of the courses they teach; everyone else gets 404. Forms work without JavaScript
+(post, then redirect); with htmx the same views answer with a named partial of the page's
+template. An invalid form answers 422 with the form and its errors.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages as flash
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from grading import forms, selectors, services
+from grading.models import Assignment, Proposal, RegradeRequest, Review
+from learners.selectors import course_for_member, course_for_teacher, user_can_teach
+
+UNPROCESSABLE = 422
+
+
+def essay_highlight(text: str, quotes: list[str]) -> SafeString:
+    """The essay as HTML: every character escaped, verified quotes inside ``<mark>``."""
+    spans: list[tuple[int, int]] = []
+    for quote in quotes:
+        if not quote:
+            continue
+        start = text.find(quote)
+        while start != -1:
+            spans.append((start, start + len(quote)))
+            start = text.find(quote, start + len(quote))
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    parts, position = [], 0
+    for start, end in merged:
+        parts.append(escape(text[position:start]))
+        parts.append(f"<mark>{escape(text[start:end])}</mark>")
+        position = end
+    parts.append(escape(text[position:]))
+    return mark_safe("".join(parts))  # noqa: S308 - every piece of the text is escaped above
+
+
+# --- assignments -----------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def assignment_list(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_member(user=request.user, course_id=course_id)
+    return render(
+        request,
+        "grading/assignments.html",
+        {
+            "course": course,
+            "assignments": selectors.assignments_of_course(course=course),
+            "is_teacher": user_can_teach(user=request.user, course=course),
+        },
+    )
+
+
+def _assignment_form_page(request, course, form, criteria_forms, *, error="", status=200):
+    return render(
+        request,
+        "grading/assignment_form.html",
+        {"course": course, "form": form, "criteria_forms": criteria_forms, "error": error},
+        status=status,
+    )
+
+
+@login_required
+def assignment_new(request: HttpRequest, course_id: int) -> HttpResponse:
+    if request.method not in ("GET", "POST"):
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    if request.method == "GET":
+        return _assignment_form_page(
+            request, course, forms.AssignmentForm(), forms.CriterionFormSet(prefix="criteria")
+        )
+    form = forms.AssignmentForm(request.POST, request.FILES)
+    criteria_forms = forms.CriterionFormSet(request.POST, prefix="criteria")
+    if not (form.is_valid() and criteria_forms.is_valid()):
+        return _assignment_form_page(request, course, form, criteria_forms, status=UNPROCESSABLE)
+    rubric = form.cleaned_data["rubric_file"] or form.cleaned_data["rubric_json"]
+    if rubric is None:
+        entries = [f.as_rubric_entry() for f in criteria_forms]
+        rubric = {"criteria": [e for e in entries if e is not None]}
+    try:
+        assignment = services.assignment_create(
+            course=course,
+            title=form.cleaned_data["title"],
+            prompt=form.cleaned_data["prompt"],
+            due_at=form.cleaned_data["due_at"],
+            resubmission_policy=form.cleaned_data["resubmission_policy"],
+            rubric=rubric,
+        )
+    except ValidationError as error:
+        return _assignment_form_page(
+            request,
+            course,
+            form,
+            criteria_forms,
+            error=" ".join(error.messages),
+            status=UNPROCESSABLE,
+        )
+    flash.success(request, _("Assignment created."))
+    return redirect("grading:assignment", course.pk, assignment.pk)
+
+
+@require_GET
+@login_required
+def rubric_export_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+    assignment = selectors.assignment_for_teacher(
+        user=request.user, course_id=course_id, assignment_id=assignment_id
+    )
+    body = json.dumps(services.rubric_export(assignment=assignment), indent=2, ensure_ascii=False)
+    response = HttpResponse(body, content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="rubric-{assignment.pk}.json"'
+    return response
+
+
+def _student_context(assignment: Assignment, learner) -> dict:
+    submission = selectors.submission_current(assignment=assignment, learner=learner)
+    review = getattr(submission, "review", None) if submission else None
+    open_regrade = None
+    if submission is not None:
+        open_regrade = next(
+            (
+                r
+                for r in submission.regrade_requests.all()
+                if r.status == RegradeRequest.Status.OPEN
+            ),
+            None,
+        )
+    grade = None
+    if review is not None and review.released:
+        grade = review.released
+    can_submit = True
+    refusal = ""
+    try:
+        services.submission_check_allowed(assignment=assignment, learner=learner)
+    except ValidationError as error:
+        can_submit, refusal = False, " ".join(error.messages)
+    return {
+        "submission": submission,
+        "review": review,
+        "grade": grade,
+        "open_regrade": open_regrade,
+        "earlier": selectors.submissions_of_learner(assignment=assignment, learner=learner),
+        "can_submit": can_submit,
+        "refusal": refusal,
+    }
+
+
+def _assignment_page(request, assignment, *, submit_form=None, regrade_form=None, status=200):
+    is_teacher = user_can_teach(user=request.user, course=assignment.course)
+    context = {
+        "course": assignment.course,
+        "assignment": assignment,
+        "criteria": assignment.criteria.all(),
+        "is_teacher": is_teacher,
+        "submit_form": submit_form or forms.SubmissionForm(),
+        "regrade_form": regrade_form or forms.RegradeForm(),
+    }
+    if not is_teacher:
+        context.update(_student_context(assignment, request.user))
+    return render(request, "grading/assignment.html", context, status=status)
+
+
+@require_GET
+@login_required
+def assignment_detail(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+    assignment = selectors.assignment_for_member(
+        user=request.user, course_id=course_id, assignment_id=assignment_id
+    )
+    return _assignment_page(request, assignment)
+
+
+@require_POST
+@login_required
+def submission_create(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+    assignment = selectors.assignment_for_member(
+        user=request.user, course_id=course_id, assignment_id=assignment_id
+    )
+    if user_can_teach(user=request.user, course=assignment.course):
+        raise Http404("Teachers do not submit essays.")
+    form = forms.SubmissionForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            upload = form.cleaned_data["upload"]
+            text = form.cleaned_data["text"]
+            if upload is not None:
+                text = services.submission_text_from_upload(name=upload.name, data=upload.read())
+            services.submission_submit(assignment=assignment, learner=request.user, text=text)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            flash.success(request, _("Your essay was submitted."))
+            return redirect("grading:assignment", course_id, assignment_id)
+    return _assignment_page(request, assignment, submit_form=form, status=UNPROCESSABLE)
+
+
+@require_POST
+@login_required
+def regrade_create(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+    assignment = selectors.assignment_for_member(
+        user=request.user, course_id=course_id, assignment_id=assignment_id
+    )
+    submission = selectors.submission_current(assignment=assignment, learner=request.user)
+    if submission is None:
+        raise Http404("No submission.")
+    form = forms.RegradeForm(request.POST)
+    if form.is_valid():
+        try:
+            services.regrade_request(
+                submission=submission, learner=request.user, comment=form.cleaned_data["comment"]
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            flash.success(request, _("Your teacher will look at your essay again."))
+            return redirect("grading:assignment", course_id, assignment_id)
+    return _assignment_page(request, assignment, regrade_form=form, status=UNPROCESSABLE)
+
+
+# --- review ----------------------------------------------------------------------------
+
+
+def _queue_row(review: Review, criteria) -> dict:
+    proposals = list(review.submission.proposals.all())
+    done = [p for p in proposals if p.status == Proposal.Status.DONE]
+    confidences = [float(entry.get("confidence", 0)) for p in done for entry in p.criteria.values()]
+    steps = {str(c.pk): float(c.step) for c in criteria}
+    return {
+        "review": review,
+        "submission": review.submission,
+        "sources": [p.get_source_display() for p in done],
+        "failed": [p for p in proposals if p.status == Proposal.Status.FAILED],
+        "running": any(
+            p.status in (Proposal.Status.QUEUED, Proposal.Status.RUNNING) for p in proposals
+        ),
+        "confidence": min(confidences) if confidences else None,
+        "disagreement": services.proposal_disagreement(proposals=done, steps=steps),
+        "regrade": bool(review.submission.open_regrades),
+        "scored": len(review.submission.scores.all()),
+    }
+
+
+def _review_context(assignment: Assignment) -> dict:
+    criteria = list(assignment.criteria.all())
+    queue = [_queue_row(r, criteria) for r in selectors.review_queue(assignment=assignment)]
+    return {
+        "course": assignment.course,
+        "assignment": assignment,
+        "criteria": criteria,
+        "queue": queue,
+        # While the AI is still grading, the queue refreshes itself.
+        "grading_running": any(item["running"] for item in queue),
+        "done": [_queue_row(r, criteria) for r in selectors.reviews_done(assignment=assignment)],
+        "bulk_form": forms.BulkApproveForm(),
+    }
+
+
+@require_GET
+@login_required
+def review_queue_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+    assignment = selectors.assignment_for_teacher(
+        user=request.user, course_id=course_id, assignment_id=assignment_id
+    )
+    template = "grading/review.html#queue" if request.htmx else "grading/review.html"
+    return render(request, template, _review_context(assignment))
+
+
+@require_POST
+@login_required
+def bulk_approve_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+    assignment = selectors.assignment_for_teacher(
+        user=request.user, course_id=course_id, assignment_id=assignment_id
+    )
+    form = forms.BulkApproveForm(request.POST)
+    if not form.is_valid():
+        context = _review_context(assignment) | {"bulk_form": form}
+        return render(request, "grading/review.html", context, status=UNPROCESSABLE)
+    count = services.reviews_bulk_approve(
+        assignment=assignment,
+        min_confidence=float(form.cleaned_data["min_confidence"]),
+        actor=request.user,
+    )
+    flash.success(request, _("%(n)d essays approved.") % {"n": count})
+    return redirect("grading:review", course_id, assignment_id)
+
+
+@require_POST
+@login_required
+def release_all_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+    assignment = selectors.assignment_for_teacher(
+        user=request.user, course_id=course_id, assignment_id=assignment_id
+    )
+    count = services.reviews_release_all(assignment=assignment, actor=request.user)
+    flash.success(request, _("%(n)d grades released.") % {"n": count})
+    return redirect("grading:review", course_id, assignment_id)
+
+
+def _criterion_rows(review: Review, criteria, forms_by_id=None) -> list[dict]:
+    submission = review.submission
+    proposals = list(submission.proposals.all())
+    primary = services.primary_proposal(proposals)
+    by_source = {p.source: p for p in proposals if p.status == Proposal.Status.DONE}
+    scores = {s.criterion_id: s for s in submission.scores.all()}
+    rows = []
+    for criterion in criteria:
+        entry = primary.for_criterion(criterion.pk) if primary else {}
+        final = scores.get(criterion.pk)
+        comment = review.comments.get(str(criterion.pk), entry.get("rationale", ""))
+        initial = {
+            "score": final.score if final else entry.get("score"),
+            "comment": comment,
+        }
+        rows.append(
+            {
+                "criterion": criterion,
+                "entry": entry,
+                "others": [
+                    (p.get_source_display(), p.for_criterion(criterion.pk))
+                    for p in by_source.values()
+                    if p is not primary
+                ],
+                "final": final,
+                "form": (forms_by_id or {}).get(criterion.pk)
+                or forms.CriterionDecisionForm(initial=initial, prefix=f"c{criterion.pk}"),
+            }
+        )
+    return rows
+
+
+def _essay_context(assignment: Assignment, review: Review, forms_by_id=None) -> dict:
+    criteria = list(assignment.criteria.all())
+    proposals = list(review.submission.proposals.all())
+    primary = services.primary_proposal(proposals)
+    quotes = [q for p in proposals for e in p.criteria.values() for q in e.get("evidence", [])]
+    return {
+        "course": assignment.course,
+        "assignment": assignment,
+        "review": review,
+        "submission": review.submission,
+        "proposals": proposals,
+        "primary": primary,
+        "essay_html": essay_highlight(review.submission.text, quotes),
+        "rows": _criterion_rows(review, criteria, forms_by_id),
+        "regrades": list(review.submission.regrade_requests.all()),
+        "history": selectors.grade_history(submission=review.submission),
+        "feedback_form": _feedback_form(review, primary),
+    }
+
+
+def _feedback_form(review: Review, primary: Proposal | None) -> forms.FeedbackForm:
+    feedback = services.review_feedback(review=review, proposal=primary)
+    return forms.FeedbackForm(
+        initial={
+            "strengths": "\n".join(feedback["strengths"]),
+            "next_steps": "\n".join(feedback["next_steps"]),
+        }
+    )
+
+
+@require_GET
+@login_required
+def review_essay(
+    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+) -> HttpResponse:
+    assignment = selectors.assignment_for_teacher(
+        user=request.user, course_id=course_id, assignment_id=assignment_id
+    )
+    review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
+    return render(request, "grading/review_essay.html", _essay_context(assignment, review))
+
+
+@require_POST
+@login_required
+def criterion_decide(
+    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int, criterion_id: int
+) -> HttpResponse:
+    assignment = selectors.assignment_for_teacher(
+        user=request.user, course_id=course_id, assignment_id=assignment_id
+    )
+    review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
+    criterion = get_object_or_404(assignment.criteria.all(), pk=criterion_id)
+    form = forms.CriterionDecisionForm(request.POST, prefix=f"c{criterion.pk}")
+    status = 200
+    if form.is_valid():
+        try:
+            services.criterion_score_set(
+                submission=review.submission,
+                criterion=criterion,
+                score=form.cleaned_data["score"],
+                # The one-click approve form sends no comment: the comment stays as it is.
+                comment=form.cleaned_data["comment"]
+                if f"c{criterion.pk}-comment" in request.POST
+                else None,
+                reason=form.cleaned_data["reason"],
+                actor=request.user,
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+            status = UNPROCESSABLE
+        else:
+            form = None
+    else:
+        status = UNPROCESSABLE
+    if status == 200 and not request.htmx:
+        return redirect("grading:review-essay", course_id, assignment_id, submission_id)
+    review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
+    context = _essay_context(assignment, review, {criterion.pk: form} if form else None)
+    if not request.htmx:
+        return render(request, "grading/review_essay.html", context, status=status)
+    context["row"] = next(r for r in context["rows"] if r["criterion"].pk == criterion.pk)
+    context["oob"] = True
+    return render(request, "grading/review_essay.html#decision", context, status=status)
+
+
+@require_POST
+@login_required
+def release_view(
+    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+) -> HttpResponse:
+    assignment = selectors.assignment_for_teacher(
+        user=request.user, course_id=course_id, assignment_id=assignment_id
+    )
+    review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
+    try:
+        services.review_release(
+            review=review,
+            actor=request.user,
+            acknowledge_flag=request.POST.get("acknowledge_flag") == "on",
+        )
+    except ValidationError as error:
+        flash.error(request, " ".join(error.messages))
+    else:
+        flash.success(request, _("Grade released to the student."))
+    return redirect("grading:review-essay", course_id, assignment_id, submission_id)
+
+
+@require_POST
+@login_required
+def feedback_edit(
+    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+) -> HttpResponse:
+    assignment = selectors.assignment_for_teacher(
+        user=request.user, course_id=course_id, assignment_id=assignment_id
+    )
+    review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
+    form = forms.FeedbackForm(request.POST)
+    if not form.is_valid():
+        flash.error(request, _("The feedback could not be saved."))
+    else:
+        try:
+            services.review_feedback_set(
+                review=review,
+                strengths=form.cleaned_data["strengths"].splitlines(),
+                next_steps=form.cleaned_data["next_steps"].splitlines(),
+                actor=request.user,
+            )
+        except ValidationError as error:
+            flash.error(request, " ".join(error.messages))
+        else:
+            flash.success(request, _("Feedback saved."))
+    return redirect("grading:review-essay", course_id, assignment_id, submission_id)
+
+
+@require_POST
+@login_required
+def proposal_retry_view(
+    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+) -> HttpResponse:
+    assignment = selectors.assignment_for_teacher(
+        user=request.user, course_id=course_id, assignment_id=assignment_id
+    )
+    review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
+    for proposal in review.submission.proposals.all():
+        services.proposal_retry(proposal=proposal)
+    flash.success(request, _("The AI will try again."))
+    return redirect("grading:review-essay", course_id, assignment_id, submission_id)
+
+
+# --- agreement -------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def agreement_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+    assignment = selectors.assignment_for_teacher(
+        user=request.user, course_id=course_id, assignment_id=assignment_id
+    )
+    report = selectors.agreement_report(assignment=assignment)
+    return render(
+        request,
+        "grading/agreement.html",
+        {"course": assignment.course, "assignment": assignment, "report": report},
+    )

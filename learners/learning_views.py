@@ -1,0 +1,335 @@
+"""Pages of the learner model: profile and onboarding, concepts, practice, review, progress."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from learners import concepts as concept_services
+from learners import practice as practice_services
+from learners.models import Concept, PracticeQuestion
+from learners.profiles import ProfileForm, profile_for, profile_update
+from learners.progress import (
+    course_student,
+    progress_activity,
+    progress_class,
+    progress_concepts,
+)
+from learners.review import reviews_due, reviews_upcoming
+from learners.selectors import course_for_member, course_for_teacher, user_can_teach
+
+
+def _id(value: str | None) -> int:
+    """A primary key from a form or query value; 0 (matches nothing) when it is not one."""
+    return int(value) if value and value.isdigit() else 0
+
+
+# --- profile and onboarding ---------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    """The first-login onboarding form, and the same form to edit the profile later."""
+    current = profile_for(user=request.user)
+    onboarding = current.onboarded_at is None
+    if request.method == "POST":
+        form = ProfileForm(request.POST)
+        if form.is_valid():
+            profile_update(user=request.user, **form.cleaned_data)
+            # The next page is already in the newly chosen language.
+            language = form.cleaned_data["preferred_language"]
+            translation.activate(language)
+            messages.success(request, _("Your profile is saved."))
+            response = redirect("home")
+            # The login page after a logout follows it too.
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME,
+                language,
+                max_age=settings.LANGUAGE_COOKIE_AGE,
+                samesite="Lax",
+                secure=settings.SESSION_COOKIE_SECURE,
+            )
+            return response
+    else:
+        form = ProfileForm(initial=ProfileForm.initial_for(user=request.user, profile=current))
+    return render(request, "learners/profile.html", {"form": form, "onboarding": onboarding})
+
+
+# --- concepts (teachers) ------------------------------------------------------------
+
+
+def _concepts_context(request: HttpRequest, course, **extra) -> dict:
+    concepts = concept_services.course_concepts(course=course)
+    pending = (
+        PracticeQuestion.objects.filter(
+            concept__course=course, status=PracticeQuestion.Status.PENDING
+        )
+        .select_related("concept")
+        .order_by("concept__name", "id")
+    )
+    edit_id = request.GET.get("edit", "")
+    editing = next((c for c in concepts if str(c.pk) == edit_id), None)
+    sections = concept_services.material_sections(course=course)
+    headings = concept_services.section_headings(sections)
+    return {
+        "course": course,
+        "concepts": concepts,
+        "editing": editing,
+        "pending": pending,
+        "suggestions": concept_services.concept_suggestions(course=course, headings=headings),
+        "has_material": bool(sections),
+        "llm_available": _llm_available(),
+        **extra,
+    }
+
+
+def _llm_available() -> bool:
+    return bool(settings.LLM_BASE_URL)
+
+
+@require_GET
+@login_required
+def concepts_page(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    return render(request, "learners/concepts.html", _concepts_context(request, course))
+
+
+@require_POST
+@login_required
+def concept_save(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    concept = None
+    if request.POST.get("concept"):
+        concept = get_object_or_404(Concept, pk=_id(request.POST["concept"]), course=course)
+    prerequisite_ids = [_id(value) for value in request.POST.getlist("prerequisites")]
+    prerequisites = list(Concept.objects.filter(course=course, pk__in=prerequisite_ids))
+    try:
+        concept_services.concept_save(
+            course=course,
+            name=request.POST.get("name", ""),
+            description=request.POST.get("description", "").strip()[:4000],
+            prerequisites=prerequisites,
+            concept=concept,
+        )
+    except ValidationError as error:
+        context = _concepts_context(request, course, error=" ".join(error.messages))
+        if concept is not None:
+            context["editing"] = concept
+        return render(request, "learners/concepts.html", context, status=400)
+    messages.success(request, _("The concept is saved."))
+    return redirect("learning:concepts", course_id=course.pk)
+
+
+@require_POST
+@login_required
+def concept_delete(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    concept = get_object_or_404(Concept, pk=_id(request.POST.get("concept")), course=course)
+    concept_services.concept_delete(concept=concept)
+    messages.success(request, _("The concept is deleted."))
+    return redirect("learning:concepts", course_id=course.pk)
+
+
+@require_POST
+@login_required
+def concepts_suggest(request: HttpRequest, course_id: int) -> HttpResponse:
+    """Suggestions from headings the teacher pasted (one per line)."""
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    headings = request.POST.get("headings", "")[:20000].splitlines()
+    context = _concepts_context(request, course)
+    context["suggestions"] = concept_services.concept_suggestions(course=course, headings=headings)
+    context["suggested_from_paste"] = True
+    if request.htmx:
+        return render(request, "learners/concepts.html#suggestions", context)
+    return render(request, "learners/concepts.html", context)
+
+
+@require_POST
+@login_required
+def concepts_accept(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    created = concept_services.concepts_accept(course=course, names=request.POST.getlist("name"))
+    messages.success(request, _("%(count)d concepts added.") % {"count": len(created)})
+    return redirect("learning:concepts", course_id=course.pk)
+
+
+@require_POST
+@login_required
+def questions_generate(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    concept = get_object_or_404(Concept, pk=_id(request.POST.get("concept")), course=course)
+    text = request.POST.get("text", "")[:50000]
+    use_llm = request.POST.get("use_llm") == "1" and _llm_available()
+    if use_llm:
+        from learners.tasks import practice_questions_generate
+
+        practice_questions_generate.delay_on_commit(concept.pk, text, True)
+        messages.success(
+            request,
+            _("The language model is writing questions; they appear below for your review."),
+        )
+        return redirect("learning:concepts", course_id=course.pk)
+    texts = (
+        [text] if text.strip() else concept_services.material_texts(course=course, concept=concept)
+    )
+    created = practice_services.questions_generate(concept=concept, texts=texts)
+    if created:
+        messages.success(
+            request,
+            _("%(count)d questions made from the material.") % {"count": len(created)},
+        )
+    else:
+        messages.error(request, _("No questions could be made: paste some material text first."))
+    return redirect("learning:concepts", course_id=course.pk)
+
+
+@require_POST
+@login_required
+def question_review(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    question = get_object_or_404(
+        PracticeQuestion, pk=_id(request.POST.get("question")), concept__course=course
+    )
+    approve = request.POST.get("decision") == "approve"
+    practice_services.question_review(question=question, reviewer=request.user, approve=approve)
+    messages.success(request, _("Question approved.") if approve else _("Question rejected."))
+    return redirect("learning:concepts", course_id=course.pk)
+
+
+# --- practice and review (course members) --------------------------------------------
+
+
+@require_GET
+@login_required
+def practice_page(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_member(user=request.user, course_id=course_id)
+    is_review = request.GET.get("review") == "1"
+    question = None
+    if request.GET.get("question"):
+        question = (
+            PracticeQuestion.objects.approved()
+            .filter(pk=_id(request.GET["question"]), concept__course=course)
+            .select_related("concept")
+            .first()
+        )
+        if question is None:
+            raise Http404("No such question in this course.")
+    else:
+        is_review = False
+        question = practice_services.practice_next(learner=request.user, course=course)
+    context = {
+        "course": course,
+        "question": question,
+        "is_review": is_review,
+        "due": reviews_due(learner=request.user, course=course)[:20],
+        "max_answer": practice_services.MAX_ANSWER_CHARS,
+    }
+    return render(request, "learners/practice.html", context)
+
+
+@require_POST
+@login_required
+def practice_answer(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_member(user=request.user, course_id=course_id)
+    question = get_object_or_404(
+        PracticeQuestion.objects.approved().select_related("concept__course"),
+        pk=_id(request.POST.get("question")),
+        concept__course=course,
+    )
+    is_review = request.POST.get("review") == "1"
+    context = {
+        "course": course,
+        "question": question,
+        "is_review": is_review,
+        "answer": request.POST.get("answer", "")[: practice_services.MAX_ANSWER_CHARS + 1],
+        "max_answer": practice_services.MAX_ANSWER_CHARS,
+    }
+    try:
+        result = practice_services.practice_answer(
+            learner=request.user,
+            question=question,
+            answer=request.POST.get("answer", ""),
+            is_review=is_review,
+        )
+    except ValidationError as error:
+        context["error"] = " ".join(error.messages)
+        template = "learners/practice.html#question" if request.htmx else "learners/practice.html"
+        return render(request, template, context, status=400 if not request.htmx else 200)
+    context["result"] = result
+    context["next_url"] = reverse("learning:practice", args=[course.pk])
+    if request.htmx:
+        return render(request, "learners/practice.html#question", context)
+    context["due"] = reviews_due(learner=request.user, course=course)[:20]
+    return render(request, "learners/practice.html", context)
+
+
+# --- progress ---------------------------------------------------------------------
+
+
+def _student_progress_context(*, learner, course) -> dict:
+    concept_rows = progress_concepts(learner=learner, course=course)
+    activity = progress_activity(learner=learner, course=course)
+    return {
+        "course": course,
+        "learner": learner,
+        "concept_rows": concept_rows,
+        "activity": activity,
+        "activity_total": sum(day.answers for day in activity),
+        "due": list(reviews_due(learner=learner, course=course)[:20]),
+        "upcoming": list(reviews_upcoming(learner=learner, course=course)),
+        "chart": {
+            "mastery": {
+                "labels": [row.concept.name for row in concept_rows],
+                "values": [row.estimate.percent for row in concept_rows],
+                "notes": [row.estimate.label for row in concept_rows],
+            },
+            "activity": {
+                "labels": [day.day.isoformat() for day in activity],
+                "answers": [day.answers for day in activity],
+                "correct": [day.correct for day in activity],
+            },
+        },
+    }
+
+
+@require_GET
+@login_required
+def progress_page(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_member(user=request.user, course_id=course_id)
+    context = _student_progress_context(learner=request.user, course=course)
+    context["own"] = True
+    context["is_teacher"] = user_can_teach(user=request.user, course=course)
+    return render(request, "learners/progress.html", context)
+
+
+@require_GET
+@login_required
+def progress_class_page(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    return render(
+        request,
+        "learners/progress_class.html",
+        {"course": course, "progress": progress_class(course=course)},
+    )
+
+
+@require_GET
+@login_required
+def progress_student_page(request: HttpRequest, course_id: int, student_id: int) -> HttpResponse:
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    learner = course_student(course=course, student_id=student_id)
+    if learner is None:
+        raise Http404("No such student in this course.")
+    context = _student_progress_context(learner=learner, course=course)
+    context["own"] = False
+    context["is_teacher"] = True
+    return render(request, "learners/progress.html", context)

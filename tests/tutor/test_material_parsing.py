@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.tutor.material_files import (
+    HTML,
+    MARKDOWN,
+    docx_bytes,
+    encrypted_pdf_bytes,
+    pdf_bytes,
+    zip_bomb_docx_bytes,
+)
+from tutor.chunking import document_chunk
+from tutor.parsing import ParseError, document_parse, document_text
+
+
+def kinds(document):
+    return [(b.kind, b.text.split("\n")[0][:20]) for b in document.blocks]
+
+
+def test_markdown_keeps_headings_and_the_table_whole():
+    document = document_parse(name="cells.md", data=MARKDOWN.encode())
+    assert document.kind == "markdown"
+    assert document.title == "Cell Energy"
+    assert [b.text for b in document.blocks if b.kind == "heading"] == [
+        "Cell Energy",
+        "Photosynthesis",
+        "Respiration",
+    ]
+    tables = [b for b in document.blocks if b.kind == "table"]
+    assert (
+        len(tables) == 1 and "Mitochondrion" in tables[0].text and "Chloroplast" in tables[0].text
+    )
+
+
+def test_html_drops_scripts_and_keeps_lists_and_tables():
+    document = document_parse(name="cells.html", data=HTML.encode())
+    assert document.kind == "html"
+    assert document.title == "Cell Energy"
+    assert "alert" not in document.text
+    assert ("list", "- Chlorophyll is gre") in kinds(document)
+    assert any(
+        b.kind == "table" and "Respiration | Mitochondrion" in b.text for b in document.blocks
+    )
+
+
+def test_plain_text_becomes_paragraphs_titled_by_the_file_name():
+    document = document_parse(name="notes.txt", data=b"First idea.\n\nSecond idea.")
+    assert document.kind == "text"
+    assert document.title == "notes"
+    assert [b.text for b in document.blocks] == ["First idea.", "Second idea."]
+
+
+def test_docx_headings_lists_and_tables():
+    document = document_parse(name="cells.docx", data=docx_bytes())
+    assert document.kind == "docx"
+    assert document.title == "Cell Energy"
+    headings = [(b.level, b.text) for b in document.blocks if b.kind == "heading"]
+    assert headings == [(1, "Cell Energy"), (2, "Photosynthesis")]
+    assert ("list", "- Chlorophyll absorb") in kinds(document)
+    assert any(
+        b.kind == "table" and "Respiration | Mitochondrion" in b.text for b in document.blocks
+    )
+
+
+def test_pdf_text_carries_its_page_numbers():
+    document = document_parse(
+        name="cells.pdf", data=pdf_bytes(["Chlorophyll is green.", "Mitochondria make ATP."])
+    )
+    assert document.kind == "pdf"
+    assert [(b.page, b.text) for b in document.blocks] == [
+        (1, "Chlorophyll is green."),
+        (2, "Mitochondria make ATP."),
+    ]
+    chunks = document_chunk(document.blocks)
+    assert [c.page for c in chunks] == [1, 2]
+
+
+def test_the_kind_comes_from_the_content_not_the_name():
+    document = document_parse(name="cells.txt", data=pdf_bytes(["Chlorophyll is green."]))
+    assert document.kind == "pdf"
+
+
+def test_document_text_is_the_plain_text():
+    assert "light energy" in document_text(name="cells.docx", data=docx_bytes())
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("empty.md", b"", "The file is empty"),
+        ("blank.txt", b" \n\n \n", "No text was found"),
+        ("broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog", "damaged"),
+        ("locked.pdf", encrypted_pdf_bytes(), "protected by a password"),
+        ("scan.pdf", pdf_bytes(["", ""]), "looks like a scan"),
+        ("bomb.docx", zip_bomb_docx_bytes(), "zip bomb"),
+        ("fake.docx", b"this is not a word file", "not a .docx document"),
+        ("archive.docx", b"PK\x03\x04garbage", "damaged"),
+        ("picture.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "cannot be read"),
+        ("latin1.txt", "caf\xe9 cr\xe8me".encode("latin-1"), "not UTF-8"),
+    ],
+)
+def test_bad_files_fail_with_a_reason_a_teacher_understands(name, data, reason):
+    with pytest.raises(ParseError, match=reason):
+        document_parse(name=name, data=data)
+
+
+def test_files_over_the_size_limit_are_refused(settings):
+    settings.UPLOAD_MAX_BYTES = 1024 * 1024
+    with pytest.raises(ParseError, match=r"2\.0 MB; files may be at most 1\.0 MB"):
+        document_parse(name="big.txt", data=b"word " * (400 * 1024 + 10))

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.core.files.base import ContentFile
+
+from tests.tutor.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
+from tutor.retrieval import chunks_search, fuse
+from tutor.services import material_ingest, material_upload
+
+pytestmark = pytest.mark.usefixtures("media_root")
+
+
+def ingest(course, name: str, text: str):
+    material = material_upload(course=course, file=ContentFile(text.encode(), name=name))
+    return material_ingest(material_id=material.pk)
+
+
+@pytest.fixture
+def material(course):
+    ingest(course, "cells.md", MARKDOWN)
+    return ingest(course, "volcano.md", VOLCANO)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
+def test_each_mode_finds_the_passage_that_answers(material, course, student, mode):
+    results = chunks_search(
+        course=course, user=student, query="Where is the energy in glucose released?", mode=mode
+    )
+    assert "mitochondria" in results[0].text
+    assert results[0].title == "Cell Energy"
+    assert results[0].section == "Cell Energy › Respiration"
+    assert results[0].url.endswith(f"#chunk-{results[0].chunk_id}")
+
+
+def test_search_never_crosses_courses(material, course, other_course, other_student):
+    ingest(other_course, "other.md", "# Other\n\nGlucose is a sugar in the other course.")
+    results = chunks_search(course=other_course, user=other_student, query="glucose", k=10)
+    assert results and all("other course" in r.text for r in results)
+
+
+def test_strangers_may_not_search(material, course, other_student):
+    with pytest.raises(PermissionDenied):
+        chunks_search(course=course, user=other_student, query="glucose")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "   ",
+        "the of and",  # nothing but stop words
+        "glucose & | ! ( ) <-> :* ' \" \\ ;--",
+        "DROP TABLE tutor_chunk; -- ' OR 1=1",
+        "nul\x00byte glucose",
+        "photosynthesis " * 5000,
+        "🌱 ∑ 光合作用",
+    ],
+)
+def test_odd_queries_do_not_error(material, course, student, query):
+    results = chunks_search(course=course, user=student, query=query, k=5, highlight=True)
+    assert len(results) <= 5
+
+
+def test_an_operator_query_still_matches_its_words(material, course, student):
+    results = chunks_search(
+        course=course, user=student, query="!chlorophyll & (|", k=1, mode="keyword"
+    )
+    assert "chlorophyll" in results[0].text
+
+
+def test_highlights_mark_matches_and_escape_the_text(course, student):
+    ingest(course, "xss.md", "# Safety\n\nMagma flows if 3 < 5 & 7 > 6.")
+    [result] = chunks_search(course=course, user=student, query="magma", k=1, highlight=True)
+    assert "<mark>Magma</mark>" in result.headline
+    assert "&lt; 5 &amp; 7 &gt; 6" in result.headline
+    assert "<" not in result.headline.replace("<mark>", "").replace("</mark>", "")
+
+
+def test_fusion_weighs_normalised_scores_not_ranks():
+    # Chunk 1 leads BM25 by far and is second by cosine; 2 and 3 edge it on cosine.
+    rows = [(1, 20.0, 0.70), (2, 2.0, 0.72), (3, 1.0, 0.71), (4, 0.0, 0.20)]
+    assert [chunk_id for chunk_id, _ in fuse(rows)] == [1, 2, 3, 4]

@@ -1,0 +1,125 @@
+"""Read use cases of tutoring conversations. A conversation is its learner's alone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
+
+from learners.models import Course
+from tutor.models import Conversation, Feedback, Memory, Message
+
+MEMORIES_IN_CONTEXT = 3
+
+
+def conversations_of_learner(*, user, course: Course) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(learner=user, course=course)
+
+
+def conversation_for_learner(*, user, course: Course, conversation_id: int) -> Conversation:
+    """The learner's own conversation in the course; 404 for anyone else's."""
+    return get_object_or_404(conversations_of_learner(user=user, course=course), pk=conversation_id)
+
+
+def conversation_latest(*, user, course: Course) -> Conversation | None:
+    return conversations_of_learner(user=user, course=course).first()
+
+
+def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
+    return conversation.messages.select_related("feedback").order_by("pk")
+
+
+def reply_for_learner(*, user, course: Course, message_id: int) -> Message:
+    """One of the learner's tutor replies in the course; 404 otherwise."""
+    return get_object_or_404(
+        Message.objects.select_related("conversation"),
+        pk=message_id,
+        role=Message.Role.ASSISTANT,
+        conversation__learner=user,
+        conversation__course=course,
+    )
+
+
+async def reply_for_learner_async(*, user, course_id: int, message_id: int) -> Message | None:
+    """As ``reply_for_learner`` for async views (which also check membership); None if not."""
+    return (
+        await Message.objects.filter(
+            pk=message_id,
+            role=Message.Role.ASSISTANT,
+            conversation__learner_id=user.pk,
+            conversation__course_id=course_id,
+        )
+        .only("pk", "status", "conversation_id")
+        .afirst()
+    )
+
+
+def reply_question(*, reply: Message) -> Message | None:
+    """The student's message a tutor reply answers (the user message just before it)."""
+    return (
+        Message.objects.filter(
+            conversation_id=reply.conversation_id, role=Message.Role.USER, pk__lt=reply.pk
+        )
+        .order_by("-pk")
+        .first()
+    )
+
+
+def conversation_history(*, conversation: Conversation, before_id: int) -> list[Message]:
+    """Earlier turns, oldest first, with failed and empty replies left out."""
+    return [
+        m
+        for m in conversation.messages.filter(pk__lt=before_id).order_by("pk")
+        if m.text.strip() and m.status != Message.Status.FAILED
+    ]
+
+
+def memories_of_learner(*, user, course: Course) -> QuerySet[Memory]:
+    return Memory.objects.filter(learner=user, course=course)
+
+
+def memories_for_context(
+    *, learner, course: Course, exclude_conversation_id: int | None = None
+) -> list[str]:
+    """The newest summaries of earlier sessions, newest first."""
+    rows = memories_of_learner(user=learner, course=course)
+    if exclude_conversation_id is not None:
+        rows = rows.exclude(conversation_id=exclude_conversation_id)
+    return list(rows.values_list("summary", flat=True)[:MEMORIES_IN_CONTEXT])
+
+
+def preference_records(*, course: Course | None = None) -> Iterator[dict[str, Any]]:
+    """Rated replies as preference data: the conversation up to the reply, the reply, the
+    rating and comment. Nothing that identifies the learner is included."""
+    feedback = Feedback.objects.select_related("message__conversation").order_by("pk")
+    if course is not None:
+        feedback = feedback.filter(message__conversation__course=course)
+    conversations = (
+        Conversation.objects.filter(pk__in=feedback.values("message__conversation_id"))
+        .prefetch_related(
+            Prefetch("messages", queryset=Message.objects.order_by("pk"), to_attr="ordered")
+        )
+        .in_bulk()
+    )
+    for item in feedback.iterator(chunk_size=500):
+        reply = item.message
+        earlier = [
+            m
+            for m in conversations[reply.conversation_id].ordered
+            if m.pk < reply.pk and m.text.strip() and m.status != Message.Status.FAILED
+        ]
+        yield {
+            "message_id": reply.pk,
+            "course_id": reply.conversation.course_id,
+            "prompt": [{"role": m.role, "content": m.text} for m in earlier],
+            "reply": reply.text,
+            "rating": item.rating,
+            "comment": item.comment,
+            "status": reply.status,
+            "model": reply.model,
+            "prompt_version": reply.prompt_version,
+            "citations": reply.citations,
+            "rated_at": item.updated.isoformat(),
+        }

@@ -1,0 +1,376 @@
+"""Pages of tutoring conversations (htmx) and the server-sent event stream of a reply.
+
+Every page is for members of the course (others get 404), and a conversation is its
+learner's alone. Forms work without JavaScript (post, then redirect); with htmx the same
+views answer with the named partial of ``tutor/conversation.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.contrib import messages as flash
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
+
+from learners.consent import ai_access
+from learners.models import Course
+from learners.selectors import course_for_member
+from tutor import conversations, streams
+from tutor.conversation_markdown import reply_html
+from tutor.conversation_selectors import (
+    conversation_for_learner,
+    conversation_latest,
+    conversation_messages,
+    conversations_of_learner,
+    memories_of_learner,
+    reply_for_learner,
+    reply_for_learner_async,
+)
+from tutor.models import Conversation, Message
+
+PAGE = "tutor/conversation.html"
+SIDEBAR_CONVERSATIONS = 20
+_STREAM_ID_RE = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+def _prepare(message: Message) -> Message:
+    """Attach what the message partial shows: safe HTML of a reply, or the text streamed
+    so far and where its reader should resume."""
+    if message.role == Message.Role.ASSISTANT:
+        if message.is_unfinished:
+            message.streamed_text, message.stream_after = streams.reply_stream_snapshot(
+                message_id=message.pk
+            )
+        else:
+            message.html = reply_html(text=message.text, citations=message.citations)
+    return message
+
+
+def _page(
+    request: HttpRequest,
+    course: Course,
+    conversation: Conversation | None,
+    *,
+    error: str = "",
+    draft: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    if conversation is not None:
+        conversations.replies_expire_stale(conversation=conversation)
+        rows = [_prepare(m) for m in conversation_messages(conversation=conversation)]
+    else:
+        rows = []
+    context = {
+        "course": course,
+        "conversation": conversation,
+        "messages_list": rows,
+        "conversations": conversations_of_learner(user=request.user, course=course)[
+            :SIDEBAR_CONVERSATIONS
+        ],
+        "error": error,
+        "draft": draft,
+        "message_max_chars": conversations.MESSAGE_MAX_CHARS,
+        "access": ai_access(user=request.user, course=course),
+    }
+    return render(request, PAGE, context, status=status)
+
+
+@require_GET
+@login_required
+def tutor_page(request: HttpRequest, course_id: int) -> HttpResponse:
+    """The tutor of a course: the learner's latest conversation, or an empty one to start."""
+    course = course_for_member(user=request.user, course_id=course_id)
+    return _page(request, course, conversation_latest(user=request.user, course=course))
+
+
+@require_GET
+@login_required
+def conversation_detail(request: HttpRequest, course_id: int, conversation_id: int) -> HttpResponse:
+    course = course_for_member(user=request.user, course_id=course_id)
+    conversation = conversation_for_learner(
+        user=request.user, course=course, conversation_id=conversation_id
+    )
+    return _page(request, course, conversation)
+
+
+@require_POST
+@login_required
+def conversation_new(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_member(user=request.user, course_id=course_id)
+    conversation = conversations.conversation_start(course=course, learner=request.user)
+    return redirect("conversations:detail", course_id=course.pk, conversation_id=conversation.pk)
+
+
+@require_POST
+@login_required
+def message_create(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_member(user=request.user, course_id=course_id)
+    text = request.POST.get("text", "")
+    conversation_id = request.POST.get("conversation", "")
+    conversation = None
+    if conversation_id.isdigit():
+        conversation = conversation_for_learner(
+            user=request.user, course=course, conversation_id=int(conversation_id)
+        )
+    started = conversation is None
+    try:
+        if conversation is None:
+            # Validate before creating anything, so an empty first message leaves no trace.
+            conversations.tutor_access_check(learner=request.user, course=course)
+            conversations.message_validate(text=text)
+            conversation = conversations.conversation_start(course=course, learner=request.user)
+        question, reply = conversations.message_post(
+            conversation=conversation, learner=request.user, text=text
+        )
+    except ValidationError as error:
+        message = " ".join(error.messages)
+        if request.htmx:
+            response = render(
+                request,
+                PAGE + "#composer",
+                {
+                    "course": course,
+                    "conversation": conversation,
+                    "error": message,
+                    "draft": text,
+                    "message_max_chars": conversations.MESSAGE_MAX_CHARS,
+                },
+            )
+            return reswap(retarget(response, "#composer"), "outerHTML")
+        return _page(request, course, conversation, error=message, draft=text, status=400)
+    detail = reverse(
+        "conversations:detail", kwargs={"course_id": course.pk, "conversation_id": conversation.pk}
+    )
+    if not request.htmx:
+        return redirect(detail)
+    if started:
+        return HttpResponseClientRedirect(detail)
+    return render(
+        request,
+        PAGE + "#turn",
+        {
+            "course": course,
+            "conversation": conversation,
+            "turn": [question, _prepare(reply)],
+            "message_max_chars": conversations.MESSAGE_MAX_CHARS,
+        },
+    )
+
+
+def _reply_or_404(request: HttpRequest, course_id: int, message_id: int) -> tuple[Course, Message]:
+    course = course_for_member(user=request.user, course_id=course_id)
+    return course, reply_for_learner(user=request.user, course=course, message_id=message_id)
+
+
+def _back_to(reply: Message) -> HttpResponse:
+    return redirect(
+        reverse(
+            "conversations:detail",
+            kwargs={
+                "course_id": reply.conversation.course_id,
+                "conversation_id": reply.conversation_id,
+            },
+        )
+        + f"#message-{reply.pk}"
+    )
+
+
+def _message_partial(
+    request: HttpRequest, course: Course, reply: Message, *, just_finished: bool = False
+) -> HttpResponse:
+    return render(
+        request,
+        PAGE + "#message",
+        {"course": course, "message": _prepare(reply), "just_finished": just_finished},
+    )
+
+
+@require_GET
+@login_required
+def reply_detail(request: HttpRequest, course_id: int, message_id: int) -> HttpResponse:
+    """One reply as the message partial (the page swaps it in when its stream ends)."""
+    course, reply = _reply_or_404(request, course_id, message_id)
+    if not request.htmx:
+        return _back_to(reply)
+    conversations.replies_expire_stale(conversation=reply.conversation)
+    reply.refresh_from_db()
+    # Fetched when the reply's stream ends: read it aloud if the learner asked for that.
+    return _message_partial(request, course, reply, just_finished=not reply.is_unfinished)
+
+
+@require_POST
+@login_required
+def reply_stop_view(request: HttpRequest, course_id: int, message_id: int) -> HttpResponse:
+    _course, reply = _reply_or_404(request, course_id, message_id)
+    conversations.reply_stop(reply=reply, learner=request.user)
+    if request.htmx:
+        return HttpResponse(status=204)
+    return _back_to(reply)
+
+
+@require_POST
+@login_required
+def reply_retry_view(request: HttpRequest, course_id: int, message_id: int) -> HttpResponse:
+    course, reply = _reply_or_404(request, course_id, message_id)
+    try:
+        reply = conversations.reply_retry(reply=reply, learner=request.user)
+    except ValidationError as error:
+        flash.error(request, " ".join(error.messages))
+    if request.htmx:
+        return _message_partial(request, course, reply)
+    return _back_to(reply)
+
+
+@require_POST
+@login_required
+def feedback_create(request: HttpRequest, course_id: int, message_id: int) -> HttpResponse:
+    course, reply = _reply_or_404(request, course_id, message_id)
+    rating = {"up": 1, "down": -1}.get(request.POST.get("rating", ""))
+    error = ""
+    try:
+        if rating is None:
+            raise ValidationError(_("Choose thumbs up or thumbs down."))
+        conversations.feedback_record(
+            reply=reply,
+            learner=request.user,
+            rating=rating,
+            comment=request.POST.get("comment", ""),
+        )
+    except ValidationError as exc:
+        error = " ".join(exc.messages)
+    reply = reply_for_learner(user=request.user, course=course, message_id=message_id)
+    if request.htmx:
+        return render(
+            request,
+            PAGE + "#feedback",
+            {
+                "course": course,
+                "message": reply,
+                "feedback_error": error,
+                "feedback_saved": not error,
+            },
+        )
+    if error:
+        flash.error(request, error)
+    else:
+        flash.success(request, _("Thank you for rating the reply."))
+    return _back_to(reply)
+
+
+# --- the stream of a reply (async: one connection holds no thread) ---------------------
+
+
+def _sse(event: str, data: dict, *, event_id: str | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+@sync_to_async
+def _release_connection() -> None:
+    """Close this request's database connection: a stream lasts as long as the reply, and
+    holding a connection through each would cap the open streams at max_connections."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+async def _reply_events(message_id: int, after: str) -> AsyncIterator[str]:
+    # Browsers reconnect after this many ms when the connection drops, sending the last id.
+    yield "retry: 1500\n\n"
+    async for event in streams.reply_stream_events(message_id=message_id, after=after):
+        if event is None:
+            rows = Message.objects.filter(pk=message_id).values_list("status", flat=True)
+            status = await rows.afirst()
+            await _release_connection()
+            if status is None or status in Message.FINISHED:
+                # Finished, but its stream has expired or was never written (stopped while
+                # waiting on a worker that lost it): the page fetches the stored reply.
+                yield _sse("end", {"status": status or Message.Status.FAILED})
+                return
+            yield ": waiting\n\n"
+            continue
+        if event.kind == streams.KIND_END:
+            yield _sse("end", {"status": event.status}, event_id=event.id)
+            return
+        yield _sse("token", {"text": event.text}, event_id=event.id)
+
+
+@require_GET
+async def reply_stream(request: HttpRequest, course_id: int, message_id: int) -> HttpResponse:
+    """Server-sent events of a reply being written: ``token`` events with text, then one
+    ``end`` event with the final status. Resumes after ``Last-Event-ID`` (sent by the
+    browser when it reconnects) or ``?after=`` (the page's snapshot), else from the start."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return HttpResponseForbidden()
+    if not await Course.objects.visible_to(user).filter(pk=course_id).aexists():
+        raise Http404
+    reply = await reply_for_learner_async(user=user, course_id=course_id, message_id=message_id)
+    if reply is None:
+        raise Http404
+    after = request.headers.get("Last-Event-ID") or request.GET.get("after") or streams.START
+    if not _STREAM_ID_RE.fullmatch(after):
+        after = streams.START
+    await _release_connection()
+    if reply.status in Message.FINISHED and after == streams.START:
+        events: AsyncIterator[str] = _finished_events(reply.status)
+    else:
+        events = _reply_events(reply.pk, after)
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    # Proxies such as nginx would otherwise hold the events back in a buffer.
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def _finished_events(status: str) -> AsyncIterator[str]:
+    yield _sse("end", {"status": status})
+
+
+# --- memories --------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def memories_page(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_member(user=request.user, course_id=course_id)
+    return render(
+        request,
+        "tutor/conversation_memories.html",
+        {"course": course, "memories": memories_of_learner(user=request.user, course=course)},
+    )
+
+
+@require_POST
+@login_required
+def memory_delete_view(request: HttpRequest, course_id: int, memory_id: int) -> HttpResponse:
+    course = course_for_member(user=request.user, course_id=course_id)
+    memory = get_object_or_404(memories_of_learner(user=request.user, course=course), pk=memory_id)
+    conversations.memory_delete(memory=memory, learner=request.user)
+    flash.success(request, _("The tutor has forgotten that session."))
+    return redirect("conversations:memories", course_id=course.pk)
+
+
+@require_POST
+@login_required
+def memories_delete_all_view(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_member(user=request.user, course_id=course_id)
+    conversations.memories_delete_all(course=course, learner=request.user)
+    flash.success(request, _("The tutor has forgotten all your sessions in this course."))
+    return redirect("conversations:memories", course_id=course.pk)

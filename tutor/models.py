@@ -1,0 +1,300 @@
+"""Tables of the tutor app: course material and its chunks, and tutoring conversations."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from pgvector.django import HnswIndex, VectorField
+
+# --- Course material ---
+# Uploaded files and the chunks they are split into. A chunk carries its course (copied
+# from the material) so that every search filters one column.
+
+# Text search configuration of the chunks' tsvector and of the queries run against it.
+SEARCH_CONFIG = "english"
+
+
+class MaterialQuerySet(models.QuerySet):
+    def for_course(self, course) -> MaterialQuerySet:
+        return self.filter(course=course)
+
+    def unfinished(self) -> MaterialQuerySet:
+        return self.filter(status__in=Material.UNFINISHED)
+
+
+def material_upload_to(material: Material, filename: str) -> str:
+    return f"materials/course-{material.course_id}/{filename}"
+
+
+class Material(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        PROCESSING = "processing", _("Processing")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    UNFINISHED = (Status.QUEUED, Status.PROCESSING)
+
+    course = models.ForeignKey(
+        "learners.Course", on_delete=models.CASCADE, related_name="materials"
+    )
+    title = models.CharField(_("title"), max_length=300)
+    # The name the file was uploaded with; re-importing a file of the same name replaces it.
+    original_name = models.CharField(_("file name"), max_length=255)
+    file = models.FileField(_("file"), upload_to=material_upload_to, max_length=500, blank=True)
+    size = models.PositiveBigIntegerField(_("size in bytes"), default=0)
+    # sha256 of the uploaded bytes, and of the text the chunks were made from.
+    file_hash = models.CharField(max_length=64, blank=True)
+    text_hash = models.CharField(max_length=64, blank=True)
+    kind = models.CharField(_("format"), max_length=20, blank=True)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.QUEUED
+    )
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    # Written for the teacher; the technical cause goes to the logs.
+    failure_reason = models.CharField(_("reason for failure"), max_length=500, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    # When a worker claimed it; a claim older than the task time limit is abandoned.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    ingested_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MaterialQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["title", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["queued", "processing", "ready", "failed"]),
+                name="material_status_known",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(progress__lte=100), name="material_progress_percent"
+            ),
+        ]
+        indexes = [models.Index(fields=["course", "status"])]
+        verbose_name = _("material")
+        verbose_name_plural = _("materials")
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_unfinished(self) -> bool:
+        return self.status in self.UNFINISHED
+
+
+class Chunk(models.Model):
+    material = models.ForeignKey(Material, on_delete=models.CASCADE, related_name="chunks")
+    course = models.ForeignKey("learners.Course", on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveIntegerField(_("position in the material"))
+    text = models.TextField(_("text"))
+    # Headings above the chunk, outermost first, joined with " › ".
+    section = models.CharField(_("section"), max_length=1000, blank=True)
+    page = models.PositiveIntegerField(_("page"), null=True, blank=True)
+    # sha256 of the text that was embedded (section and text): equal hashes reuse vectors.
+    text_hash = models.CharField(max_length=64)
+    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS)
+    search_vector = models.GeneratedField(
+        expression=SearchVector("text", config=SEARCH_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+    # Words in the text: the document length of BM25.
+    word_count = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["material_id", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["material", "position"], name="chunk_position_unique_in_material"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["course"]),
+            GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
+            # Cosine: the distance chunks_search orders by (CosineDistance / <=>).
+            HnswIndex(
+                fields=["embedding"],
+                name="chunk_embedding_hnsw",
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+        verbose_name = _("chunk")
+        verbose_name_plural = _("chunks")
+
+    def __str__(self) -> str:
+        return f"{self.material_id}#{self.position}"
+
+
+# --- Conversations ---
+# A learner's tutoring conversations in a course: the messages, the ratings of replies
+# and the summaries ("memories") the tutor keeps between sessions.
+
+
+class Conversation(models.Model):
+    course = models.ForeignKey(
+        "learners.Course", on_delete=models.CASCADE, related_name="conversations"
+    )
+    learner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(_("title"), max_length=200, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    # Set once the conversation's memory summary has been written.
+    summarized_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-updated", "-pk"]
+        indexes = [models.Index(fields=["learner", "course", "-updated"])]
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+
+    def __str__(self) -> str:
+        return self.title or f"Conversation {self.pk}"
+
+
+class MessageQuerySet(models.QuerySet):
+    def unfinished(self) -> MessageQuerySet:
+        return self.filter(status__in=Message.UNFINISHED)
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", _("Student")
+        ASSISTANT = "assistant", _("Tutor")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        STREAMING = "streaming", _("Writing")
+        DONE = "done", _("Done")
+        STOPPED = "stopped", _("Stopped")
+        FAILED = "failed", _("Failed")
+
+    class Mode(models.TextChoices):
+        ONLINE = "online", _("Language model")
+        OFFLINE = "offline", _("Offline (course passages)")
+
+    UNFINISHED = (Status.PENDING, Status.STREAMING)
+    FINISHED = (Status.DONE, Status.STOPPED, Status.FAILED)
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    role = models.CharField(_("role"), max_length=10, choices=Role.choices)
+    text = models.TextField(_("text"), blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.DONE
+    )
+    # What a student may be shown about a failure; the technical cause goes to the logs.
+    error = models.CharField(_("error"), max_length=300, blank=True)
+    mode = models.CharField(_("mode"), max_length=10, choices=Mode.choices, blank=True)
+    # The numbered passages the reply was given: [{"n", "chunk_id", "title", "section",
+    # "page", "url", "excerpt"}]; [n] in the text refers to the entry with that "n".
+    citations = models.JSONField(_("citations"), default=list, blank=True)
+    model = models.CharField(_("model"), max_length=200, blank=True)
+    prompt_version = models.CharField(_("prompt version"), max_length=100, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # The estimate the context builder made, next to the server's own count above.
+    context_tokens_estimate = models.PositiveIntegerField(null=True, blank=True)
+    ttft_seconds = models.FloatField(_("time to first token (s)"), null=True, blank=True)
+    usage = models.JSONField(_("usage record"), default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(role__in=["user", "assistant"]), name="message_role_known"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    status__in=["pending", "streaming", "done", "stopped", "failed"]
+                ),
+                name="message_status_known",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "created"])]
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()}: {self.text[:60]}"
+
+    @property
+    def is_unfinished(self) -> bool:
+        return self.status in self.UNFINISHED
+
+    @property
+    def is_assistant(self) -> bool:
+        return self.role == self.Role.ASSISTANT
+
+
+class Feedback(models.Model):
+    """A learner's rating of one tutor reply (+1 helpful, -1 not), with an optional comment."""
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="feedback")
+    rating = models.SmallIntegerField(
+        _("rating"), choices=[(1, _("Helpful")), (-1, _("Not helpful"))]
+    )
+    comment = models.TextField(_("comment"), blank=True, max_length=2000)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(rating__in=[1, -1]), name="feedback_rating_plus_minus_one"
+            )
+        ]
+        verbose_name = _("feedback")
+        verbose_name_plural = _("feedback")
+
+    def __str__(self) -> str:
+        return f"{self.rating:+d} on message {self.message_id}"
+
+
+class Memory(models.Model):
+    """What the tutor remembers of an earlier session, shown to and deletable by the learner."""
+
+    learner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tutor_memories"
+    )
+    course = models.ForeignKey(
+        "learners.Course", on_delete=models.CASCADE, related_name="tutor_memories"
+    )
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.SET_NULL, null=True, blank=True, related_name="memories"
+    )
+    summary = models.TextField(_("summary"))
+    model = models.CharField(_("model"), max_length=200, blank=True)
+    prompt_version = models.CharField(_("prompt version"), max_length=100, blank=True)
+    usage = models.JSONField(_("usage record"), default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        indexes = [models.Index(fields=["learner", "course", "-created"])]
+        verbose_name = _("memory")
+        verbose_name_plural = _("memories")
+
+    def __str__(self) -> str:
+        return self.summary[:60]

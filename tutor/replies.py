@@ -1,0 +1,421 @@
+"""Writing one tutor reply: online through the language model, offline from the passages.
+
+``reply_write`` runs in a worker after the task claimed the reply (status ``streaming``).
+Text goes to the reply's Redis stream as it is produced (``tutor/streams.py``) and the
+finished reply goes to the database with its citations, model, prompt version, token usage
+and time to first token. Whatever happens, the reply ends in a final status (done, stopped
+or failed) and its stream gets an end marker, so no page waits forever.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import time
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from tutor import streams
+from tutor.context import (
+    LearnerProfile,
+    Passage,
+    Turn,
+    context_build,
+    prompt_load,
+    tokens_estimate,
+    untrusted,
+)
+from tutor.conversation_selectors import (
+    conversation_history,
+    memories_for_context,
+    reply_question,
+)
+from tutor.conversations import reply_max_seconds
+from tutor.llm import LLMError, chat_json, chat_stream, llm_is_configured
+from tutor.models import Conversation, Message
+from tutor.retrieval import chunks_search
+
+logger = logging.getLogger(__name__)
+
+PASSAGES_K = 6
+OFFLINE_PASSAGES = 3
+OFFLINE_PROMPT_VERSION = "offline.v1"
+MEMORY_PROMPT = "memory_summary.v1"
+STOP_POLL_SECONDS = 0.2
+FLUSH_SECONDS = 0.05
+TOO_SLOW_MESSAGE = "The reply took too long and was cut short; try again."
+
+
+# --- passages --------------------------------------------------------------------------
+
+
+def passages_search(*, course, user, query: str, k: int = PASSAGES_K) -> list[Passage]:
+    """The course passages that best match ``query``, numbered from 1, in rank order; each
+    cites its chunk's place in the material (``chunks_search`` gives the link to it)."""
+    return [
+        Passage(
+            n=n,
+            chunk_id=result.chunk_id,
+            text=result.text,
+            title=result.title,
+            section=result.section,
+            page=result.page,
+            url=result.url,
+            score=result.score,
+        )
+        for n, result in enumerate(
+            chunks_search(course=course, user=user, query=query, k=k), start=1
+        )
+    ]
+
+
+# --- the learner -----------------------------------------------------------------------
+
+WEAK_CONCEPTS = 3
+
+
+def learner_profile(*, learner, course) -> LearnerProfile:
+    """What the tutor is told about the learner: language, level, goals, interests and the
+    concepts they find hardest; never who they are."""
+    from learners.profiles import profile_for
+    from learners.progress import progress_concepts
+
+    profile = profile_for(user=learner)
+    weakest = sorted(
+        (
+            p
+            for p in progress_concepts(learner=learner, course=course)
+            if p.estimate.band == "needs-work"
+        ),
+        key=lambda p: p.estimate.probability,
+    )
+    goals = profile.goals
+    if profile.interests:
+        goals = f"{goals}\nInterests: {profile.interests}".strip()
+    return LearnerProfile(
+        language=learner.preferred_language,
+        level=profile.get_level_display() if profile.onboarded_at else "",
+        goals=goals,
+        weak_concepts=tuple(p.concept.name for p in weakest[:WEAK_CONCEPTS]),
+    )
+
+
+# --- the reply -------------------------------------------------------------------------
+
+
+class _StopCheck:
+    """The ``should_stop`` callback: the learner pressed Stop, or the reply ran too long.
+
+    Polls Redis at most every STOP_POLL_SECONDS, since it runs after every chunk.
+    """
+
+    def __init__(self, *, message_id: int, deadline: float) -> None:
+        self.message_id = message_id
+        self.deadline = deadline
+        self.stopped = False
+        self.timed_out = False
+        self._next_poll = 0.0
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now > self.deadline:
+            self.timed_out = True
+            return True
+        if now >= self._next_poll:
+            self._next_poll = now + STOP_POLL_SECONDS
+            self.stopped = streams.reply_stop_requested(message_id=self.message_id)
+        return self.stopped
+
+
+def _finish(reply: Message, **fields: Any) -> str:
+    """Store the final state unless someone else (the stale check) finished it first;
+    then end the stream with the status the database holds."""
+    fields.setdefault("finished", timezone.now())
+    updated = Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING).update(**fields)
+    status = fields["status"] if updated else Message.objects.get(pk=reply.pk).status
+    streams.reply_stream_end(message_id=reply.pk, status=status)
+    return status
+
+
+def reply_write(*, message_id: int) -> str:
+    """Write a claimed reply (status ``streaming``) and return its final status."""
+    reply = Message.objects.select_related("conversation__course", "conversation__learner").get(
+        pk=message_id
+    )
+    conversation = reply.conversation
+    question = reply_question(reply=reply)
+    if question is None:
+        return _finish(reply, status=Message.Status.FAILED, error=_("There is no question."))
+    try:
+        passages = passages_search(
+            course=conversation.course, user=conversation.learner, query=question.text
+        )
+        if llm_is_configured():
+            return _write_online(
+                reply, conversation=conversation, question=question, passages=passages
+            )
+        return _write_offline(reply, conversation=conversation, passages=passages)
+    except Exception:
+        logger.exception("Writing reply %s failed", message_id)
+        _finish(
+            reply,
+            status=Message.Status.FAILED,
+            text=streams.reply_stream_text(message_id=message_id),
+            error=LLMError.student_message,
+        )
+        raise
+
+
+def _write_online(
+    reply: Message, *, conversation: Conversation, question: Message, passages: list[Passage]
+) -> str:
+    learner = conversation.learner
+    history = [
+        Turn(role=m.role, text=m.text)
+        for m in conversation_history(conversation=conversation, before_id=question.pk)
+    ]
+    context = context_build(
+        course_title=conversation.course.title,
+        profile=learner_profile(learner=learner, course=conversation.course),
+        question=question.text,
+        passages=passages,
+        memories=memories_for_context(
+            learner=learner, course=conversation.course, exclude_conversation_id=conversation.pk
+        ),
+        history=history,
+    )
+    if not connection.in_atomic_block:
+        # A reply streams for many seconds; holding a database connection through it would
+        # cap the replies in flight at Postgres' max_connections. _finish opens a new one.
+        connection.close()
+    stop = _StopCheck(message_id=reply.pk, deadline=time.monotonic() + reply_max_seconds())
+    stream = chat_stream(
+        messages=context.messages, prompt_version=context.prompt_version, should_stop=stop
+    )
+    common = {
+        "mode": Message.Mode.ONLINE,
+        "citations": [p.citation() for p in context.passages],
+        "prompt_version": context.prompt_version,
+        "context_tokens_estimate": context.tokens_estimate,
+    }
+    try:
+        with stream:
+            pending: list[str] = []
+            flushed_at = 0.0
+            for delta in stream:
+                pending.append(delta)
+                now = time.monotonic()
+                # Deltas that arrive within FLUSH_SECONDS of the last write go together: the
+                # eye cannot tell, and Redis and the page get fewer, larger events.
+                if now - flushed_at >= FLUSH_SECONDS:
+                    streams.reply_stream_append(message_id=reply.pk, text="".join(pending))
+                    pending.clear()
+                    flushed_at = now
+            if pending:
+                streams.reply_stream_append(message_id=reply.pk, text="".join(pending))
+    except LLMError as error:
+        logger.warning("Reply %s failed: %s", reply.pk, error.detail)
+        return _finish(
+            reply,
+            status=Message.Status.FAILED,
+            text=error.partial_text,
+            error=str(error)[:300],
+            **common,
+            **_usage_fields(error.usage),
+        )
+    if stop.timed_out:
+        status, error_text = Message.Status.FAILED, TOO_SLOW_MESSAGE
+    elif stop.stopped:
+        status, error_text = Message.Status.STOPPED, ""
+    else:
+        status, error_text = Message.Status.DONE, ""
+    return _finish(
+        reply,
+        status=status,
+        text=stream.text,
+        error=error_text,
+        **common,
+        **_usage_fields(stream.usage),
+    )
+
+
+def _usage_fields(usage: Any) -> dict[str, Any]:
+    if usage is None:
+        return {}
+    return {
+        "model": usage.model,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "ttft_seconds": usage.time_to_first_token_s,
+        "usage": usage.as_dict(),
+    }
+
+
+# --- offline ---------------------------------------------------------------------------
+
+_DEFINITION_RE = re.compile(
+    r"^(?:(?P<article>The|An?)\s+)?(?P<term>[^\W\d][\w\s()'-]{1,60}?)\s+"
+    r"(?P<verb>is|are|means|refers to)\s+(?P<rest>.{8,})$",
+    re.IGNORECASE,
+)
+_PASSIVE_RE = re.compile(r"(?:\w+ed|made|found|known|given|taken|seen|done|built)\b", re.I)
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
+_WORD_RE = re.compile(r"[^\W\d_]{7,}")
+
+
+def check_question(passage: Passage) -> str:
+    """A question that checks understanding of a passage, made from its own words."""
+    text = " ".join(passage.text.split())
+    sentences = [s for s in _SENTENCE_RE.split(text) if len(s) > 20]
+    for sentence in sentences:
+        match = _DEFINITION_RE.match(sentence)
+        if (
+            match
+            and len(match.group("term").split()) <= 5
+            # "X is used to ..." describes what happens to X; it does not define it.
+            and not _PASSIVE_RE.match(match.group("rest"))
+        ):
+            term = match.group("term")
+            if match.group("article"):
+                term = f"{match.group('article').lower()} {term}"
+            verb = match.group("verb").lower()
+            if verb in ("means", "refers to"):
+                return _(
+                    "In your own words, what does %(term)s mean? Check your answer against [%(n)d]."
+                ) % {
+                    "term": term,
+                    "n": passage.n,
+                }
+            return _(
+                "In your own words, what %(verb)s %(term)s? Check your answer against [%(n)d]."
+            ) % {
+                "verb": verb,
+                "term": term,
+                "n": passage.n,
+            }
+    for sentence in sentences:
+        words = sorted(set(_WORD_RE.findall(sentence)), key=len, reverse=True)
+        if words and len(sentence) < 300:
+            blank = re.sub(rf"\b{re.escape(words[0])}\b", "_____", sentence, count=1)
+            return _("Fill in the blank without looking: “%(sentence)s” Then check [%(n)d].") % {
+                "sentence": blank,
+                "n": passage.n,
+            }
+    return _("Which idea in [%(n)d] could you explain to a classmate, and how?") % {"n": passage.n}
+
+
+def _quote(text: str, limit: int = 600) -> str:
+    """The passage as a Markdown quote, line by line (tables and lists stay intact), cut
+    at a line or word boundary after about ``limit`` characters."""
+    lines: list[str] = []
+    used = 0
+    for line in text.strip().splitlines():
+        if used + len(line) > limit:
+            if not lines:
+                lines.append(line[:limit].rsplit(" ", 1)[0] + " …")
+            else:
+                lines.append("…")
+            break
+        lines.append(line)
+        used += len(line)
+    return "\n".join(f"> {line}".rstrip() for line in lines)
+
+
+def offline_reply_text(*, passages: list[Passage]) -> str:
+    """The offline reply: the best passages, cited, and a check question from them."""
+    if not passages:
+        return _(
+            "The tutor is offline (no language model is configured), and the course material "
+            "does not seem to cover this. Try other words, or ask your teacher."
+        )
+    parts = [
+        _(
+            "The tutor is offline (no language model is configured), so here are the passages "
+            "of the course material that match your message best."
+        )
+    ]
+    for passage in passages[:OFFLINE_PASSAGES]:
+        parts.append(f"**{passage.source}** [{passage.n}]\n\n{_quote(passage.text)}")
+    question = check_question(passages[0])
+    parts.append(_("**Check your understanding:** %(question)s") % {"question": question})
+    return "\n\n".join(parts)
+
+
+def _write_offline(reply: Message, *, conversation: Conversation, passages: list[Passage]) -> str:
+    with translation.override(conversation.learner.preferred_language):
+        text = offline_reply_text(passages=passages)
+    streams.reply_stream_append(message_id=reply.pk, text=text)
+    return _finish(
+        reply,
+        status=Message.Status.DONE,
+        text=text,
+        mode=Message.Mode.OFFLINE,
+        citations=[p.citation() for p in passages[:OFFLINE_PASSAGES]],
+        prompt_version=OFFLINE_PROMPT_VERSION,
+    )
+
+
+# --- memory ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    text: str
+    model: str = ""
+    prompt_version: str = ""
+    usage: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+MEMORY_SCHEMA = {
+    "type": "object",
+    "properties": {"summary": {"type": "string", "maxLength": 800}},
+    "required": ["summary"],
+    "additionalProperties": False,
+}
+MEMORY_INPUT_TOKENS = 3000
+
+
+def conversation_summarize(*, conversation: Conversation) -> Summary | None:
+    """A short summary of a session for later ones; None when there is nothing to keep."""
+    turns = [
+        m
+        for m in conversation.messages.order_by("pk")
+        if m.text.strip() and m.status != Message.Status.FAILED
+    ]
+    questions = [m.text for m in turns if m.role == Message.Role.USER]
+    if not questions:
+        return None
+    if not llm_is_configured():
+        # No model to summarise with: remember what was asked, in the learner's words.
+        shown = [" ".join(q.split())[:120] for q in questions[-5:]]
+        return Summary(text="Asked about: " + "; ".join(shown), prompt_version="memory_offline.v1")
+    lines: list[str] = []
+    budget = MEMORY_INPUT_TOKENS
+    for message in reversed(turns):
+        line = f"{message.role}: {untrusted(message.text)}"
+        budget -= tokens_estimate(line)
+        if budget < 0:
+            break
+        lines.append(line)
+    prompt = prompt_load(MEMORY_PROMPT)
+    transcript = "\n\n".join(reversed(lines))
+    data, usage = chat_json(
+        messages=[
+            {"role": "system", "content": prompt.text},
+            {"role": "user", "content": f"<conversation>\n{transcript}\n</conversation>"},
+        ],
+        schema=MEMORY_SCHEMA,
+        schema_name="memory_summary",
+        prompt_version=prompt.version,
+        max_tokens=300,
+    )
+    return Summary(
+        text=data["summary"].strip(),
+        model=usage.model,
+        prompt_version=prompt.version,
+        usage=usage.as_dict(),
+    )

@@ -1,0 +1,56 @@
+"""Shapes of the course-material API."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from tutor.models import Material
+from tutor.retrieval import K_MAX, MODES
+
+
+class SearchQuerySerializer(serializers.Serializer):
+    # No length limit here: the selector reads only the first QUERY_MAX_CHARS characters.
+    q = serializers.CharField(allow_blank=True, required=False, default="", trim_whitespace=True)
+    k = serializers.IntegerField(min_value=1, max_value=K_MAX, required=False, default=5)
+    mode = serializers.ChoiceField(choices=MODES, required=False, default="hybrid")
+
+
+class SearchResultSerializer(serializers.Serializer):
+    chunk_id = serializers.IntegerField()
+    material_id = serializers.IntegerField()
+    title = serializers.CharField()
+    section = serializers.CharField(allow_blank=True)
+    page = serializers.IntegerField(allow_null=True)
+    position = serializers.IntegerField()
+    text = serializers.CharField()
+    score = serializers.FloatField()
+    url = serializers.CharField(help_text="The passage in its material's page.")
+    headline = serializers.CharField(
+        help_text="An excerpt as HTML: the text escaped, matched words in <mark>."
+    )
+
+
+class MaterialSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Material
+        fields = [
+            "id",
+            "title",
+            "original_name",
+            "kind",
+            "size",
+            "status",
+            "progress",
+            "failure_reason",
+            "created",
+            "ingested_at",
+        ]
+        read_only_fields = fields
+
+
+class MaterialUploadSerializer(serializers.Serializer):
+    files = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True, use_url=False),
+        allow_empty=False,
+        help_text="One or more files: PDF, Word (.docx), Markdown, HTML or plain text.",
+    )

@@ -1,0 +1,314 @@
+"""Write use cases of course material: upload, ingestion (parse, chunk, embed), removal."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from tutor import chunking, parsing
+from tutor.models import Chunk, Material
+
+logger = logging.getLogger(__name__)
+
+EMBED_BATCH = 64
+# Share of the progress bar for parsing; embedding fills the rest up to 99.
+PARSED_PERCENT = 10
+GENERIC_FAILURE = _(
+    "Something went wrong while reading this file. Try uploading it again; if it fails "
+    "again, ask a site administrator to look at the logs."
+)
+
+
+class IngestInterrupted(Exception):
+    """The database went away mid-way; the material is queued again for a retry."""
+
+
+def _sha256(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def _stem(name: str) -> str:
+    return Path(name).stem or name
+
+
+def _file_hash(file: File) -> str:
+    digest = hashlib.sha256()
+    file.seek(0)
+    for block in file.chunks():
+        digest.update(block)
+    file.seek(0)
+    return digest.hexdigest()
+
+
+def _enqueue(material: Material) -> None:
+    from tutor.tasks import material_ingest_task
+
+    material_ingest_task.delay_on_commit(material.pk)
+
+
+@transaction.atomic
+def material_upload(
+    *,
+    course,
+    file: File,
+    uploaded_by=None,
+    title: str = "",
+    replace: bool = False,
+    enqueue: bool = True,
+) -> Material:
+    """Store an uploaded file as course material and queue its ingestion.
+
+    With ``replace``, a material of the course with the same file name is updated instead
+    of a new one made; when its bytes are unchanged and it is ready, nothing happens. A
+    file that is empty or over ``UPLOAD_MAX_BYTES`` is recorded as failed without being
+    stored.
+    """
+    name = Path(file.name or "upload").name[:255]
+    material = None
+    if replace:
+        material = Material.objects.select_for_update().filter(course=course, original_name=name)
+        material = material.order_by("pk").first()
+    if material is None:
+        material = Material(course=course, original_name=name)
+    material.title = (title or material.title or _stem(name))[:300]
+    material.uploaded_by = uploaded_by or material.uploaded_by
+    material.size = file.size or 0
+    try:
+        parsing.size_check(size=material.size)
+    except parsing.ParseError as error:
+        if material.file:
+            material.file.delete(save=False)
+        material.file_hash = material.text_hash = ""
+        material.status, material.progress = Material.Status.FAILED, 0
+        material.failure_reason = str(error)
+        material.save()
+        Chunk.objects.filter(material=material).delete()
+        return material
+    file_hash = _file_hash(file)
+    if (
+        material.pk
+        and material.file_hash == file_hash
+        and material.status in (Material.Status.READY, *Material.UNFINISHED)
+    ):
+        material.save(update_fields=["title", "uploaded_by", "updated"])
+        return material
+    if material.file:
+        material.file.delete(save=False)
+    material.file.save(name, file, save=False)
+    material.file_hash = file_hash
+    material.status, material.progress, material.failure_reason = Material.Status.QUEUED, 0, ""
+    material.claimed_at = None
+    material.save()
+    if enqueue:
+        _enqueue(material)
+    return material
+
+
+def material_reingest(*, material: Material) -> Material:
+    """Queue a material for ingestion again (after a failure, or a new embedding model)."""
+    if not material.file:
+        return material
+    updated = (
+        Material.objects.filter(pk=material.pk)
+        .exclude(status__in=Material.UNFINISHED)
+        .update(status=Material.Status.QUEUED, progress=0, failure_reason="", claimed_at=None)
+    )
+    material.refresh_from_db()
+    if updated:
+        transaction.on_commit(lambda: _enqueue(material))
+    return material
+
+
+def material_delete(*, material: Material) -> None:
+    if material.file:
+        material.file.delete(save=False)
+    material.delete()
+
+
+def material_import_path(
+    *, course, path: Path, uploaded_by=None, enqueue: bool = True
+) -> list[Material]:
+    """Upload a file, or every file under a folder (hidden ones skipped), as material;
+    files imported before under the same name are replaced."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+    else:
+        files = [path]
+    materials = []
+    for file_path in files:
+        with file_path.open("rb") as handle:
+            materials.append(
+                material_upload(
+                    course=course,
+                    file=File(handle, name=file_path.name),
+                    uploaded_by=uploaded_by,
+                    replace=True,
+                    enqueue=enqueue,
+                )
+            )
+    return materials
+
+
+# --- ingestion ------------------------------------------------------------------------------
+
+
+def _embedded_text(*, title: str, draft: chunking.ChunkDraft) -> str:
+    """What the embedder sees: the title and section path above the chunk's text, so a
+    passage that never names its subject still lands near questions about it."""
+    context: list[str] = []
+    for part in (title, *draft.section_path):
+        if part and (not context or context[-1] != part):
+            context.append(part)
+    return chunking.SECTION_SEPARATOR.join(context) + "\n\n" + draft.text
+
+
+def _progress(material: Material, percent: int) -> None:
+    Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
+        progress=min(99, percent)
+    )
+
+
+def _fail(material: Material, reason: str) -> None:
+    with transaction.atomic():
+        Chunk.objects.filter(material=material).delete()
+        Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
+            status=Material.Status.FAILED, progress=0, failure_reason=reason[:500], text_hash=""
+        )
+
+
+def _claim(material_id: int) -> Material | None:
+    """Take the material for this worker; None when it is not queued (another worker has
+    it, or it is done). A claim older than the task time limit was abandoned by a worker
+    that died, and is taken over."""
+    now = timezone.now()
+    abandoned = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    claimed = (
+        Material.objects.filter(pk=material_id)
+        .filter(
+            Q(status=Material.Status.QUEUED)
+            | Q(status=Material.Status.PROCESSING, claimed_at__lt=abandoned)
+        )
+        .update(status=Material.Status.PROCESSING, progress=0, failure_reason="", claimed_at=now)
+    )
+    return Material.objects.filter(pk=material_id).first() if claimed else None
+
+
+def _vectors(
+    texts: list[str], hashes: list[str], known: dict, on_progress: Callable[[float], None]
+) -> list:
+    """One vector per text: reused where a chunk with the same text hash has one, the
+    rest embedded in batches."""
+    from tutor.embedding import embed_texts
+
+    missing = list(dict.fromkeys(h for h in hashes if h not in known))
+    text_of = dict(zip(hashes, texts, strict=True))
+    for start in range(0, len(missing), EMBED_BATCH):
+        batch = missing[start : start + EMBED_BATCH]
+        for text_hash, vector in zip(batch, embed_texts([text_of[h] for h in batch]), strict=True):
+            known[text_hash] = vector
+        on_progress((start + len(batch)) / len(missing))
+    return [known[h] for h in hashes]
+
+
+def material_ingest(*, material_id: int) -> Material | None:
+    """Parse, chunk and embed a queued material and replace its chunks in one transaction.
+
+    Returns the material, or None when it was not queued. Unchanged text re-embeds
+    nothing; a changed chunk whose text another chunk of the material had keeps that
+    vector. Any failure leaves the material failed with a reason and no chunks.
+    """
+    material = _claim(material_id)
+    if material is None:
+        return None
+    try:
+        with material.file.open("rb") as handle:
+            data = handle.read()
+        document = parsing.document_parse(name=material.original_name, data=data)
+        if material.title == _stem(material.original_name) and document.title:
+            material.title = document.title
+        drafts = chunking.document_chunk(document.blocks)
+        texts = [_embedded_text(title=material.title, draft=d) for d in drafts]
+        hashes = [_sha256(text) for text in texts]
+        text_hash = _sha256("\x1e".join(hashes))
+        _progress(material, PARSED_PERCENT)
+        unchanged = text_hash == material.text_hash and Chunk.objects.filter(
+            material=material
+        ).count() == len(drafts)
+        if not unchanged:
+            known = dict(
+                Chunk.objects.filter(material=material, text_hash__in=hashes).values_list(
+                    "text_hash", "embedding"
+                )
+            )
+            vectors = _vectors(
+                texts,
+                hashes,
+                known,
+                lambda done: _progress(
+                    material, PARSED_PERCENT + int(done * (99 - PARSED_PERCENT))
+                ),
+            )
+        with transaction.atomic():
+            # Still ours? A re-upload may have queued the material again meanwhile.
+            current = Material.objects.select_for_update().get(pk=material.pk)
+            if current.claimed_at != material.claimed_at:
+                return current
+            if not unchanged:
+                Chunk.objects.filter(material=material).delete()
+                Chunk.objects.bulk_create(
+                    Chunk(
+                        material=material,
+                        course_id=material.course_id,
+                        position=draft.position,
+                        text=draft.text,
+                        section=draft.section[:1000],
+                        page=draft.page,
+                        text_hash=text_hash_,
+                        embedding=vector,
+                        word_count=draft.word_count,
+                    )
+                    for draft, text_hash_, vector in zip(drafts, hashes, vectors, strict=True)
+                )
+            Material.objects.filter(pk=material.pk).update(
+                title=material.title,
+                kind=document.kind,
+                text_hash=text_hash,
+                status=Material.Status.READY,
+                progress=100,
+                failure_reason="",
+                ingested_at=timezone.now(),
+                updated=timezone.now(),
+            )
+    except parsing.ParseError as error:
+        logger.info("material %s refused: %s", material.pk, error)
+        _fail(material, str(error))
+    except (OperationalError, InterfaceError) as error:
+        logger.warning("material %s interrupted by the database: %r", material.pk, error)
+        # If even this fails, the retry finds the claim abandoned after the time limit.
+        with contextlib.suppress(DatabaseError):
+            Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
+                status=Material.Status.QUEUED, progress=0, claimed_at=None
+            )
+        raise IngestInterrupted(str(error)) from error
+    except Exception:
+        logger.exception("material %s could not be ingested", material.pk)
+        _fail(material, str(GENERIC_FAILURE))
+    return Material.objects.get(pk=material.pk)

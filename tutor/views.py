@@ -1,0 +1,108 @@
+"""Pages of course material: the teacher's material page (upload with live progress),
+a material's passages (where citations and search results link), and search."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from learners.selectors import course_for_member, course_for_teacher, user_can_teach
+from tutor.models import Material
+from tutor.retrieval import chunks_search
+from tutor.services import material_delete, material_reingest, material_upload
+
+SEARCH_K = 10
+
+
+def _materials_context(course) -> dict:
+    materials = list(Material.objects.for_course(course).order_by("-created", "-pk"))
+    return {
+        "course": course,
+        "materials": materials,
+        "polling": any(m.is_unfinished for m in materials),
+        "upload_limit_mb": settings.UPLOAD_MAX_BYTES // (1024 * 1024),
+    }
+
+
+@require_GET
+@login_required
+def materials_page(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    template = "tutor/materials.html"
+    if request.htmx:
+        template += "#material-list"
+    return render(request, template, _materials_context(course))
+
+
+@require_POST
+@login_required
+def material_upload_view(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    files = request.FILES.getlist("files")
+    for file in files:
+        material_upload(course=course, file=file, uploaded_by=request.user)
+    if not files:
+        messages.error(request, _("Choose one or more files to upload."))
+    if request.htmx:
+        return render(request, "tutor/materials.html#material-list", _materials_context(course))
+    return redirect("tutor:materials", course_id=course.pk)
+
+
+@require_POST
+@login_required
+def material_delete_view(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    material_delete(material=get_object_or_404(Material.objects.for_course(course), pk=material_id))
+    if request.htmx:
+        return render(request, "tutor/materials.html#material-list", _materials_context(course))
+    return redirect("tutor:materials", course_id=course.pk)
+
+
+@require_POST
+@login_required
+def material_reingest_view(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    material_reingest(
+        material=get_object_or_404(Material.objects.for_course(course), pk=material_id)
+    )
+    if request.htmx:
+        return render(request, "tutor/materials.html#material-list", _materials_context(course))
+    return redirect("tutor:materials", course_id=course.pk)
+
+
+@require_GET
+@login_required
+def material_detail(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
+    """A material's passages in order, each with an anchor (``#chunk-<id>``)."""
+    course = course_for_member(user=request.user, course_id=course_id)
+    material = get_object_or_404(Material.objects.for_course(course), pk=material_id)
+    chunks = material.chunks.only("id", "position", "section", "page", "text", "material_id")
+    return render(
+        request,
+        "tutor/material_detail.html",
+        {
+            "course": course,
+            "material": material,
+            "chunks": chunks,
+            "is_teacher": user_can_teach(user=request.user, course=course),
+        },
+    )
+
+
+@require_GET
+@login_required
+def search_page(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = course_for_member(user=request.user, course_id=course_id)
+    query = request.GET.get("q", "")
+    results = chunks_search(
+        course=course, user=request.user, query=query, k=SEARCH_K, highlight=True
+    )
+    template = "tutor/search.html"
+    if request.htmx:
+        template += "#results"
+    return render(request, template, {"course": course, "query": query, "results": results})
