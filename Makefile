@@ -46,6 +46,7 @@ worker: install
 	@trap 'kill 0' EXIT; \
 	$(CELERY) worker -Q llm -P threads -c 32 -n llm@%h -l info & \
 	$(CELERY) worker -Q cpu -P prefork -c $(NPROC) -n cpu@%h -l info & \
+	$(CELERY) beat -s var/celerybeat-schedule -l info & \
 	wait
 
 web: install
@@ -56,6 +57,7 @@ dev: demo
 	@trap 'kill 0' EXIT; \
 	$(CELERY) worker -Q llm -P threads -c 32 -n llm@%h -l warning & \
 	$(CELERY) worker -Q cpu -P prefork -c $(NPROC) -n cpu@%h -l warning & \
+	$(CELERY) beat -s var/celerybeat-schedule -l warning & \
 	$(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT) & \
 	sleep 4; $(PY) manage.py load_demo | tail -n +2; \
 	wait
