@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from config.health import healthz
 from config.metrics import metrics_view
+from config.usage_views import course_usage
 from learners.views import ThrottledLoginView
 
 urlpatterns = [
@@ -16,6 +17,7 @@ urlpatterns = [
     path("", include("grading.urls")),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
+    path("staff/usage/courses/<int:course_id>/", course_usage, name="course-usage"),
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from learners.audit import audit_record
@@ -42,10 +44,16 @@ class UserAdmin(DjangoUserAdmin):
 
 @admin.register(Course)
 class CourseAdmin(admin.ModelAdmin):
-    list_display = ("title", "slug", "created_at")
+    list_display = ("title", "slug", "created_at", "usage_link")
     search_fields = ("title", "slug")
     prepopulated_fields = {"slug": ("title",)}
     inlines = [MembershipInline]
+
+    @admin.display(description=_("LLM usage"))
+    def usage_link(self, obj: Course) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', reverse("course-usage", args=[obj.pk]), _("Usage and cost")
+        )
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not Membership:
