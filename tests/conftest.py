@@ -4,8 +4,10 @@ usual cast of a course, a real Celery worker and a real browser."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -124,6 +126,25 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"the shared evaluation data is not at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# --- A real LLM server (tests marked gpu) -------------------------------------------------
+
+
+@pytest.fixture
+def real_llm(settings):
+    """The LLM server named by the LLM_BASE_URL environment variable (test settings clear
+    the setting itself, so every other test stays offline or on the loopback server)."""
+    base_url = os.environ.get("LLM_BASE_URL", "")
+    if not base_url:
+        pytest.skip("LLM_BASE_URL is not set; no real LLM server to test against")
+    settings.LLM_BASE_URL = base_url
+    if os.environ.get("LLM_MODEL"):
+        settings.LLM_MODEL = os.environ["LLM_MODEL"]
+    else:
+        with urllib.request.urlopen(f"{base_url.rstrip('/')}/models", timeout=10) as response:
+            settings.LLM_MODEL = json.load(response)["data"][0]["id"]
+    settings.LLM_TIMEOUT_SECONDS = 120.0
 
 
 # --- A real Celery worker -----------------------------------------------------------------

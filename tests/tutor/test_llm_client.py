@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import threading
 import time
-import urllib.request
 
 import pytest
 
@@ -447,22 +445,6 @@ def test_the_client_is_rebuilt_when_settings_change(llm_server, settings):
 
 
 # --- against a real server (vLLM) ------------------------------------------------------
-
-
-@pytest.fixture
-def real_llm(settings):
-    """The LLM server named by the LLM_BASE_URL environment variable (test settings clear
-    the setting itself, so every other test stays offline or on the loopback server)."""
-    base_url = os.environ.get("LLM_BASE_URL", "")
-    if not base_url:
-        pytest.skip("LLM_BASE_URL is not set; no real LLM server to test against")
-    settings.LLM_BASE_URL = base_url
-    if os.environ.get("LLM_MODEL"):
-        settings.LLM_MODEL = os.environ["LLM_MODEL"]
-    else:
-        with urllib.request.urlopen(f"{base_url.rstrip('/')}/models", timeout=10) as response:
-            settings.LLM_MODEL = json.load(response)["data"][0]["id"]
-    settings.LLM_TIMEOUT_SECONDS = 120.0
 
 
 @pytest.mark.gpu
