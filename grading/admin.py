@@ -6,7 +6,7 @@ from grading.models import Assignment, CriterionScore, RubricCriterion, Submissi
 class RubricCriterionInline(admin.TabularInline):
     model = RubricCriterion
     extra = 1
-    fields = ["position", "name", "min_score", "max_score", "step", "level_descriptors"]
+    fields = ["position", "name", "min_score", "max_score", "step", "level_descriptors", "concept"]
 
 
 @admin.register(Assignment)

@@ -84,6 +84,15 @@ class RubricCriterion(models.Model):
     step = models.DecimalField(_("step"), max_digits=6, decimal_places=2, default=Decimal("1"))
     # {"<score>": "what work at this level looks like"}, shown to teachers and the grader.
     level_descriptors = models.JSONField(_("level descriptors"), default=dict, blank=True)
+    # A released score on a tagged criterion is evidence for the learner model.
+    concept = models.ForeignKey(
+        "learners.Concept",
+        verbose_name=_("concept"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="rubric_criteria",
+    )
 
     class Meta:
         ordering = ["assignment", "position", "pk"]

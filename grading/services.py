@@ -41,7 +41,8 @@ from grading.models import (
     rubric_version_of,
 )
 from learners.audit import audit_record
-from learners.models import AuditEvent
+from learners.evidence import mastery_evidence_record
+from learners.models import AuditEvent, MasteryEvidence
 
 ESSAY_MAX_WORDS = 60_000
 COMMENT_MAX_CHARS = 4000
@@ -814,6 +815,8 @@ def review_release(*, review: Review, actor, acknowledge_flag: bool = False) -> 
         resolved = RegradeRequest.objects.filter(
             submission=review.submission, status=RegradeRequest.Status.OPEN
         ).update(status=RegradeRequest.Status.RESOLVED, resolved_at=timezone.now())
+        if not before:
+            _mastery_evidence_from_release(review=review)
         audit_record(
             action=AuditEvent.Action.GRADE_CHANGED,
             actor=actor,
@@ -830,6 +833,24 @@ def review_release(*, review: Review, actor, acknowledge_flag: bool = False) -> 
             },
         )
     return review
+
+
+def _mastery_evidence_from_release(*, review: Review) -> None:
+    """Each released criterion tagged with a concept counts as one answer on it for the
+    learner model: correct when the score reaches the middle of the criterion's range.
+    Only the first release counts, so a regrade does not count the same essay twice."""
+    submission = review.submission
+    scores = {s.criterion_id: s.score for s in submission.scores.all()}
+    for criterion in submission.assignment.criteria.select_related("concept"):
+        if criterion.concept is None or criterion.pk not in scores:
+            continue
+        middle = (criterion.min_score + criterion.max_score) / 2
+        mastery_evidence_record(
+            learner=submission.learner,
+            concept=criterion.concept,
+            correct=scores[criterion.pk] >= middle,
+            source=MasteryEvidence.Source.GRADING,
+        )
 
 
 def reviews_release_all(*, assignment: Assignment, actor) -> int:

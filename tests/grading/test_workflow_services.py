@@ -510,3 +510,33 @@ def test_offline_with_a_trained_scorer_only_the_scorer_proposes(student, assignm
     )
     submission = submit(student)
     assert list(submission.proposals.values_list("source", flat=True)) == ["scorer"]
+
+
+def test_a_released_criterion_tagged_with_a_concept_is_evidence_for_the_learner_model(
+    proposed, teacher, student
+):
+    from learners.models import Concept, ConceptMastery, MasteryEvidence
+
+    assignment = proposed.assignment
+    photosynthesis = Concept.objects.create(course=assignment.course, name="Photosynthesis")
+    spelling = Concept.objects.create(course=assignment.course, name="Spelling")
+    assignment.criteria.filter(name="Argument").update(concept=photosynthesis)  # 3 of 0–4
+    assignment.criteria.filter(name="Conventions").update(concept=spelling)  # 1.5 of 0–2
+    _confirm(proposed, teacher)
+    review = services.review_release(review=Review.objects.get(submission=proposed), actor=teacher)
+
+    evidence = MasteryEvidence.objects.filter(learner=student, source="grading")
+    assert sorted(evidence.values_list("concept__name", "correct")) == [
+        ("Photosynthesis", True),
+        ("Spelling", True),
+    ]
+    assert ConceptMastery.objects.filter(learner=student, concept=photosynthesis).exists()
+
+    # A regrade and a second release do not count the same essay twice.
+    services.regrade_request(submission=proposed, learner=student, comment="Please re-read.")
+    argument = assignment.criteria.get(name="Argument")
+    services.criterion_score_set(
+        submission=proposed, criterion=argument, score=1, reason="Regrade.", actor=teacher
+    )
+    services.review_release(review=Review.objects.get(pk=review.pk), actor=teacher)
+    assert evidence.count() == 2
