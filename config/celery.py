@@ -16,5 +16,5 @@ app = Celery("tutoring")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("llm"), Queue("cpu"))
 app.autodiscover_tasks()
-# Tutoring turns have a module of their own next to the material tasks in tutor/tasks.py.
-app.conf.include = ["tutor.conversation_tasks"]
+# Modules of tasks beside each app's tasks.py: tutoring turns, privacy retention.
+app.conf.include = ["tutor.conversation_tasks", "learners.privacy_tasks"]

@@ -1,11 +1,14 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from learners.audit import audit_record
 from learners.models import AIConsent, AuditEvent, Course, Membership, User
+from learners.privacy import privacy_erase, privacy_export
+from learners.privacy_views import privacy_export_response
 
 
 def _audit_role_change(request, membership: Membership, *, before: str | None, after: str | None):
@@ -40,6 +43,40 @@ class UserAdmin(DjangoUserAdmin):
         (_("Profile"), {"fields": ("display_name", "preferred_language")}),
     )
     list_display = ("username", "email", "display_name", "is_staff", "is_active")
+    actions = ["export_personal_data", "erase_personal_data"]
+
+    @admin.action(description=_("Export the selected user's personal data (zip)"))
+    def export_personal_data(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, _("Select exactly one user to export."), messages.ERROR)
+            return None
+        data = privacy_export(user=queryset.get(), actor=request.user)
+        return privacy_export_response(data=data)
+
+    @admin.action(description=_("Erase the selected users and their personal data"))
+    def erase_personal_data(self, request, queryset):
+        # Staff accounts are erased by a superuser through the shell, never by a colleague's
+        # click; a confirmation page stands between the action and the erasure.
+        targets = list(queryset.filter(is_staff=False, is_superuser=False))
+        if len(targets) != queryset.count():
+            self.message_user(request, _("Staff accounts cannot be erased here."), messages.ERROR)
+            return None
+        if request.POST.get("confirm") != "erase":
+            return TemplateResponse(
+                request,
+                "admin/learners/user/privacy_erase_confirm.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": _("Erase users and their data"),
+                    "targets": targets,
+                    "action": "erase_personal_data",
+                    "opts": self.model._meta,
+                },
+            )
+        for user in targets:
+            privacy_erase(user=user, actor=request.user)
+        self.message_user(request, _("Erased %(n)d users.") % {"n": len(targets)})
+        return None
 
 
 @admin.register(Course)

@@ -46,6 +46,10 @@ MATRIX: dict[str, Rule] = {
     "": Rule({"GET": SIGNED_IN}),
     "courses/<int:course_id>/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
     "consent/": Rule({"GET": SIGNED_IN, "POST": NOBODY}),  # POST redirects after saving
+    "privacy/": Rule({"GET": SIGNED_IN}),
+    "privacy/export/": Rule({"POST": SIGNED_IN}),  # the zip of one's own data
+    # Without the typed username the erasure is refused with a redirect.
+    "privacy/erase/": Rule({"POST": NOBODY}),
     "healthz": Rule({"GET": NOBODY}),  # 200 or 503 for everyone: checked separately
     # Prometheus scrapes it; the proxy hides it from the public, METRICS_TOKEN guards it.
     "metrics": Rule({"GET": EVERYONE}),

@@ -1,0 +1,239 @@
+"""Where each person's data lives, how it is exported, and how it is erased.
+
+``REGISTRY`` names every model that holds personal data; ``tests/trust`` fails when a model
+with a foreign key to the user is missing from it. ``privacy_export`` and ``privacy_erase``
+are driven by it, so a new table is exported and erased once it is registered.
+
+Released grades belong to the school's records: on erasure they move to a placeholder
+account made for that one erasure (inactive, no password, no name), their essay text is
+emptied and the AI proposals and regrade requests around them are deleted. A placeholder
+rather than a nullable foreign key keeps ``Submission.learner`` non-null for every other
+query, and one placeholder per erasure keeps two erased people's grades apart without
+saying who they were.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.apps import apps
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+
+from learners.audit import audit_record
+from learners.models import AuditEvent, User
+
+DELETE = "delete"  # the rows go with the person (cascade, or deleted explicitly)
+DETACH = "detach"  # the row is the school's; its link to the person is nulled (SET_NULL)
+ANONYMISE = "anonymise"  # the row stays, its personal content is removed
+# Export every concrete column: for tables whose new columns are all the person's own.
+ALL_FIELDS = ("__all__",)
+
+
+@dataclass(frozen=True)
+class PrivacyRule:
+    """How one model's rows of one person are found, exported and erased.
+
+    ``owner`` is the lookup from the model to the user ("" for the user model itself);
+    ``export`` is a tuple of field lookups, or a callable ``(user) -> JSON-ready data``
+    shared by every rule of the same ``group``.
+    """
+
+    group: str
+    owner: str
+    export: tuple[str, ...] | Callable[[User], Any]
+    erase: str
+
+
+def _learning(user: User) -> dict:
+    from learners.progress import learning_export
+
+    return learning_export(user=user)
+
+
+_USER_FIELDS = (
+    "username",
+    "first_name",
+    "last_name",
+    "email",
+    "display_name",
+    "preferred_language",
+    "birth_date",
+    "date_joined",
+    "last_login",
+)
+
+REGISTRY: dict[str, PrivacyRule] = {
+    "learners.user": PrivacyRule("account", "", _USER_FIELDS, DELETE),
+    "learners.membership": PrivacyRule("account", "user", ("course__title", "role"), DELETE),
+    "learners.aiconsent": PrivacyRule(
+        "account", "user", ("granted", "given_by", "version", "recorded_at"), DELETE
+    ),
+    "learners.learnerprofile": PrivacyRule("learning", "user", _learning, DELETE),
+    "learners.masteryevidence": PrivacyRule("learning", "learner", _learning, DELETE),
+    "learners.learnercoursestate": PrivacyRule("learning", "learner", _learning, DELETE),
+    "learners.conceptmastery": PrivacyRule("learning", "learner", _learning, DELETE),
+    "learners.practiceattempt": PrivacyRule("learning", "learner", _learning, DELETE),
+    "learners.reviewcard": PrivacyRule("learning", "learner", _learning, DELETE),
+    "learners.practicequestion": PrivacyRule("staff", "reviewed_by", ("prompt",), DETACH),
+    "admin.logentry": PrivacyRule(
+        "staff", "user", ("action_time", "object_repr", "change_message"), DELETE
+    ),
+    "tutor.material": PrivacyRule(
+        "staff", "uploaded_by", ("course__title", "title", "original_name", "created"), DETACH
+    ),
+    "tutor.conversation": PrivacyRule(
+        "tutor", "learner", ("id", "course__title", "title", "created"), DELETE
+    ),
+    "tutor.message": PrivacyRule("tutor", "conversation__learner", ALL_FIELDS, DELETE),
+    "tutor.feedback": PrivacyRule(
+        "tutor", "message__conversation__learner", ("message_id", "rating", "comment"), DELETE
+    ),
+    "tutor.memory": PrivacyRule(
+        "tutor", "learner", ("course__title", "summary", "created"), DELETE
+    ),
+    "grading.submission": PrivacyRule(
+        "grading",
+        "learner",
+        ("id", "assignment__title", "text", "is_current", "submitted_at"),
+        ANONYMISE,
+    ),
+    "grading.review": PrivacyRule(
+        "grading", "submission__learner", ("submission_id", "status", "released"), ANONYMISE
+    ),
+    "grading.criterionscore": PrivacyRule("staff", "scored_by", ("submission_id",), DETACH),
+    "grading.proposal": PrivacyRule("grading", "submission__learner", (), DELETE),
+    "grading.regraderequest": PrivacyRule(
+        "grading", "submission__learner", ("submission_id", "comment", "created_at"), DELETE
+    ),
+}
+
+
+def _model(label: str) -> type[models.Model]:
+    return apps.get_model(label)
+
+
+def _rows(label: str, *, user: User) -> models.QuerySet:
+    rule = REGISTRY[label]
+    return _model(label)._default_manager.filter(**{rule.owner or "pk": user.pk})
+
+
+def file_fields(model: type[models.Model]) -> list[models.FileField]:
+    return [f for f in model._meta.concrete_fields if isinstance(f, models.FileField)]
+
+
+def _owned_files(*, user: User) -> list[tuple[str, models.fields.files.FieldFile]]:
+    """Uploaded files on rows that belong to the person (not the school's detached rows)."""
+    found = []
+    for label, rule in REGISTRY.items():
+        if rule.erase == DETACH:
+            continue
+        fields = file_fields(_model(label))
+        for row in _rows(label, user=user) if fields else ():
+            for f in fields:
+                value = getattr(row, f.name)
+                if value:
+                    found.append((label, value))
+    return found
+
+
+def privacy_export(*, user: User, actor: User | None = None) -> bytes:
+    """A zip of everything held about ``user``: one JSON file per group, plus their files."""
+    groups: dict[str, dict[str, Any]] = {}
+    for label, rule in REGISTRY.items():
+        group = groups.setdefault(rule.group, {})
+        if callable(rule.export):
+            key = rule.export.__name__.lstrip("_")
+            if key not in group:
+                group[key] = rule.export(user)
+        elif rule.export:
+            fields = () if rule.export == ALL_FIELDS else rule.export
+            group[label] = list(_rows(label, user=user).values(*fields))
+    groups["audit"] = {
+        "own_actions": list(
+            AuditEvent.objects.filter(actor_id=user.pk).values(
+                "created_at", "action", "target_type", "target_id", "reason"
+            )
+        )
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in groups.items():
+            if any(data.values()):
+                archive.writestr(f"{name}.json", json.dumps(data, cls=DjangoJSONEncoder, indent=2))
+        for label, file in _owned_files(user=user):
+            with file.open("rb") as handle:
+                archive.writestr(f"files/{label}/{file.name}", handle.read())
+    audit_record(
+        action=AuditEvent.Action.DATA_EXPORTED,
+        actor=actor or user,
+        target=user,
+        details={"groups": sorted(groups)},
+    )
+    return buffer.getvalue()
+
+
+def _anonymous_placeholder() -> User:
+    placeholder = User(username=f"erased-{uuid.uuid4().hex[:12]}", is_active=False)
+    placeholder.set_unusable_password()
+    placeholder.save()
+    return placeholder
+
+
+def _keep_released_grades(*, user: User) -> None:
+    from grading.models import Proposal, RegradeRequest, Review, Submission
+
+    released = Submission.objects.filter(learner=user, review__status=Review.Status.RELEASED)
+    ids = list(released.values_list("pk", flat=True))
+    if not ids:
+        return
+    Proposal.objects.filter(submission_id__in=ids).delete()
+    RegradeRequest.objects.filter(submission_id__in=ids).delete()
+    # Flags quote the essay; the released snapshot and the scores are the grade itself.
+    Review.objects.filter(submission_id__in=ids).update(flags=[])
+    Submission.objects.filter(pk__in=ids).update(learner=_anonymous_placeholder(), text="")
+
+
+def _reply_stream_keys(*, user: User) -> list[int]:
+    from tutor.models import Message
+
+    return list(Message.objects.filter(conversation__learner=user).values_list("pk", flat=True))
+
+
+def _delete_outside_the_database(*, files: list, message_ids: list[int]) -> None:
+    from tutor.streams import reply_stream_reset
+
+    for file in files:
+        file.storage.delete(file.name)
+    for message_id in message_ids:
+        reply_stream_reset(message_id=message_id)
+
+
+@transaction.atomic
+def privacy_erase(*, user: User, actor: User | None) -> None:
+    """Erase ``user`` everywhere; released grades stay, detached from them.
+
+    Files and reply streams are removed once the transaction commits, so a failed erasure
+    leaves nothing half-done. The audit row names the actor only when it is someone else:
+    a self-erasure's actor label would be the erased person's name.
+    """
+    files = [file for _, file in _owned_files(user=user)]
+    message_ids = _reply_stream_keys(user=user)
+    _keep_released_grades(user=user)
+    audit_record(
+        action=AuditEvent.Action.ACCOUNT_ERASED,
+        actor=None if actor is None or actor.pk == user.pk else actor,
+        target=user,
+        details={"self_service": actor is not None and actor.pk == user.pk},
+    )
+    # Every DELETE rule cascades from the user; DETACH rules are SET_NULL foreign keys.
+    user.delete()
+    transaction.on_commit(
+        lambda: _delete_outside_the_database(files=files, message_ids=message_ids)
+    )
