@@ -178,7 +178,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "learners.tasks.mastery_fit_all_courses",
         "schedule": 24 * 60 * 60,
     },
+    "privacy-retention-purge": {
+        "task": "learners.privacy_tasks.retention_purge",
+        "schedule": 24 * 60 * 60,
+    },
 }
+# Conversations idle longer than this, and uploaded files older than this, are purged by
+# beat (0 keeps them forever).
+RETENTION_DAYS_CONVERSATIONS = env_int("RETENTION_DAYS_CONVERSATIONS", 365, minimum=0)
+RETENTION_DAYS_UPLOADS = env_int("RETENTION_DAYS_UPLOADS", 180, minimum=0)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Language model server (OpenAI-compatible, e.g. vLLM) ---------------------------------
@@ -196,6 +204,7 @@ LLM_SUPPORTS_IMAGES = env_bool("LLM_SUPPORTS_IMAGES", default=False)
 # limit); one waiting for a worker longer than the queue limit is shown as failed.
 TUTOR_REPLY_MAX_SECONDS = env_int("TUTOR_REPLY_MAX_SECONDS", 300, minimum=10)
 TUTOR_REPLY_QUEUE_SECONDS = env_int("TUTOR_REPLY_QUEUE_SECONDS", 900, minimum=10)
+TUTOR_IMAGE_MAX_BYTES = env_int("TUTOR_IMAGE_MAX_BYTES", 5 * 1024 * 1024, minimum=1)
 
 # --- Embeddings ----------------------------------------------------------------------------
 # By default the all-MiniLM-L6-v2 files bundled in a Python package: nothing downloads.

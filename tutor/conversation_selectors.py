@@ -72,7 +72,7 @@ def conversation_history(*, conversation: Conversation, before_id: int) -> list[
     return [
         m
         for m in conversation.messages.filter(pk__lt=before_id).order_by("pk")
-        if m.text.strip() and m.status != Message.Status.FAILED
+        if (m.text.strip() or m.image) and m.status != Message.Status.FAILED
     ]
 
 

@@ -123,6 +123,7 @@ def conversation_new(request: HttpRequest, course_id: int) -> HttpResponse:
 def message_create(request: HttpRequest, course_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     text = request.POST.get("text", "")
+    image = request.FILES.get("image")
     conversation_id = request.POST.get("conversation", "")
     conversation = None
     if conversation_id.isdigit():
@@ -134,10 +135,10 @@ def message_create(request: HttpRequest, course_id: int) -> HttpResponse:
         if conversation is None:
             # Validate before creating anything, so an empty first message leaves no trace.
             conversations.tutor_access_check(learner=request.user, course=course)
-            conversations.message_validate(text=text)
+            conversations.message_validate(text=text, image=image)
             conversation = conversations.conversation_start(course=course, learner=request.user)
         question, reply = conversations.message_post(
-            conversation=conversation, learner=request.user, text=text
+            conversation=conversation, learner=request.user, text=text, image=image
         )
     except ValidationError as error:
         message = " ".join(error.messages)

@@ -13,12 +13,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from learners.models import Course
-from tutor import streams
+from tutor import images, streams
 from tutor.models import Conversation, Feedback, Memory, Message
 
 logger = logging.getLogger(__name__)
@@ -73,10 +75,13 @@ def tutor_access_check(*, learner, course: Course) -> None:
         raise ValidationError(access.reason, code="consent")
 
 
-def message_validate(*, text: str) -> str:
-    """The message as it will be stored; ValidationError when empty or too long."""
+def message_validate(*, text: str, image: UploadedFile | None = None) -> str:
+    """The message as it will be stored; ValidationError when empty (no text and no
+    image), too long, or when the attached image is refused."""
     text = text.strip()
-    if not text:
+    if image is not None:
+        images.image_check(file=image)
+    elif not text:
         raise ValidationError(_("Write a message first."), code="empty")
     if len(text) > MESSAGE_MAX_CHARS:
         raise ValidationError(
@@ -88,15 +93,27 @@ def message_validate(*, text: str) -> str:
 
 
 @transaction.atomic
-def message_post(*, conversation: Conversation, learner, text: str) -> tuple[Message, Message]:
-    """Store the student's message and a pending reply, and queue the reply's writing.
+def message_post(
+    *, conversation: Conversation, learner, text: str, image: UploadedFile | None = None
+) -> tuple[Message, Message]:
+    """Store the student's message (with its image, if any) and a pending reply, and queue
+    the reply's writing.
 
-    Raises ValidationError for an empty or too long message, or while the previous reply
-    is still being written.
+    An image goes to the model as it is when the model can see images; otherwise its text
+    is read by OCR now, so the student sees what the tutor will be given.
+    Raises ValidationError for an empty or too long message, a refused image, or while the
+    previous reply is still being written.
     """
+    from tutor.llm import llm_supports_images
+
     _check_owner(conversation, learner)
     tutor_access_check(learner=learner, course=conversation.course)
-    text = message_validate(text=text)
+    checked = images.image_check(file=image) if image is not None else None
+    text = text.strip()
+    if checked is None or text:
+        text = message_validate(text=text)
+    image_ocr = checked is not None and not llm_supports_images()
+    image_text = images.image_text_read(data=checked.data) if image_ocr else ""
     # Lock the conversation so two quick posts cannot both pass the check below.
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
     if conversation.messages.unfinished().exists():
@@ -104,9 +121,18 @@ def message_post(*, conversation: Conversation, learner, text: str) -> tuple[Mes
             _("The tutor is still answering; wait for the reply or stop it first."),
             code="busy",
         )
-    question = Message.objects.create(
-        conversation=conversation, role=Message.Role.USER, text=text, status=Message.Status.DONE
+    question = Message(
+        conversation=conversation,
+        role=Message.Role.USER,
+        text=text,
+        status=Message.Status.DONE,
+        image_ocr=image_ocr,
+        image_text=image_text,
     )
+    if checked is not None:
+        question.image_type = checked.mime_type
+        question.image.save(f"message.{checked.extension}", ContentFile(checked.data), save=False)
+    question.save()
     reply = Message.objects.create(
         conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.PENDING
     )
@@ -114,6 +140,7 @@ def message_post(*, conversation: Conversation, learner, text: str) -> tuple[Mes
     streams.reply_stream_reset(message_id=reply.pk)
     fields = ["updated"]
     if not conversation.title:
+        text = text or _("Image")
         conversation.title = text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
         fields.append("title")
     conversation.save(update_fields=fields)

@@ -199,6 +199,15 @@ class Message(models.Model):
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.DONE
     )
+    # A photo or diagram the student attached (checked by ``tutor/images.py``).
+    image = models.FileField(
+        _("image"), upload_to="tutor/images/%Y/%m/", max_length=200, null=True, blank=True
+    )
+    image_type = models.CharField(_("image type"), max_length=20, blank=True)
+    # True when the image was read by OCR (the model cannot see images); then image_text is
+    # what was read, "" when nothing could be read. False: the model sees the image itself.
+    image_ocr = models.BooleanField(_("image read by OCR"), default=False)
+    image_text = models.TextField(_("text read from the image"), blank=True)
     # What a student may be shown about a failure; the technical cause goes to the logs.
     error = models.CharField(_("error"), max_length=300, blank=True)
     mode = models.CharField(_("mode"), max_length=10, choices=Mode.choices, blank=True)
@@ -246,6 +255,11 @@ class Message(models.Model):
     @property
     def is_assistant(self) -> bool:
         return self.role == self.Role.ASSISTANT
+
+    @property
+    def image_unread(self) -> bool:
+        """An attached image that OCR was asked to read but could not."""
+        return bool(self.image) and self.image_ocr and not self.image_text
 
 
 class Feedback(models.Model):

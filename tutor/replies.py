@@ -35,7 +35,14 @@ from tutor.conversation_selectors import (
     reply_question,
 )
 from tutor.conversations import reply_max_seconds
-from tutor.llm import LLMError, chat_json, chat_stream, llm_is_configured
+from tutor.llm import (
+    LLMError,
+    chat_json,
+    chat_stream,
+    llm_is_configured,
+    llm_supports_images,
+    user_message_with_image,
+)
 from tutor.models import Conversation, Message
 from tutor.retrieval import chunks_search
 
@@ -141,6 +148,21 @@ def _finish(reply: Message, **fields: Any) -> str:
     return status
 
 
+def message_prompt_text(message: Message) -> str:
+    """A student's message as the tutor is given it: with the text OCR read from an
+    attached image, marked off as the student's attachment (it is untrusted like the rest
+    of the message), or a note that the image itself follows."""
+    parts = [message.text] if message.text else []
+    if message.image_text:
+        parts.append(
+            "[Text read by OCR from the image the student attached; it may contain "
+            f'reading errors]\n"""\n{message.image_text}\n"""'
+        )
+    elif message.image and not message.image_ocr:
+        parts.append("[The student attached an image.]")
+    return "\n\n".join(parts)
+
+
 def reply_write(*, message_id: int) -> str:
     """Write a claimed reply (status ``streaming``) and return its final status."""
     reply = Message.objects.select_related("conversation__course", "conversation__learner").get(
@@ -152,7 +174,9 @@ def reply_write(*, message_id: int) -> str:
         return _finish(reply, status=Message.Status.FAILED, error=_("There is no question."))
     try:
         passages = passages_search(
-            course=conversation.course, user=conversation.learner, query=question.text
+            course=conversation.course,
+            user=conversation.learner,
+            query=question.text or question.image_text or "",
         )
         if llm_is_configured():
             return _write_online(
@@ -175,27 +199,35 @@ def _write_online(
 ) -> str:
     learner = conversation.learner
     history = [
-        Turn(role=m.role, text=m.text)
+        Turn(role=m.role, text=message_prompt_text(m) if m.role == Message.Role.USER else m.text)
         for m in conversation_history(conversation=conversation, before_id=question.pk)
     ]
     context = context_build(
         course_title=conversation.course.title,
         profile=learner_profile(learner=learner, course=conversation.course),
-        question=question.text,
+        question=message_prompt_text(question),
         passages=passages,
         memories=memories_for_context(
             learner=learner, course=conversation.course, exclude_conversation_id=conversation.pk
         ),
         history=history,
     )
+    messages = context.messages
+    if question.image and not question.image_ocr and llm_supports_images():
+        with question.image.open("rb") as file:
+            image = file.read()
+        messages = [
+            *messages[:-1],
+            user_message_with_image(
+                text=messages[-1]["content"], image=image, mime_type=question.image_type
+            ),
+        ]
     if not connection.in_atomic_block:
         # A reply streams for many seconds; holding a database connection through it would
         # cap the replies in flight at Postgres' max_connections. _finish opens a new one.
         connection.close()
     stop = _StopCheck(message_id=reply.pk, deadline=time.monotonic() + reply_max_seconds())
-    stream = chat_stream(
-        messages=context.messages, prompt_version=context.prompt_version, should_stop=stop
-    )
+    stream = chat_stream(messages=messages, prompt_version=context.prompt_version, should_stop=stop)
     common = {
         "mode": Message.Mode.ONLINE,
         "citations": [p.citation() for p in context.passages],

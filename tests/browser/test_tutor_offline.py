@@ -1,0 +1,73 @@
+"""With no language model configured, the tutor answers in offline mode in a real browser:
+the page says so, and the reply quotes course passages whose [n] links open the passage in
+the material page. Real Celery worker, real course search over ingested material."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.files.base import ContentFile
+from playwright.sync_api import expect
+
+from tests.tutor.asgi import asgi_server, asgi_server_session  # noqa: F401
+from tests.tutor.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("media_root"),
+]
+
+REPLY_MS = 30_000
+
+
+@pytest.fixture
+def material(course):
+    from tutor.services import material_ingest, material_upload
+
+    for name, text in (("cells.md", MARKDOWN), ("volcano.md", VOLCANO)):
+        material = material_upload(course=course, file=ContentFile(text.encode(), name=name))
+        material_ingest(material_id=material.pk)
+
+
+@pytest.fixture
+def offline(settings):
+    settings.LLM_BASE_URL = ""
+
+
+def test_offline_tutor_cites_course_passages_that_open_the_material(
+    page,
+    asgi_server,  # noqa: F811
+    student,
+    course,
+    material,
+    offline,
+    celery_worker,
+):
+    page.goto(f"{asgi_server.url}/login/")
+    page.get_by_label("Username").fill(student.username)
+    page.get_by_label("Password").fill(student.raw_password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+    page.goto(f"{asgi_server.url}/courses/{course.pk}/tutor/")
+
+    expect(page.get_by_role("note")).to_contain_text("Offline mode")
+    page.get_by_label("Your message").fill("Where does photosynthesis happen?")
+    page.get_by_role("button", name="Send").click()
+
+    reply = page.locator(".tutor-message--assistant .tutor-markdown").last
+    expect(reply).to_contain_text("The tutor is offline", timeout=REPLY_MS)
+    expect(reply).to_contain_text("chlorophyll")
+    expect(page.get_by_text("Offline answer: passages from the course material")).to_be_visible()
+
+    link = reply.get_by_role("link", name="[1]").first
+    href = link.get_attribute("href")
+    assert href is not None
+    assert re.fullmatch(rf"/courses/{course.pk}/materials/\d+/#chunk-\d+", href), href
+    chunk = href.rsplit("#", 1)[1]
+    link.click()
+    page.wait_for_load_state()
+    assert page.url.endswith(href)
+    expect(page.locator(f"#{chunk}")).to_contain_text("chlorophyll")
