@@ -2,12 +2,15 @@
 
     .venv/bin/python -m bench.tutor --students 50
 
-N simulated students post a message at the same moment and read their reply's server-sent
-events, through the product running as it does in production, one process each: the web
-app under uvicorn (ASGI), a Celery worker on the ``llm`` queue (thread pool, one thread per
-student), and the OpenAI-compatible test server (``bench/llm_server_main.py``) paced like
-a model of the given speed. The course holds the demo material, so every reply runs the
-real retrieval (query embedding included). It reports:
+N simulated students, each in a conversation of their own, send a message from the page
+(the htmx post the composer makes, answered by the turn's partial) and read their reply's
+server-sent events — all at the same moment by default (the worst case), or spread evenly
+over ``--arrival-seconds``. The product runs as it does in production: the web app under
+uvicorn (ASGI, ``--web-workers`` processes, like ``WEB_CONCURRENCY``), a Celery worker on
+the ``llm`` queue (thread pool, one thread per student), and the OpenAI-compatible test
+server (``bench/llm_server_main.py``) paced like a model of the given speed. The course
+holds the demo material, so every reply runs the real retrieval (query embedding
+included). It reports:
 
 - the time to first token a student sees (post → first token event) and its overhead over
   the server's own scripted TTFT, p50 and p95;
@@ -96,7 +99,8 @@ class Http:
         finally:
             connection.close()
 
-    def post(self, path: str, data: dict[str, str]) -> tuple[int, str]:
+    def htmx_post(self, path: str, data: dict[str, str]) -> tuple[int, str]:
+        """POST a form as htmx does from the page, and return the partial it answers."""
         connection = self._connection()
         try:
             headers = {
@@ -104,11 +108,11 @@ class Http:
                 "Content-Type": "application/x-www-form-urlencoded",
                 "X-CSRFToken": self.cookies.get("csrftoken", ""),
                 "Referer": f"http://127.0.0.1:{self.port}{path}",
+                "HX-Request": "true",
             }
             connection.request("POST", path, body=urlencode(data), headers=headers)
             response = connection.getresponse()
-            response.read()
-            return response.status, response.getheader("Location") or ""
+            return response.status, response.read().decode()
         finally:
             connection.close()
 
@@ -148,6 +152,25 @@ class Http:
             connection.close()
 
 
+def _cpu_seconds(process: subprocess.Popen) -> float:
+    """CPU time used so far by a process we started and the processes it started."""
+    import psutil
+
+    try:
+        root = psutil.Process(process.pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for member in family:
+        try:
+            times = member.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         command,
@@ -165,6 +188,15 @@ def main() -> None:
     parser.add_argument("--ttft", type=float, default=0.3, help="server seconds to first token")
     parser.add_argument("--tokens-per-second", type=float, default=30.0, help="per stream")
     parser.add_argument("--reply-words", type=int, default=150)
+    parser.add_argument(
+        "--arrival-seconds",
+        type=float,
+        default=0.0,
+        help="spread the students' posts evenly over this many seconds (0: all at once)",
+    )
+    parser.add_argument(
+        "--web-workers", type=int, default=2, help="uvicorn processes (WEB_CONCURRENCY)"
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON only")
     args = parser.parse_args()
     n = args.students
@@ -186,6 +218,7 @@ def main() -> None:
     from django.urls import reverse
 
     from learners.models import Course, Membership, User
+    from tutor.conversations import conversation_start
     from tutor.models import Message
     from tutor.services import material_import_path, material_ingest
 
@@ -205,7 +238,8 @@ def main() -> None:
             Membership.objects.create(user=user, course=course, role="student")
             client = Client()
             client.force_login(user)
-            sessions.append((user, client.cookies[settings.SESSION_COOKIE_NAME].value))
+            conversation = conversation_start(course=course, learner=user)
+            sessions.append((conversation.pk, client.cookies[settings.SESSION_COOKIE_NAME].value))
 
         llm_port, web_port = _free_port(), _free_port()
         (workdir / "bench_settings.py").write_text(
@@ -272,6 +306,8 @@ def main() -> None:
                 "config.asgi:application",
                 "--port",
                 str(web_port),
+                "--workers",
+                str(args.web_workers),
                 "--log-level",
                 "warning",
                 "--no-access-log",
@@ -292,29 +328,29 @@ def main() -> None:
                 raise RuntimeError(f"the product did not come up; see the logs in {workdir}")
             time.sleep(0.5)
 
-        tutor_path = reverse("conversations:tutor", args=[course.pk])
         post_path = reverse("conversations:post", args=[course.pk])
 
-        def run_student(index: int, result: StudentResult, barrier=None) -> None:
-            _user, session = sessions[index]
+        def run_student(index: int, result: StudentResult, start_at: float | None = None) -> None:
+            conversation_id, session = sessions[index]
             browser = Http(web_port, session, cookie_name=settings.SESSION_COOKIE_NAME)
             try:
-                browser.get(tutor_path)  # the page, and its CSRF cookie
-                if barrier is not None:
-                    barrier.wait()
+                # The conversation's page, and its CSRF cookie.
+                browser.get(reverse("conversations:detail", args=[course.pk, conversation_id]))
+                if start_at is not None:
+                    time.sleep(max(0.0, start_at - time.time()))
                 result.posted_at = time.time()
-                status, location = browser.post(
-                    post_path, {"text": "How do plants turn light into sugar?"}
+                status, partial = browser.htmx_post(
+                    post_path,
+                    {
+                        "text": "How do plants turn light into sugar?",
+                        "conversation": str(conversation_id),
+                    },
                 )
-                if status != 302:
-                    result.error = f"post answered HTTP {status}"
-                    return
-                # As the browser does: load the conversation, follow its reply's stream.
-                status, page = browser.get(location)
-                found = re.search(r'data-stream-url="([^"]+)"', page)
+                found = re.search(r'data-stream-url="([^"]+)"', partial)
                 if status != 200 or found is None:
-                    result.error = f"the conversation page answered HTTP {status}"
+                    result.error = f"the post answered HTTP {status} without a reply to follow"
                     return
+                # As the page does: follow the new reply's stream.
                 browser.events(html.unescape(found.group(1)), result)
             except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not stop
                 result.error = f"{type(exc).__name__}: {exc}"
@@ -329,16 +365,27 @@ def main() -> None:
         Message.objects.all().delete()
 
         results = [StudentResult() for _ in range(n)]
-        barrier = threading.Barrier(n)
+        # Every student's page is loaded before the first post (the threads need time to
+        # start), then the posts go at their planned moments.
+        first_post = time.time() + 2.0 + n * 0.02
+        spacing = args.arrival_seconds / max(n - 1, 1)
         threads = [
-            threading.Thread(target=run_student, args=[i, results[i], barrier]) for i in range(n)
+            threading.Thread(target=run_student, args=[i, results[i], first_post + i * spacing])
+            for i in range(n)
         ]
+        cpu_before = {name: _cpu_seconds(process) for name, process in processes.items()}
         started = time.time()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=600)
         wall = time.time() - started
+        # Where the machine's CPU went while the students chatted (the benchmark's own
+        # client threads are the rest).
+        cpu_used = {
+            name: round(_cpu_seconds(process) - cpu_before[name], 2)
+            for name, process in processes.items()
+        }
 
         processes["llm"].send_signal(signal.SIGINT)
         processes["llm"].wait(timeout=30)
@@ -379,6 +426,8 @@ def main() -> None:
         summary = {
             "students": n,
             "cpu_cores": os.cpu_count(),
+            "arrival_seconds": args.arrival_seconds,
+            "web_workers": args.web_workers,
             "server_ttft_s": args.ttft,
             "server_tokens_per_second_per_stream": args.tokens_per_second,
             "reply_tokens": args.reply_words,
@@ -406,6 +455,9 @@ def main() -> None:
             "production_window_s": round(production_window, 2),
             "delivery_window_s": round(delivery_window, 2),
             "wall_s": round(wall, 2),
+            "cpu_seconds_web": cpu_used["web"],
+            "cpu_seconds_worker": cpu_used["worker"],
+            "cpu_seconds_llm_server": cpu_used["llm"],
             "logs": str(workdir),
         }
         if args.json:
