@@ -23,6 +23,7 @@ urlpatterns = [
         name="detail",
     ),
     path("courses/<int:course_id>/tutor/messages/", views.message_create, name="post"),
+    path("courses/<int:course_id>/tutor/image-text/", views.image_text_view, name="image-text"),
     path(_REPLY, views.reply_detail, name="reply"),
     path(_REPLY + "stream/", views.reply_stream, name="stream"),
     path(_REPLY + "stop/", views.reply_stop_view, name="stop"),

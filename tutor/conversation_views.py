@@ -32,7 +32,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from learners.consent import ai_access
 from learners.models import Course
 from learners.selectors import course_for_member
-from tutor import conversations, streams
+from tutor import conversations, images, streams
 from tutor.conversation_markdown import reply_html
 from tutor.conversation_selectors import (
     conversation_for_learner,
@@ -124,6 +124,8 @@ def message_create(request: HttpRequest, course_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     text = request.POST.get("text", "")
     image = request.FILES.get("image")
+    # The OCR text the student saw, and maybe corrected, in the composer (image_text_view).
+    image_text = request.POST.get("image_text") if image is not None else None
     conversation_id = request.POST.get("conversation", "")
     conversation = None
     if conversation_id.isdigit():
@@ -138,7 +140,11 @@ def message_create(request: HttpRequest, course_id: int) -> HttpResponse:
             conversations.message_validate(text=text, image=image)
             conversation = conversations.conversation_start(course=course, learner=request.user)
         question, reply = conversations.message_post(
-            conversation=conversation, learner=request.user, text=text, image=image
+            conversation=conversation,
+            learner=request.user,
+            text=text,
+            image=image,
+            image_text=image_text,
         )
     except ValidationError as error:
         message = " ".join(error.messages)
@@ -173,6 +179,34 @@ def message_create(request: HttpRequest, course_id: int) -> HttpResponse:
             "message_max_chars": conversations.MESSAGE_MAX_CHARS,
         },
     )
+
+
+@require_POST
+@login_required
+def image_text_view(request: HttpRequest, course_id: int) -> HttpResponse:
+    """What the tutor will read from a photo the student is about to send: OCR's text in an
+    editable field of the composer, so the student can correct it before it is used (or a
+    note that the model looks at the image itself). Nothing is stored."""
+    from tutor.llm import llm_supports_images
+
+    course = course_for_member(user=request.user, course_id=course_id)
+    image = request.FILES.get("image")
+    context = {"course": course, "message_max_chars": conversations.MESSAGE_MAX_CHARS}
+    try:
+        conversations.tutor_access_check(learner=request.user, course=course)
+        if image is None:
+            raise ValidationError(_("Choose an image first."), code="empty")
+        checked = images.image_check(file=image)
+    except ValidationError as error:
+        context["image_error"] = " ".join(error.messages)
+        # htmx swaps only successful answers; without it the form's post is refused.
+        return render(request, PAGE + "#image-text", context, status=200 if request.htmx else 400)
+    if llm_supports_images():
+        context["image_seen"] = True
+    else:
+        context["image_text"] = images.image_text_read(data=checked.data)
+        context["image_read"] = True
+    return render(request, PAGE + "#image-text", context)
 
 
 def _reply_or_404(request: HttpRequest, course_id: int, message_id: int) -> tuple[Course, Message]:

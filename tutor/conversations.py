@@ -94,13 +94,19 @@ def message_validate(*, text: str, image: UploadedFile | None = None) -> str:
 
 @transaction.atomic
 def message_post(
-    *, conversation: Conversation, learner, text: str, image: UploadedFile | None = None
+    *,
+    conversation: Conversation,
+    learner,
+    text: str,
+    image: UploadedFile | None = None,
+    image_text: str | None = None,
 ) -> tuple[Message, Message]:
     """Store the student's message (with its image, if any) and a pending reply, and queue
     the reply's writing.
 
     An image goes to the model as it is when the model can see images; otherwise its text
-    is read by OCR now, so the student sees what the tutor will be given.
+    is what the tutor gets: ``image_text`` when the student has seen (and maybe corrected)
+    what OCR read in the composer, else it is read by OCR now and shown with the message.
     Raises ValidationError for an empty or too long message, a refused image, or while the
     previous reply is still being written.
     """
@@ -113,7 +119,21 @@ def message_post(
     if checked is None or text:
         text = message_validate(text=text)
     image_ocr = checked is not None and not llm_supports_images()
-    image_text = images.image_text_read(data=checked.data) if image_ocr else ""
+    if not image_ocr:
+        image_text = ""
+    elif image_text is None:
+        image_text = images.image_text_read(data=checked.data)
+    else:
+        image_text = image_text.strip()
+        if len(image_text) > MESSAGE_MAX_CHARS:
+            raise ValidationError(
+                _(
+                    "The text read from your image is %(length)d characters long; the limit is "
+                    "%(limit)d."
+                )
+                % {"length": len(image_text), "limit": MESSAGE_MAX_CHARS},
+                code="too_long",
+            )
     # Lock the conversation so two quick posts cannot both pass the check below.
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
     if conversation.messages.unfinished().exists():

@@ -5,6 +5,7 @@ the material page. Real Celery worker, real course search over ingested material
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 from django.core.files.base import ContentFile
@@ -71,3 +72,38 @@ def test_offline_tutor_cites_course_passages_that_open_the_material(
     page.wait_for_load_state()
     assert page.url.endswith(href)
     expect(page.locator(f"#{chunk}")).to_contain_text("chlorophyll")
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
+def test_a_photo_is_read_shown_corrected_and_sent(
+    page,
+    asgi_server,  # noqa: F811
+    student,
+    course,
+    material,
+    offline,
+    celery_worker,
+):
+    from tests.tutor.test_conversation_images import _png
+
+    page.goto(f"{asgi_server.url}/login/")
+    page.get_by_label("Username").fill(student.username)
+    page.get_by_label("Password").fill(student.raw_password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+    page.goto(f"{asgi_server.url}/courses/{course.pk}/tutor/")
+
+    page.get_by_label("A photo of your work").set_input_files(
+        {"name": "work.png", "mimeType": "image/png", "buffer": _png("ANSWER 42", (900, 200))}
+    )
+    read = page.get_by_label("Text read from your image")
+    expect(read).to_have_value(re.compile("42"))
+    read.fill("ANSWER 42 chlorophyll")
+    page.get_by_label("Your message").fill("Is this right?")
+    page.get_by_role("button", name="Send").click()
+
+    question = page.locator(".tutor-message--user").last
+    expect(question).to_contain_text("Is this right?")
+    expect(question.locator(".tutor-image-text")).to_contain_text("ANSWER 42 chlorophyll")
+    reply = page.locator(".tutor-message--assistant .tutor-markdown").last
+    expect(reply).to_contain_text("chlorophyll", timeout=REPLY_MS)

@@ -23,6 +23,7 @@ ROUTES = {
     _T + "conversations/new/": {"POST": NOBODY},  # redirects to the new conversation
     _T + "conversations/<int:conversation_id>/": {"GET": OWNER},
     _T + "messages/": {"POST": NOBODY},  # an empty message: 400 for members
+    _T + "image-text/": {"POST": NOBODY},  # no image: 400 for members
     _R: {"GET": NOBODY},  # a redirect to the conversation, the partial with htmx
     _R + "stream/": {"GET": OWNER},
     _R + "stop/": {"POST": NOBODY},

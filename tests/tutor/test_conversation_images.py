@@ -136,6 +136,93 @@ def test_ocr_text_is_shown_with_the_message_and_given_to_the_tutor(
     assert "42" in prompt
 
 
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
+def test_the_composer_shows_what_ocr_read_before_the_message_is_sent(
+    client, student, course, conversation, no_tasks, settings
+):
+    settings.LLM_BASE_URL = ""
+    client.force_login(student)
+    url = reverse("conversations:image-text", args=[course.pk])
+    response = client.post(url, {"image": _upload(_png("ANSWER 42", size=(900, 200)))}, **HTMX)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'name="image_text"' in page
+    assert "42" in page
+    assert not Message.objects.exists()  # reading stores nothing
+
+
+def test_the_text_the_student_corrected_is_what_the_tutor_reads(
+    client, student, course, conversation, no_tasks, settings
+):
+    settings.LLM_BASE_URL = ""
+    client.force_login(student)
+    response = client.post(
+        _post_url(course),
+        {
+            "text": "Is my answer right?",
+            "conversation": conversation.pk,
+            "image": _upload(_png("ANSWER 42", size=(900, 200))),
+            "image_text": "  x = 42, so y = 7  ",
+        },
+    )
+    assert response.status_code == 302
+    question = Message.objects.get(role=Message.Role.USER)
+    assert question.image_ocr
+    assert question.image_text == "x = 42, so y = 7"
+    from tutor.replies import message_prompt_text
+
+    assert "x = 42, so y = 7" in message_prompt_text(question)
+    assert no_tasks
+
+
+def test_corrected_text_over_the_limit_is_refused_and_nothing_is_stored(
+    client, student, course, conversation, no_tasks, settings
+):
+    from tutor.conversations import MESSAGE_MAX_CHARS
+
+    settings.LLM_BASE_URL = ""
+    client.force_login(student)
+    response = client.post(
+        _post_url(course),
+        {
+            "conversation": conversation.pk,
+            "image": _upload(_png()),
+            "image_text": "x" * (MESSAGE_MAX_CHARS + 1),
+        },
+    )
+    assert response.status_code == 400
+    assert "text read from your image" in response.content.decode()
+    assert not Message.objects.exists()
+    assert not no_tasks
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [({}, "Choose an image first."), ({"image": _upload(b"not an image")}, "not a PNG")],
+)
+def test_reading_no_image_or_a_fake_one_gives_a_clear_message(
+    client, student, course, files, expected
+):
+    client.force_login(student)
+    url = reverse("conversations:image-text", args=[course.pk])
+    assert client.post(url, files).status_code == 400
+    response = client.post(url, files, **HTMX)
+    assert response.status_code == 200  # htmx swaps it into the composer
+    assert expected in response.content.decode()
+
+
+def test_with_a_vision_model_the_composer_says_the_tutor_sees_the_image(
+    client, student, course, settings
+):
+    settings.LLM_SUPPORTS_IMAGES = True
+    settings.LLM_BASE_URL = "http://127.0.0.1:9/v1"
+    client.force_login(student)
+    url = reverse("conversations:image-text", args=[course.pk])
+    response = client.post(url, {"image": _upload(_png())}, **HTMX)
+    assert "look at your image itself" in response.content.decode()
+    assert 'name="image_text"' not in response.content.decode()
+
+
 def test_when_ocr_is_unavailable_the_student_is_told_and_nothing_crashes(
     client, student, course, conversation, no_tasks, settings, monkeypatch
 ):
