@@ -125,7 +125,19 @@ def concept_save(
         names = dict(Concept.objects.filter(pk__in=cycle).values_list("pk", "name"))
         raise ConceptCycleError([names[pk] for pk in cycle])
     concept.prerequisites.set(prerequisites)
+    _chunks_tag(course=course, concepts=[concept])
     return concept
+
+
+def _chunks_tag(*, course: Course, concepts: list[Concept]) -> None:
+    """Tag the material passages whose headings name these concepts (when the tutor app,
+    which stores the material, is installed)."""
+    from django.apps import apps
+
+    if apps.is_installed("tutor"):
+        from tutor.concept_tags import chunks_tag_concepts
+
+        chunks_tag_concepts(course=course, concepts=concepts)
 
 
 def concept_delete(*, concept: Concept) -> None:
@@ -161,6 +173,7 @@ def concepts_accept(*, course: Course, names: Iterable[str]) -> list[Concept]:
     created = []
     for name in concept_suggestions(course=course, headings=names):
         created.append(Concept.objects.create(course=course, name=name))
+    _chunks_tag(course=course, concepts=created)
     return created
 
 

@@ -414,10 +414,17 @@ class PracticeResult:
 
 @transaction.atomic
 def practice_answer(
-    *, learner: User, question: PracticeQuestion, answer: str, is_review: bool = False
+    *,
+    learner: User,
+    question: PracticeQuestion,
+    answer: str,
+    is_review: bool = False,
+    source: str | None = None,
 ) -> PracticeResult:
     """Check and record an answer: evidence for mastery, and the question's next review.
-    Raises ``ValidationError`` for an empty or over-long answer."""
+    ``source`` (a ``MasteryEvidence.Source``) says where it was asked when not in practice
+    or review, e.g. under a tutor's reply. Raises ``ValidationError`` for an empty or
+    over-long answer."""
     answer = answer_validate(answer)
     if question.status != PracticeQuestion.Status.APPROVED:
         raise ValidationError(_("This question is not available."), code="unavailable")
@@ -429,7 +436,8 @@ def practice_answer(
         correct=check.correct,
         is_review=is_review,
     )
-    source = MasteryEvidence.Source.REVIEW if is_review else MasteryEvidence.Source.PRACTICE
+    if source is None:
+        source = MasteryEvidence.Source.REVIEW if is_review else MasteryEvidence.Source.PRACTICE
     estimate = mastery_evidence_record(
         learner=learner, concept=question.concept, correct=check.correct, source=source
     )
@@ -502,6 +510,29 @@ def practice_question_for(
     if exclude is not None and len(ranked) > 1:
         ranked = [q for q in ranked if q.pk != exclude]
     return ranked[0] if ranked else None
+
+
+def check_question_for(*, learner: User, concept_ids: list[int]) -> PracticeQuestion | None:
+    """A question to check understanding of what the tutor just explained: on the first of
+    ``concept_ids`` (best passage first) that has approved questions and that the learner
+    has not mastered, the question they have not seen or saw longest ago."""
+    if not concept_ids:
+        return None
+    mastered = {
+        row.concept_id
+        for row in ConceptMastery.objects.filter(learner=learner, concept_id__in=concept_ids)
+        if _is_mastered(row)
+    }
+    with_questions = set(
+        PracticeQuestion.objects.approved()
+        .filter(concept_id__in=concept_ids)
+        .values_list("concept_id", flat=True)
+    )
+    for concept_id in concept_ids:
+        if concept_id in with_questions and concept_id not in mastered:
+            concept = Concept.objects.get(pk=concept_id)
+            return practice_question_for(learner=learner, concept=concept)
+    return None
 
 
 def practice_next(

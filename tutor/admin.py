@@ -83,14 +83,24 @@ class MaterialAdmin(admin.ModelAdmin):
 
 @admin.register(Chunk)
 class ChunkAdmin(admin.ModelAdmin):
+    """Passages are written by ingestion; only the concepts they teach are edited here."""
+
     list_display = ["__str__", "material", "section", "page", "word_count"]
     list_select_related = ["material"]
+    list_filter = [("concepts", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["text", "section", "material__title"]
-    fields = ["material", "course", "position", "section", "page", "word_count", "text"]
-    readonly_fields = fields
+    fields = ["material", "course", "position", "section", "page", "word_count", "text", "concepts"]
+    readonly_fields = [f for f in fields if f != "concepts"]
+    filter_horizontal = ["concepts"]
 
     def has_add_permission(self, request):
         return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "concepts":
+            from learners.models import Concept
+
+            chunk_id = request.resolver_match.kwargs.get("object_id")
+            course_id = Chunk.objects.filter(pk=chunk_id).values("course_id")
+            kwargs["queryset"] = Concept.objects.filter(course_id__in=course_id)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)

@@ -28,7 +28,9 @@ def conversation_latest(*, user, course: Course) -> Conversation | None:
 
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
-    return conversation.messages.select_related("feedback").order_by("pk")
+    return conversation.messages.select_related(
+        "feedback", "check_question", "check_attempt"
+    ).order_by("pk")
 
 
 def reply_for_learner(*, user, course: Course, message_id: int) -> Message:

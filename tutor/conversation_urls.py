@@ -29,6 +29,7 @@ urlpatterns = [
     path(_REPLY + "stop/", views.reply_stop_view, name="stop"),
     path(_REPLY + "retry/", views.reply_retry_view, name="retry"),
     path(_REPLY + "feedback/", views.feedback_create, name="feedback"),
+    path(_REPLY + "check/", views.check_answer_view, name="check"),
     path("courses/<int:course_id>/tutor/memories/", views.memories_page, name="memories"),
     path(
         "courses/<int:course_id>/tutor/memories/<int:memory_id>/delete/",

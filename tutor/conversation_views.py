@@ -378,6 +378,27 @@ async def _finished_events(status: str) -> AsyncIterator[str]:
     yield _sse("end", {"status": status})
 
 
+@require_POST
+@login_required
+def check_answer_view(request: HttpRequest, course_id: int, message_id: int) -> HttpResponse:
+    """The learner's answer to the check question under a reply: checked, recorded as
+    evidence of mastery, and the question's part of the reply shown with the outcome."""
+    course, reply = _reply_or_404(request, course_id, message_id)
+    answer = request.POST.get("answer", "")
+    error = ""
+    try:
+        conversations.reply_check_answer(reply=reply, learner=request.user, answer=answer)
+    except ValidationError as exc:
+        error = " ".join(exc.messages)
+    reply = reply_for_learner(user=request.user, course=course, message_id=message_id)
+    if request.htmx:
+        context = {"course": course, "message": reply, "check_error": error, "draft": answer}
+        return render(request, PAGE + "#check", context)
+    if error:
+        flash.error(request, error)
+    return _back_to(reply)
+
+
 # --- memories --------------------------------------------------------------------------
 
 

@@ -264,6 +264,31 @@ def feedback_record(*, reply: Message, learner, rating: int, comment: str = "") 
     return feedback
 
 
+def reply_check_answer(*, reply: Message, learner, answer: str):
+    """Check the learner's answer to the question asked under a reply and record it as
+    evidence for their learner model (``learners.practice.practice_answer``); once per
+    reply. Returns the practice result; ValidationError for an empty or over-long answer,
+    a reply without a question, or one already answered."""
+    from learners.models import MasteryEvidence
+    from learners.practice import practice_answer
+
+    _check_owner(reply.conversation, learner)
+    with transaction.atomic():
+        locked = Message.objects.select_for_update().get(pk=reply.pk)
+        if locked.check_question_id is None:
+            raise ValidationError(_("This reply has no question to answer."), code="no_question")
+        if locked.check_attempt_id is not None:
+            raise ValidationError(_("You have answered this question already."), code="answered")
+        result = practice_answer(
+            learner=learner,
+            question=locked.check_question,
+            answer=answer,
+            source=MasteryEvidence.Source.TUTOR,
+        )
+        Message.objects.filter(pk=reply.pk).update(check_attempt=result.attempt)
+    return result
+
+
 # --- memory --------------------------------------------------------------------------
 
 

@@ -112,6 +112,11 @@ class Chunk(models.Model):
     )
     # Words in the text: the document length of BM25.
     word_count = models.PositiveIntegerField()
+    # What the passage teaches: tagged from the headings (tutor/concept_tags.py) and by hand
+    # in the admin. A reply citing it offers a check question on these concepts.
+    concepts = models.ManyToManyField(
+        "learners.Concept", blank=True, related_name="chunks", verbose_name=_("concepts")
+    )
 
     class Meta:
         ordering = ["material_id", "position"]
@@ -214,6 +219,22 @@ class Message(models.Model):
     # The numbered passages the reply was given: [{"n", "chunk_id", "title", "section",
     # "page", "url", "excerpt"}]; [n] in the text refers to the entry with that "n".
     citations = models.JSONField(_("citations"), default=list, blank=True)
+    # A teacher-approved question on a concept the reply's passages teach, asked under the
+    # reply; the student's answer to it is evidence for the learner model.
+    check_question = models.ForeignKey(
+        "learners.PracticeQuestion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    check_attempt = models.OneToOneField(
+        "learners.PracticeAttempt",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="tutor_reply",
+    )
     model = models.CharField(_("model"), max_length=200, blank=True)
     prompt_version = models.CharField(_("prompt version"), max_length=100, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection
@@ -20,6 +21,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from tutor import streams
+from tutor.concept_tags import passage_concept_ids
 from tutor.context import (
     LearnerProfile,
     Passage,
@@ -265,6 +267,8 @@ def _write_online(
         status, error_text = Message.Status.STOPPED, ""
     else:
         status, error_text = Message.Status.DONE, ""
+    if status == Message.Status.DONE:
+        common["check_question"] = _check_question(conversation, context.passages)
     return _finish(
         reply,
         status=status,
@@ -273,6 +277,15 @@ def _write_online(
         **common,
         **_usage_fields(stream.usage),
     )
+
+
+def _check_question(conversation: Conversation, passages: Sequence[Passage]):
+    """The teacher-approved question asked under a finished reply, on a concept its
+    passages teach (None when they are untagged or have no questions)."""
+    from learners.practice import check_question_for
+
+    concept_ids = passage_concept_ids(chunk_ids=[p.chunk_id for p in passages])
+    return check_question_for(learner=conversation.learner, concept_ids=concept_ids)
 
 
 def _usage_fields(usage: Any) -> dict[str, Any]:
@@ -388,6 +401,7 @@ def _write_offline(reply: Message, *, conversation: Conversation, passages: list
         mode=Message.Mode.OFFLINE,
         citations=[p.citation() for p in passages[:OFFLINE_PASSAGES]],
         prompt_version=OFFLINE_PROMPT_VERSION,
+        check_question=_check_question(conversation, passages[:OFFLINE_PASSAGES]),
     )
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tutor import chunking, parsing
+from tutor.concept_tags import chunks_tag_concepts
 from tutor.models import Chunk, Material
 
 logger = logging.getLogger(__name__)
@@ -287,6 +288,7 @@ def material_ingest(*, material_id: int) -> Material | None:
                     )
                     for draft, text_hash_, vector in zip(drafts, hashes, vectors, strict=True)
                 )
+                chunks_tag_concepts(course=material.course, material_id=material.pk)
             Material.objects.filter(pk=material.pk).update(
                 title=material.title,
                 kind=document.kind,

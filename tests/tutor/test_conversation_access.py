@@ -29,6 +29,7 @@ ROUTES = {
     _R + "stop/": {"POST": NOBODY},
     _R + "retry/": {"POST": NOBODY},
     _R + "feedback/": {"POST": NOBODY},
+    _R + "check/": {"POST": NOBODY},  # no question under the reply: 400 for its learner
     _T + "memories/": {"GET": MEMBERS},
     _T + "memories/<int:memory_id>/delete/": {"POST": NOBODY},
     _T + "memories/delete/": {"POST": NOBODY},
