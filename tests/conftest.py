@@ -224,11 +224,9 @@ def page(browser):
 def login(page, live_server):
     """Log a user in through the real login form."""
 
+    from tests.browser_helpers import login_through_form
+
     def login(user) -> None:
-        page.goto(f"{live_server.url}/login/")
-        page.get_by_label("Username").fill(user.username)
-        page.get_by_label("Password").fill(user.raw_password)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_load_state()
+        login_through_form(page, live_server.url, user)
 
     return login

@@ -10,6 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser_helpers import login_through_form
 from tests.tutor.asgi import asgi_server, asgi_server_session  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -38,11 +39,7 @@ def passages(monkeypatch):
 
 @pytest.fixture
 def chat(page, asgi_server, student, course):  # noqa: F811
-    page.goto(f"{asgi_server.url}/login/")
-    page.get_by_label("Username").fill(student.username)
-    page.get_by_label("Password").fill(student.raw_password)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state()
+    login_through_form(page, asgi_server.url, student)
     page.goto(f"{asgi_server.url}/courses/{course.pk}/tutor/")
     return page
 

@@ -11,6 +11,7 @@ import pytest
 from django.core.files.base import ContentFile
 from playwright.sync_api import expect
 
+from tests.browser_helpers import login_through_form
 from tests.tutor.asgi import asgi_server, asgi_server_session  # noqa: F401
 from tests.tutor.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
 
@@ -47,11 +48,7 @@ def test_offline_tutor_cites_course_passages_that_open_the_material(
     offline,
     celery_worker,
 ):
-    page.goto(f"{asgi_server.url}/login/")
-    page.get_by_label("Username").fill(student.username)
-    page.get_by_label("Password").fill(student.raw_password)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state()
+    login_through_form(page, asgi_server.url, student)
     page.goto(f"{asgi_server.url}/courses/{course.pk}/tutor/")
 
     expect(page.get_by_role("note")).to_contain_text("Offline mode")
@@ -86,11 +83,7 @@ def test_a_photo_is_read_shown_corrected_and_sent(
 ):
     from tests.tutor.test_conversation_images import _png
 
-    page.goto(f"{asgi_server.url}/login/")
-    page.get_by_label("Username").fill(student.username)
-    page.get_by_label("Password").fill(student.raw_password)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state()
+    login_through_form(page, asgi_server.url, student)
     page.goto(f"{asgi_server.url}/courses/{course.pk}/tutor/")
 
     page.get_by_label("A photo of your work").set_input_files(

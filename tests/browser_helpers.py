@@ -1,0 +1,12 @@
+"""Steps that browser tests share."""
+
+from __future__ import annotations
+
+
+def login_through_form(page, base_url: str, user) -> None:
+    """Log ``user`` in through the real login form of the server at ``base_url``."""
+    page.goto(f"{base_url}/login/")
+    page.get_by_label("Username").fill(user.username)
+    page.get_by_label("Password").fill(user.raw_password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
