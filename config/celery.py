@@ -18,3 +18,20 @@ app.conf.task_queues = (Queue("llm"), Queue("cpu"))
 app.autodiscover_tasks()
 # Modules of tasks beside each app's tasks.py: tutoring turns, privacy retention.
 app.conf.include = ["tutor.conversation_tasks", "learners.privacy_tasks"]
+
+
+def enqueue_on_commit(task, *args, queue: str | None = None) -> None:
+    """Send ``task(*args)`` once the transaction commits, fire and forget.
+
+    Nobody reads these tasks' results, so the sender does not subscribe to one (Redis's
+    result backend would, and while Redis is away it retries that for twenty seconds).
+    If the broker cannot be reached the error is logged, not raised: the page still
+    answers, and the row the task works on stays queued for the recovery sweep
+    (``config/recovery.py``) to send again.
+    """
+    from django.db import transaction
+
+    options = {"queue": queue} if queue else {}
+    transaction.on_commit(
+        lambda: task.apply_async(args=list(args), ignore_result=True, **options), robust=True
+    )

@@ -173,7 +173,16 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840, minimu
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A redelivered task must arrive after a slow one could finish, never while it runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
+# Work whose worker died (its lease lapsed, config/leases.py) or whose task message was
+# lost (the broker was down when it was sent) is found by this sweep, every minute and
+# whenever a worker starts, and queued again or ended as failed.
+WORK_LEASE_SECONDS = env_float("WORK_LEASE_SECONDS", 60.0, minimum=1.0)
+WORK_REQUEUE_SECONDS = env_float("WORK_REQUEUE_SECONDS", 300.0, minimum=1.0)
+# A job whose worker died this many times is failed instead of tried again: it may be the
+# job that kills the worker (a file that exhausts its memory).
+WORK_MAX_ATTEMPTS = env_int("WORK_MAX_ATTEMPTS", 3, minimum=1)
 CELERY_BEAT_SCHEDULE = {
+    "work-recover": {"task": "config.recovery.work_recover", "schedule": 60},
     "mastery-fit-all-courses": {
         "task": "learners.tasks.mastery_fit_all_courses",
         "schedule": 24 * 60 * 60,
@@ -369,8 +378,9 @@ LOGGING = {
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# Workers import these for their signal hooks (task ids in logs, task metrics).
-CELERY_IMPORTS = ["config.logging", "config.metrics"]
+# Workers import these for their signal hooks (task ids in logs, task metrics, the
+# recovery sweep when a worker starts).
+CELERY_IMPORTS = ["config.logging", "config.metrics", "config.recovery"]
 MIDDLEWARE.insert(0, "config.logging.RequestIdMiddleware")
 MIDDLEWARE.insert(1, "config.metrics.RequestMetricsMiddleware")
 

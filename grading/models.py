@@ -280,11 +280,15 @@ class Proposal(models.Model):
     model_name = models.CharField(max_length=200, blank=True)
     prompt_version = models.CharField(max_length=50, blank=True)
     usage = models.JSONField(default=dict, blank=True)
+    # Claims by a worker; bounds the takeovers of a worker that died on it.
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Until when its queued task, or the worker running it, is trusted to be alive
+    # (config/leases.py); the recovery sweep takes over a proposal whose lease lapsed.
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     objects = ProposalQuerySet.as_manager()
 
@@ -298,6 +302,14 @@ class Proposal(models.Model):
             models.CheckConstraint(
                 condition=models.Q(source__in=["llm", "scorer"]), name="proposal_source_known"
             ),
+        ]
+        # The recovery sweep's query, every minute: unfinished proposals by lease.
+        indexes = [
+            models.Index(
+                fields=["lease_until"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="proposal_unfinished_lease",
+            )
         ]
         verbose_name = _("grade proposal")
         verbose_name_plural = _("grade proposals")

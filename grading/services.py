@@ -12,8 +12,9 @@ training data of the learned scorer, which is refitted on the ``cpu`` queue.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -23,10 +24,12 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config.celery import enqueue_on_commit
+from config.leases import lapsed, lease_until, queued_until
 from grading import manipulation
 from grading.models import (
     Assignment,
@@ -44,6 +47,8 @@ from learners.audit import audit_record
 from learners.evidence import mastery_evidence_record
 from learners.models import AuditEvent, MasteryEvidence
 
+logger = logging.getLogger(__name__)
+
 ESSAY_MAX_WORDS = 60_000
 COMMENT_MAX_CHARS = 4000
 # Review priority weights: a flag outranks everything, then an open regrade request, then
@@ -52,8 +57,10 @@ PRIORITY_FLAG = 100.0
 PRIORITY_REGRADE = 50.0
 PRIORITY_PER_STEP_OF_DISAGREEMENT = 5.0
 PRIORITY_UNCERTAINTY = 10.0
-# A proposal whose worker vanished is claimable again after this long.
+# A proposal claimed before leases existed, whose worker vanished, is claimable again
+# after this long (one with a lease is as soon as its lease lapses).
 STALE_RUNNING = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+WORKER_DIED_ERROR = "WorkerLost: the worker grading this essay stopped too many times"
 
 
 # --- rubric ----------------------------------------------------------------------------
@@ -311,34 +318,100 @@ def grading_enqueue(*, submission: Submission, sources: list[str] | None = None)
         )
         proposals.append(proposal)
         if proposal.status == Proposal.Status.QUEUED:
-            transaction.on_commit(
-                lambda source=source, pk=proposal.pk: tasks.proposal_enqueue(
-                    source=source, proposal_id=pk
-                )
+            Proposal.objects.filter(pk=proposal.pk, status=Proposal.Status.QUEUED).update(
+                lease_until=queued_until()
             )
+            tasks.proposal_enqueue(source=source, proposal_id=proposal.pk)
     return proposals
 
 
-def proposal_claim(*, proposal_id: int) -> bool:
-    """Take a queued proposal (or one whose worker vanished) for this worker."""
-    now = timezone.now()
-    stale = Q(status=Proposal.Status.RUNNING, started_at__lt=now - STALE_RUNNING)
-    return bool(
-        Proposal.objects.filter(Q(status=Proposal.Status.QUEUED) | stale, pk=proposal_id).update(
-            status=Proposal.Status.RUNNING, started_at=now
-        )
+def _abandoned(now: datetime) -> Q:
+    """Proposals being graded by a worker that died: the lease lapsed (or, claimed before
+    leases existed, the claim is older than the task time limit)."""
+    return Q(status=Proposal.Status.RUNNING) & (
+        lapsed(now=now) | Q(lease_until__isnull=True, started_at__lt=now - STALE_RUNNING)
     )
 
 
-def proposal_requeue(*, proposal_id: int, error: str) -> None:
+def _fail_if_it_kills_workers(*, proposal_id: int, now: datetime) -> bool:
+    killed = (
+        Proposal.objects.filter(_abandoned(now), pk=proposal_id)
+        .filter(attempts__gte=settings.WORK_MAX_ATTEMPTS)
+        .exists()
+    )
+    if killed:
+        logger.error("proposal %s failed: its worker died on it too often", proposal_id)
+        proposal_fail(proposal_id=proposal_id, error=WORKER_DIED_ERROR)
+    return killed
+
+
+def proposals_recover() -> int:
+    """Queue again the proposals whose worker died (lease lapsed while running) or whose
+    task message seems lost (still queued after its lease); returns how many.
+
+    Each goes back with a conditional update, so a worker that took it over meanwhile
+    keeps it; one whose workers died on it too often is failed for the teacher instead.
+    """
+    from grading import tasks
+
+    now = timezone.now()
+    lost = Q(status=Proposal.Status.QUEUED) & (lapsed(now=now) | Q(lease_until__isnull=True))
+    candidates = Proposal.objects.filter(lost | _abandoned(now)).values_list(
+        "pk", "source", "status", "started_at"
+    )
+    requeued = 0
+    for pk, source, status, started_at in candidates:
+        if _fail_if_it_kills_workers(proposal_id=pk, now=now):
+            continue
+        with transaction.atomic():
+            if Proposal.objects.filter(lost | _abandoned(now), pk=pk, started_at=started_at).update(
+                status=Proposal.Status.QUEUED, lease_until=queued_until(now=now)
+            ):
+                logger.warning("proposal %s was %s with no live worker; queued again", pk, status)
+                tasks.proposal_enqueue(source=source, proposal_id=pk)
+                requeued += 1
+    return requeued
+
+
+def proposal_claim(*, proposal_id: int) -> datetime | None:
+    """Take a queued proposal (or one whose worker died) for this worker; returns the
+    claim's token (its ``started_at``), or None when there is nothing to take. A proposal
+    whose workers died on it ``WORK_MAX_ATTEMPTS`` times is failed instead."""
+    now = timezone.now()
+    claimable = Q(status=Proposal.Status.QUEUED) | (
+        _abandoned(now) & Q(attempts__lt=settings.WORK_MAX_ATTEMPTS)
+    )
+    if Proposal.objects.filter(claimable, pk=proposal_id).update(
+        status=Proposal.Status.RUNNING,
+        started_at=now,
+        lease_until=lease_until(now=now),
+        attempts=F("attempts") + 1,
+    ):
+        return now
+    _fail_if_it_kills_workers(proposal_id=proposal_id, now=now)
+    return None
+
+
+def proposal_claimed(*, proposal_id: int, claimed_at: datetime):
+    """The proposal while this worker's claim holds (for its lease, ``config/leases.py``)."""
+    return Proposal.objects.filter(
+        pk=proposal_id, status=Proposal.Status.RUNNING, started_at=claimed_at
+    )
+
+
+def proposal_requeue(*, proposal_id: int, error: str, delay: float = 0.0) -> None:
+    """Back to the queue for a retry in ``delay`` seconds (the task's countdown)."""
     Proposal.objects.filter(pk=proposal_id, status=Proposal.Status.RUNNING).update(
-        status=Proposal.Status.QUEUED, error=error[:2000]
+        status=Proposal.Status.QUEUED, error=error[:2000], lease_until=queued_until(delay=delay)
     )
 
 
 def proposal_fail(*, proposal_id: int, error: str) -> None:
     Proposal.objects.filter(pk=proposal_id).exclude(status=Proposal.Status.DONE).update(
-        status=Proposal.Status.FAILED, error=error[:2000], finished_at=timezone.now()
+        status=Proposal.Status.FAILED,
+        error=error[:2000],
+        finished_at=timezone.now(),
+        lease_until=None,
     )
     proposal = Proposal.objects.select_related("submission").get(pk=proposal_id)
     review_refresh(submission=proposal.submission)
@@ -348,7 +421,7 @@ def proposal_retry(*, proposal: Proposal) -> Proposal:
     """Queue a failed proposal again (the teacher's "try again")."""
     if proposal.status == Proposal.Status.FAILED:
         Proposal.objects.filter(pk=proposal.pk, status=Proposal.Status.FAILED).update(
-            status=Proposal.Status.QUEUED, error=""
+            status=Proposal.Status.QUEUED, error="", attempts=0
         )
         proposal.refresh_from_db()
         grading_enqueue(submission=proposal.submission, sources=[proposal.source])
@@ -424,10 +497,15 @@ def proposal_run_scorer(*, proposal_id: int) -> Proposal:
 
 def _proposal_finish(*, proposal: Proposal, **fields: Any) -> Proposal:
     with transaction.atomic():
-        updated = Proposal.objects.filter(pk=proposal.pk, status=Proposal.Status.RUNNING).update(
-            status=Proposal.Status.DONE, finished_at=timezone.now(), error="", **fields
+        # Only under this worker's claim: one that took over from it writes its own.
+        updated = proposal_claimed(proposal_id=proposal.pk, claimed_at=proposal.started_at).update(
+            status=Proposal.Status.DONE,
+            finished_at=timezone.now(),
+            error="",
+            lease_until=None,
+            **fields,
         )
-        if not updated:  # someone else finished or failed it meanwhile
+        if not updated:  # someone else finished, failed or took it over meanwhile
             return Proposal.objects.get(pk=proposal.pk)
         review_refresh(submission=proposal.submission)
     proposal.refresh_from_db()
@@ -896,9 +974,11 @@ def regrade_request(*, submission: Submission, learner, comment: str) -> Regrade
 
 
 def scorer_train_enqueue(*, assignment_id: int) -> None:
+    """Refit the scorer after the commit; if the broker is away, the next confirmed grade
+    asks again (a teacher's page never fails for it)."""
     from grading import tasks
 
-    transaction.on_commit(lambda: tasks.scorer_train.apply_async(args=[assignment_id], queue="cpu"))
+    enqueue_on_commit(tasks.scorer_train, assignment_id, queue="cpu")
 
 
 def scorer_train(*, assignment_id: int) -> StoredScorer | None:

@@ -2,9 +2,11 @@
 
 A proposal row exists before its task is enqueued (one per submission, rubric version and
 source: a unique constraint), and a task claims it with a conditional update, so a retried
-or redelivered task grades nothing twice. When the language model is unreachable the
-proposal goes back to queued and the task retries later; after the last retry it is marked
-failed and the essay waits for the teacher, who can grade it or try the AI again.
+or redelivered task grades nothing twice. The worker renews the claim's lease while it
+grades; if the worker dies, the recovery sweep queues the proposal again. When the
+language model is unreachable the proposal goes back to queued and the task retries
+later; after the last retry it is marked failed and the essay waits for the teacher, who
+can grade it or try the AI again.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import logging
 
 from celery import shared_task
 
+from config.celery import enqueue_on_commit
+from config.leases import Lease
 from grading import services
 
 logger = logging.getLogger(__name__)
@@ -25,12 +29,13 @@ BAD_RESPONSE_RETRIES = 1
 
 
 def proposal_enqueue(*, source: str, proposal_id: int) -> None:
-    """Send a proposal's task to its queue: ``llm`` for the language model (I/O-bound),
-    ``cpu`` for the learned scorer (embeddings)."""
+    """Send a proposal's task to its queue once the transaction commits: ``llm`` for the
+    language model (I/O-bound), ``cpu`` for the learned scorer (embeddings). If the broker
+    is away the proposal stays queued for the recovery sweep."""
     if source == "llm":
-        proposal_llm.apply_async(args=[proposal_id], queue="llm")
+        enqueue_on_commit(proposal_llm, proposal_id, queue="llm")
     else:
-        proposal_scorer.apply_async(args=[proposal_id], queue="cpu")
+        enqueue_on_commit(proposal_scorer, proposal_id, queue="cpu")
 
 
 def retry_countdown(retries: int) -> int:
@@ -42,10 +47,12 @@ def proposal_llm(self, proposal_id: int) -> str | None:
     """Grade one proposal with the language model."""
     from tutor.llm import LLMBadResponse, LLMError, LLMNotConfigured, LLMUnavailable
 
-    if not services.proposal_claim(proposal_id=proposal_id):
+    claimed_at = services.proposal_claim(proposal_id=proposal_id)
+    if claimed_at is None:
         return None
     try:
-        services.proposal_run_llm(proposal_id=proposal_id)
+        with Lease(services.proposal_claimed(proposal_id=proposal_id, claimed_at=claimed_at)):
+            services.proposal_run_llm(proposal_id=proposal_id)
     except LLMNotConfigured as error:
         # Offline mode began after this was queued: waiting would not help.
         services.proposal_fail(proposal_id=proposal_id, error=f"LLMNotConfigured: {error.detail}")
@@ -57,10 +64,9 @@ def proposal_llm(self, proposal_id: int) -> str | None:
         if retries >= bound:
             services.proposal_fail(proposal_id=proposal_id, error=detail)
             return "failed"
-        services.proposal_requeue(proposal_id=proposal_id, error=detail)
-        raise self.retry(
-            countdown=retry_countdown(retries), max_retries=bound, queue="llm"
-        ) from error
+        countdown = retry_countdown(retries)
+        services.proposal_requeue(proposal_id=proposal_id, error=detail, delay=countdown)
+        raise self.retry(countdown=countdown, max_retries=bound, queue="llm") from error
     except LLMError as error:
         services.proposal_fail(
             proposal_id=proposal_id, error=f"{type(error).__name__}: {error.detail or error}"
@@ -75,10 +81,12 @@ def proposal_llm(self, proposal_id: int) -> str | None:
 @shared_task(acks_late=True)
 def proposal_scorer(proposal_id: int) -> str | None:
     """Score one proposal with the assignment's learned scorer."""
-    if not services.proposal_claim(proposal_id=proposal_id):
+    claimed_at = services.proposal_claim(proposal_id=proposal_id)
+    if claimed_at is None:
         return None
     try:
-        services.proposal_run_scorer(proposal_id=proposal_id)
+        with Lease(services.proposal_claimed(proposal_id=proposal_id, claimed_at=claimed_at)):
+            services.proposal_run_scorer(proposal_id=proposal_id)
     except Exception as error:
         services.proposal_fail(proposal_id=proposal_id, error=repr(error))
         raise

@@ -1,18 +1,17 @@
 """Celery tasks of tutoring conversations: thin, idempotent, on the ``llm`` queue.
 
 Celery's thread pool (the ``llm`` worker) cannot enforce task time limits, so a reply
-bounds its own time (``tutor.replies``) and pages mark a reply whose worker vanished as
-failed (``conversations.replies_expire_stale``); the limits below apply where a prefork
-worker runs the queue.
+bounds its own time (``tutor.replies``), and a reply whose worker vanished (its lease
+lapsed) is marked failed by pages and the recovery sweep
+(``conversations.replies_expire_stale``, ``conversations.replies_recover``); the limits
+below apply where a prefork worker runs the queue.
 """
 
 from __future__ import annotations
 
 from celery import shared_task
-from django.utils import timezone
 
 from tutor import conversations, replies
-from tutor.models import Message
 
 _REPLY_LIMIT = int(conversations.reply_max_seconds()) + 30
 
@@ -20,10 +19,7 @@ _REPLY_LIMIT = int(conversations.reply_max_seconds()) + 30
 @shared_task(acks_late=True, soft_time_limit=_REPLY_LIMIT, time_limit=_REPLY_LIMIT + 30)
 def reply_write(message_id: int) -> str | None:
     """Write the reply ``message_id`` if it is still waiting; a redelivery does nothing."""
-    claimed = Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
-        status=Message.Status.STREAMING, started=timezone.now()
-    )
-    if not claimed:
+    if not conversations.reply_claim(message_id=message_id):
         return None
     return replies.reply_write(message_id=message_id)
 

@@ -8,6 +8,7 @@ message that a task on the ``llm`` queue claims after the transaction commits (s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -15,10 +16,13 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config.celery import enqueue_on_commit
+from config.leases import lapsed, lease_until, queued_until
 from learners.models import Course
 from tutor import images, streams
 from tutor.models import Conversation, Feedback, Memory, Message
@@ -45,10 +49,35 @@ def reply_queue_max_seconds() -> float:
 STALE_MESSAGE = "The tutor stopped answering this message; try again."
 
 
+BUSY_MESSAGE = "The tutor is still answering; wait for the reply or stop it first."
+
+
 def _enqueue_reply(message_id: int) -> None:
+    """Send the reply's task once the transaction commits (if the broker is away, the
+    reply stays waiting for the recovery sweep)."""
     from tutor.conversation_tasks import reply_write
 
-    transaction.on_commit(lambda: reply_write.apply_async(args=[message_id], queue="llm"))
+    enqueue_on_commit(reply_write, message_id, queue="llm")
+
+
+def _stream_reset(message_id: int) -> None:
+    """Forget an earlier stream under this id; with Redis away the worker does it when it
+    starts writing (``replies.reply_write``)."""
+    try:
+        streams.reply_stream_reset(message_id=message_id)
+    except streams.UNAVAILABLE as error:
+        logger.warning("Could not reset the stream of reply %s: %r", message_id, error)
+
+
+def reply_claim(*, message_id: int) -> bool:
+    """Take a waiting reply for this worker; False when it is not waiting (written,
+    stopped, or taken by another worker), so a redelivered task does nothing."""
+    now = timezone.now()
+    return bool(
+        Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
+            status=Message.Status.STREAMING, started=now, lease_until=lease_until(now=now)
+        )
+    )
 
 
 def _check_owner(conversation: Conversation, learner) -> None:
@@ -137,10 +166,7 @@ def message_post(
     # Lock the conversation so two quick posts cannot both pass the check below.
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
     if conversation.messages.unfinished().exists():
-        raise ValidationError(
-            _("The tutor is still answering; wait for the reply or stop it first."),
-            code="busy",
-        )
+        raise ValidationError(_(BUSY_MESSAGE), code="busy")
     question = Message(
         conversation=conversation,
         role=Message.Role.USER,
@@ -154,10 +180,13 @@ def message_post(
         question.image.save(f"message.{checked.extension}", ContentFile(checked.data), save=False)
     question.save()
     reply = Message.objects.create(
-        conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.PENDING
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.PENDING,
+        lease_until=queued_until(),
     )
     # A stream left under this id (a restored database reuses ids) must not be replayed.
-    streams.reply_stream_reset(message_id=reply.pk)
+    _stream_reset(reply.pk)
     fields = ["updated"]
     if not conversation.title:
         text = text or _("Image")
@@ -175,71 +204,115 @@ def reply_stop(*, reply: Message, learner) -> None:
     stops at the worker's next check, keeping what it wrote."""
     _check_owner(reply.conversation, learner)
     stopped_waiting = Message.objects.filter(pk=reply.pk, status=Message.Status.PENDING).update(
-        status=Message.Status.STOPPED, finished=timezone.now()
+        status=Message.Status.STOPPED, finished=timezone.now(), lease_until=None
     )
-    if stopped_waiting:
-        streams.reply_stream_end(message_id=reply.pk, status=Message.Status.STOPPED)
-    else:
-        streams.reply_stop_request(message_id=reply.pk)
+    try:
+        if stopped_waiting:
+            streams.reply_stream_end(message_id=reply.pk, status=Message.Status.STOPPED)
+        else:
+            streams.reply_stop_request(message_id=reply.pk)
+    except streams.UNAVAILABLE as error:
+        # A reader falls back to the stored status; a reply being written cannot be told
+        # to stop, but then its worker cannot write it either and it ends as failed.
+        logger.warning("Could not signal the stop of reply %s: %r", reply.pk, error)
 
 
 def reply_retry(*, reply: Message, learner) -> Message:
     """Write a failed (or stopped) reply again, from the start."""
     _check_owner(reply.conversation, learner)
-    with transaction.atomic():
-        retried = Message.objects.filter(
-            pk=reply.pk, status__in=[Message.Status.FAILED, Message.Status.STOPPED]
-        ).update(
-            status=Message.Status.PENDING,
-            text="",
-            error="",
-            citations=[],
-            started=None,
-            finished=None,
-            ttft_seconds=None,
-            prompt_tokens=None,
-            completion_tokens=None,
-            usage={},
-        )
-        if not retried:
-            raise ValidationError(_("Only a failed or stopped reply can be retried."))
-        Feedback.objects.filter(message_id=reply.pk).delete()
-        # The old stream (with its end marker) must not be replayed to the new reader.
-        streams.reply_stream_reset(message_id=reply.pk)
-        _enqueue_reply(reply.pk)
+    try:
+        with transaction.atomic():
+            # Lock the conversation, as message_post does: one reply at a time.
+            Conversation.objects.select_for_update().get(pk=reply.conversation_id)
+            if reply.conversation.messages.unfinished().exclude(pk=reply.pk).exists():
+                raise ValidationError(_(BUSY_MESSAGE), code="busy")
+            retried = Message.objects.filter(
+                pk=reply.pk, status__in=[Message.Status.FAILED, Message.Status.STOPPED]
+            ).update(
+                status=Message.Status.PENDING,
+                text="",
+                error="",
+                citations=[],
+                started=None,
+                finished=None,
+                ttft_seconds=None,
+                prompt_tokens=None,
+                completion_tokens=None,
+                usage={},
+                lease_until=queued_until(),
+            )
+            if not retried:
+                raise ValidationError(_("Only a failed or stopped reply can be retried."))
+            Feedback.objects.filter(message_id=reply.pk).delete()
+            # The old stream (with its end marker) must not be replayed to the new reader.
+            _stream_reset(reply.pk)
+            _enqueue_reply(reply.pk)
+    except IntegrityError as error:  # one_unfinished_reply_per_conversation
+        raise ValidationError(_(BUSY_MESSAGE), code="busy") from error
     reply.refresh_from_db()
     return reply
 
 
-def replies_expire_stale(*, conversation: Conversation) -> int:
-    """Mark failed the replies whose worker is gone, so none stays "writing" forever.
-
-    A reply being written past its time limit (plus a minute's grace), or waiting for a
-    worker for longer than ``reply_queue_max_seconds()``, is failed with a message the
-    student can retry from; the text it streamed is kept.
-    """
-    now = timezone.now()
-    stale = list(
-        conversation.messages.filter(
-            status=Message.Status.STREAMING,
-            started__lt=now - timedelta(seconds=reply_max_seconds() + 60),
-        ).values_list("pk", "status")
-    ) + list(
-        conversation.messages.filter(
-            status=Message.Status.PENDING,
-            created__lt=now - timedelta(seconds=reply_queue_max_seconds()),
-        ).values_list("pk", "status")
+def _stale(now) -> Q:
+    """Replies whose worker is gone: being written with a lapsed lease (the worker died)
+    or past the time limit with a minute's grace, or waiting for a worker for longer than
+    ``reply_queue_max_seconds()``."""
+    return (
+        Q(status=Message.Status.STREAMING)
+        & (lapsed(now=now) | Q(started__lt=now - timedelta(seconds=reply_max_seconds() + 60)))
+    ) | Q(
+        status=Message.Status.PENDING,
+        created__lt=now - timedelta(seconds=reply_queue_max_seconds()),
     )
+
+
+def _replies_expire(messages) -> int:
+    now = timezone.now()
     expired = 0
-    for pk, status in stale:
-        text = streams.reply_stream_text(message_id=pk)
-        if Message.objects.filter(pk=pk, status=status).update(
-            status=Message.Status.FAILED, error=STALE_MESSAGE, text=text, finished=now
+    for pk, status in messages.filter(_stale(now)).values_list("pk", "status"):
+        try:
+            text = streams.reply_stream_text(message_id=pk)
+        except streams.UNAVAILABLE:
+            text = ""
+        # Conditional on the status read above: a worker that finished it meanwhile wins.
+        if Message.objects.filter(_stale(now), pk=pk, status=status).update(
+            status=Message.Status.FAILED,
+            error=STALE_MESSAGE,
+            text=text,
+            finished=now,
+            lease_until=None,
         ):
-            streams.reply_stream_end(message_id=pk, status=Message.Status.FAILED)
-            logger.warning("Reply %s was %s past its time limit; marked failed.", pk, status)
+            logger.warning("Reply %s was %s with no live worker; marked failed.", pk, status)
             expired += 1
+            # Without Redis a reader falls back to the stored status.
+            with contextlib.suppress(*streams.UNAVAILABLE):
+                streams.reply_stream_end(message_id=pk, status=Message.Status.FAILED)
     return expired
+
+
+def replies_expire_stale(*, conversation: Conversation) -> int:
+    """Mark failed the replies of a conversation whose worker is gone, so none stays
+    "writing" forever; the student can retry them, and the text they streamed is kept.
+    (Pages call this; the recovery sweep does it for every conversation.)"""
+    return _replies_expire(conversation.messages.all())
+
+
+def replies_recover() -> tuple[int, int]:
+    """The recovery sweep's part for replies: fail those whose worker is gone, and send
+    again the task of those still waiting after their lease (the broker may have been
+    down when it was sent). Returns (failed, sent again)."""
+    expired = _replies_expire(Message.objects.all())
+    now = timezone.now()
+    resent = 0
+    waiting = Message.objects.filter(lapsed(now=now), status=Message.Status.PENDING)
+    for pk in waiting.values_list("pk", flat=True):
+        with transaction.atomic():
+            if Message.objects.filter(lapsed(now=now), pk=pk, status=Message.Status.PENDING).update(
+                lease_until=queued_until(now=now)
+            ):
+                _enqueue_reply(pk)
+                resent += 1
+    return expired, resent
 
 
 def feedback_record(*, reply: Message, learner, rating: int, comment: str = "") -> Feedback:
@@ -295,7 +368,8 @@ def reply_check_answer(*, reply: Message, learner, answer: str):
 def _enqueue_memory(conversation_id: int) -> None:
     from tutor.conversation_tasks import memory_write
 
-    transaction.on_commit(lambda: memory_write.apply_async(args=[conversation_id], queue="llm"))
+    # Not sent (the broker is away): the memory is written when the next session ends.
+    enqueue_on_commit(memory_write, conversation_id, queue="llm")
 
 
 def conversation_end(*, conversation: Conversation, learner) -> None:

@@ -65,8 +65,12 @@ class Material(models.Model):
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
-    # When a worker claimed it; a claim older than the task time limit is abandoned.
+    # When a worker claimed it (the claim's token: a worker whose claim was taken over
+    # writes nothing), and until when the claim holds unless renewed (config/leases.py).
     claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # Claims since it was last queued by a person; bounds the takeovers of a dead worker.
+    attempts = models.PositiveSmallIntegerField(default=0)
     ingested_at = models.DateTimeField(null=True, blank=True)
 
     objects = MaterialQuerySet.as_manager()
@@ -82,7 +86,15 @@ class Material(models.Model):
                 condition=models.Q(progress__lte=100), name="material_progress_percent"
             ),
         ]
-        indexes = [models.Index(fields=["course", "status"])]
+        indexes = [
+            models.Index(fields=["course", "status"]),
+            # The recovery sweep's query, every minute: unfinished materials by lease.
+            models.Index(
+                fields=["lease_until"],
+                condition=models.Q(status__in=["queued", "processing"]),
+                name="material_unfinished_lease",
+            ),
+        ]
         verbose_name = _("material")
         verbose_name_plural = _("materials")
 
@@ -246,6 +258,9 @@ class Message(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    # A reply waiting or being written: until when its worker (or its queued task) is
+    # trusted to be alive (config/leases.py).
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
 
@@ -260,6 +275,13 @@ class Message(models.Model):
                     status__in=["pending", "streaming", "done", "stopped", "failed"]
                 ),
                 name="message_status_known",
+            ),
+            # One reply at a time per conversation: a second post, a retry or a redelivered
+            # task can never leave two replies waiting or being written.
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=models.Q(status__in=["pending", "streaming"]),
+                name="one_unfinished_reply_per_conversation",
             ),
         ]
         indexes = [models.Index(fields=["status", "created"])]

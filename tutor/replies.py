@@ -20,6 +20,7 @@ from django.db import connection
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from config.leases import Lease
 from tutor import streams
 from tutor.concept_tags import passage_concept_ids
 from tutor.context import (
@@ -117,14 +118,16 @@ def learner_profile(*, learner, course) -> LearnerProfile:
 
 
 class _StopCheck:
-    """The ``should_stop`` callback: the learner pressed Stop, or the reply ran too long.
+    """The ``should_stop`` callback: the learner pressed Stop, the reply ran too long, or
+    it is no longer this worker's (the recovery sweep ended it when its lease lapsed).
 
     Polls Redis at most every STOP_POLL_SECONDS, since it runs after every chunk.
     """
 
-    def __init__(self, *, message_id: int, deadline: float) -> None:
+    def __init__(self, *, message_id: int, deadline: float, lease: Lease | None = None) -> None:
         self.message_id = message_id
         self.deadline = deadline
+        self.lease = lease
         self.stopped = False
         self.timed_out = False
         self._next_poll = 0.0
@@ -134,6 +137,8 @@ class _StopCheck:
         if now > self.deadline:
             self.timed_out = True
             return True
+        if self.lease is not None and self.lease.lost:
+            return True
         if now >= self._next_poll:
             self._next_poll = now + STOP_POLL_SECONDS
             self.stopped = streams.reply_stop_requested(message_id=self.message_id)
@@ -142,12 +147,25 @@ class _StopCheck:
 
 def _finish(reply: Message, **fields: Any) -> str:
     """Store the final state unless someone else (the stale check) finished it first;
-    then end the stream with the status the database holds."""
+    then end the stream with the status the database holds (if Redis is there: a reader
+    that meets no end falls back to the stored status)."""
     fields.setdefault("finished", timezone.now())
-    updated = Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING).update(**fields)
+    updated = Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING).update(
+        lease_until=None, **fields
+    )
     status = fields["status"] if updated else Message.objects.get(pk=reply.pk).status
-    streams.reply_stream_end(message_id=reply.pk, status=status)
+    try:
+        streams.reply_stream_end(message_id=reply.pk, status=status)
+    except streams.UNAVAILABLE as error:
+        logger.warning("Could not end the stream of reply %s: %r", reply.pk, error)
     return status
+
+
+def _streamed_text(message_id: int) -> str:
+    try:
+        return streams.reply_stream_text(message_id=message_id)
+    except streams.UNAVAILABLE:
+        return ""
 
 
 def message_prompt_text(message: Message) -> str:
@@ -166,7 +184,13 @@ def message_prompt_text(message: Message) -> str:
 
 
 def reply_write(*, message_id: int) -> str:
-    """Write a claimed reply (status ``streaming``) and return its final status."""
+    """Write a claimed reply (status ``streaming``) and return its final status; its lease
+    is renewed meanwhile, so only a dead worker's reply is taken for abandoned."""
+    with Lease(Message.objects.filter(pk=message_id, status=Message.Status.STREAMING)) as lease:
+        return _write(message_id=message_id, lease=lease)
+
+
+def _write(*, message_id: int, lease: Lease) -> str:
     reply = Message.objects.select_related("conversation__course", "conversation__learner").get(
         pk=message_id
     )
@@ -175,6 +199,8 @@ def reply_write(*, message_id: int) -> str:
     if question is None:
         return _finish(reply, status=Message.Status.FAILED, error=_("There is no question."))
     try:
+        # Nothing from an earlier attempt under this id may reach the reader.
+        streams.reply_stream_reset(message_id=message_id)
         passages = passages_search(
             course=conversation.course,
             user=conversation.learner,
@@ -182,7 +208,7 @@ def reply_write(*, message_id: int) -> str:
         )
         if llm_is_configured():
             return _write_online(
-                reply, conversation=conversation, question=question, passages=passages
+                reply, conversation=conversation, question=question, passages=passages, lease=lease
             )
         return _write_offline(reply, conversation=conversation, passages=passages)
     except Exception:
@@ -190,14 +216,19 @@ def reply_write(*, message_id: int) -> str:
         _finish(
             reply,
             status=Message.Status.FAILED,
-            text=streams.reply_stream_text(message_id=message_id),
+            text=_streamed_text(message_id),
             error=LLMError.student_message,
         )
         raise
 
 
 def _write_online(
-    reply: Message, *, conversation: Conversation, question: Message, passages: list[Passage]
+    reply: Message,
+    *,
+    conversation: Conversation,
+    question: Message,
+    passages: list[Passage],
+    lease: Lease | None = None,
 ) -> str:
     learner = conversation.learner
     history = [
@@ -228,7 +259,9 @@ def _write_online(
         # A reply streams for many seconds; holding a database connection through it would
         # cap the replies in flight at Postgres' max_connections. _finish opens a new one.
         connection.close()
-    stop = _StopCheck(message_id=reply.pk, deadline=time.monotonic() + reply_max_seconds())
+    stop = _StopCheck(
+        message_id=reply.pk, deadline=time.monotonic() + reply_max_seconds(), lease=lease
+    )
     stream = chat_stream(messages=messages, prompt_version=context.prompt_version, should_stop=stop)
     common = {
         "mode": Message.Mode.ONLINE,

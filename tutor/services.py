@@ -12,10 +12,12 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files import File
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.celery import enqueue_on_commit
+from config.leases import Lease, lapsed, lease_until, queued_until
 from tutor import chunking, parsing
 from tutor.concept_tags import chunks_tag_concepts
 from tutor.models import Chunk, Material
@@ -28,6 +30,10 @@ PARSED_PERCENT = 10
 GENERIC_FAILURE = _(
     "Something went wrong while reading this file. Try uploading it again; if it fails "
     "again, ask a site administrator to look at the logs."
+)
+WORKER_DIED_FAILURE = _(
+    "The worker reading this file stopped several times before it was done. Try again "
+    "later; if it fails again, ask a site administrator to look at the logs."
 )
 
 
@@ -54,10 +60,12 @@ def _file_hash(file: File) -> str:
     return digest.hexdigest()
 
 
-def _enqueue(material: Material) -> None:
+def _enqueue(material_id: int) -> None:
+    """Send the ingestion task once the transaction commits (if the broker is away, the
+    material stays queued for the recovery sweep)."""
     from tutor.tasks import material_ingest_task
 
-    material_ingest_task.delay_on_commit(material.pk)
+    enqueue_on_commit(material_ingest_task, material_id)
 
 
 @transaction.atomic
@@ -111,10 +119,10 @@ def material_upload(
     material.file.save(name, file, save=False)
     material.file_hash = file_hash
     material.status, material.progress, material.failure_reason = Material.Status.QUEUED, 0, ""
-    material.claimed_at = None
+    material.claimed_at, material.lease_until, material.attempts = None, queued_until(), 0
     material.save()
     if enqueue:
-        _enqueue(material)
+        _enqueue(material.pk)
     return material
 
 
@@ -125,11 +133,18 @@ def material_reingest(*, material: Material) -> Material:
     updated = (
         Material.objects.filter(pk=material.pk)
         .exclude(status__in=Material.UNFINISHED)
-        .update(status=Material.Status.QUEUED, progress=0, failure_reason="", claimed_at=None)
+        .update(
+            status=Material.Status.QUEUED,
+            progress=0,
+            failure_reason="",
+            claimed_at=None,
+            lease_until=queued_until(),
+            attempts=0,
+        )
     )
     material.refresh_from_db()
     if updated:
-        transaction.on_commit(lambda: _enqueue(material))
+        _enqueue(material.pk)
     return material
 
 
@@ -191,25 +206,95 @@ def _fail(material: Material, reason: str) -> None:
     with transaction.atomic():
         Chunk.objects.filter(material=material).delete()
         Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
-            status=Material.Status.FAILED, progress=0, failure_reason=reason[:500], text_hash=""
+            status=Material.Status.FAILED,
+            progress=0,
+            failure_reason=reason[:500],
+            text_hash="",
+            lease_until=None,
         )
+
+
+def _abandoned(now) -> Q:
+    """Materials being processed by a worker that died: its lease lapsed (or, claimed
+    before leases existed, its claim is older than the task time limit)."""
+    too_old = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    return Q(status=Material.Status.PROCESSING) & (
+        lapsed(now=now) | Q(lease_until__isnull=True, claimed_at__lt=too_old)
+    )
 
 
 def _claim(material_id: int) -> Material | None:
     """Take the material for this worker; None when it is not queued (another worker has
-    it, or it is done). A claim older than the task time limit was abandoned by a worker
-    that died, and is taken over."""
+    it, or it is done). A material whose worker died is taken over, unless workers have
+    died on it ``WORK_MAX_ATTEMPTS`` times: then it is failed."""
     now = timezone.now()
-    abandoned = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    claimable = Q(status=Material.Status.QUEUED) | (
+        _abandoned(now) & Q(attempts__lt=settings.WORK_MAX_ATTEMPTS)
+    )
     claimed = (
         Material.objects.filter(pk=material_id)
-        .filter(
-            Q(status=Material.Status.QUEUED)
-            | Q(status=Material.Status.PROCESSING, claimed_at__lt=abandoned)
+        .filter(claimable)
+        .update(
+            status=Material.Status.PROCESSING,
+            progress=0,
+            failure_reason="",
+            claimed_at=now,
+            lease_until=lease_until(now=now),
+            attempts=F("attempts") + 1,
         )
-        .update(status=Material.Status.PROCESSING, progress=0, failure_reason="", claimed_at=now)
     )
-    return Material.objects.filter(pk=material_id).first() if claimed else None
+    if claimed:
+        return Material.objects.filter(pk=material_id).first()
+    _fail_if_it_kills_workers(material_id=material_id, now=now)
+    return None
+
+
+def _fail_if_it_kills_workers(*, material_id: int, now) -> bool:
+    with transaction.atomic():
+        killed = (
+            Material.objects.filter(pk=material_id)
+            .filter(_abandoned(now), attempts__gte=settings.WORK_MAX_ATTEMPTS)
+            .update(
+                status=Material.Status.FAILED,
+                progress=0,
+                failure_reason=str(WORKER_DIED_FAILURE),
+                text_hash="",
+                lease_until=None,
+            )
+        )
+        if killed:
+            Chunk.objects.filter(material_id=material_id).delete()
+            logger.error("material %s failed: its worker died on it too often", material_id)
+    return bool(killed)
+
+
+def materials_recover() -> int:
+    """Queue again the materials whose worker died (lease lapsed while processing) or
+    whose task message seems lost (still queued after its lease); returns how many.
+
+    A material is put back in the queue with a conditional update, so a worker that took
+    it over meanwhile keeps it; one that killed its workers too often is failed instead.
+    """
+    now = timezone.now()
+    lost = Q(status=Material.Status.QUEUED) & (lapsed(now=now) | Q(lease_until__isnull=True))
+    candidates = Material.objects.filter(lost | _abandoned(now)).values_list(
+        "pk", "status", "claimed_at"
+    )
+    requeued = 0
+    for pk, status, claimed_at in candidates:
+        if _fail_if_it_kills_workers(material_id=pk, now=now):
+            continue
+        with transaction.atomic():
+            if Material.objects.filter(lost | _abandoned(now), pk=pk, claimed_at=claimed_at).update(
+                status=Material.Status.QUEUED,
+                progress=0,
+                claimed_at=None,
+                lease_until=queued_until(now=now),
+            ):
+                logger.warning("material %s was %s with no live worker; queued again", pk, status)
+                _enqueue(pk)
+                requeued += 1
+    return requeued
 
 
 def _vectors(
@@ -239,6 +324,14 @@ def material_ingest(*, material_id: int) -> Material | None:
     material = _claim(material_id)
     if material is None:
         return None
+    ours = Material.objects.filter(
+        pk=material.pk, status=Material.Status.PROCESSING, claimed_at=material.claimed_at
+    )
+    with Lease(ours):
+        return _ingest(material)
+
+
+def _ingest(material: Material) -> Material:
     try:
         with material.file.open("rb") as handle:
             data = handle.read()
@@ -296,6 +389,7 @@ def material_ingest(*, material_id: int) -> Material | None:
                 status=Material.Status.READY,
                 progress=100,
                 failure_reason="",
+                lease_until=None,
                 ingested_at=timezone.now(),
                 updated=timezone.now(),
             )
@@ -307,7 +401,10 @@ def material_ingest(*, material_id: int) -> Material | None:
         # If even this fails, the retry finds the claim abandoned after the time limit.
         with contextlib.suppress(DatabaseError):
             Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
-                status=Material.Status.QUEUED, progress=0, claimed_at=None
+                status=Material.Status.QUEUED,
+                progress=0,
+                claimed_at=None,
+                lease_until=queued_until(),
             )
         raise IngestInterrupted(str(error)) from error
     except Exception:

@@ -29,6 +29,10 @@ START = "0-0"
 KIND_TEXT = "token"
 KIND_END = "end"
 
+# Redis is not reachable (down, restarting, or still loading its data after a restart):
+# pages degrade to what the database holds, and a worker ends its reply as failed.
+UNAVAILABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+
 _client_lock = threading.Lock()
 _client: redis.Redis | None = None
 _client_url: str | None = None

@@ -233,11 +233,12 @@ def test_a_running_proposal_is_not_claimed_twice(student, assignment, submit, ll
     proposal = Proposal.objects.get(submission=submission)
     assert services.proposal_claim(proposal_id=proposal.pk)
     assert not services.proposal_claim(proposal_id=proposal.pk)
-    # A worker that vanished long ago leaves a proposal others may take.
+    # A worker that died stops renewing its lease; once it lapses, others may take it.
     Proposal.objects.filter(pk=proposal.pk).update(
-        started_at=timezone.now() - services.STALE_RUNNING - dt.timedelta(seconds=1)
+        lease_until=timezone.now() - dt.timedelta(seconds=1)
     )
     assert services.proposal_claim(proposal_id=proposal.pk)
+    assert Proposal.objects.get(pk=proposal.pk).attempts == 2
 
 
 # --- review ------------------------------------------------------------------------------
@@ -429,11 +430,13 @@ def test_a_confirmed_review_enqueues_scorer_training(
 ):
     calls = []
     monkeypatch.setattr(
-        tasks.scorer_train, "apply_async", lambda args, queue: calls.append((args, queue))
+        tasks.scorer_train,
+        "apply_async",
+        lambda args, queue, **options: calls.append((args, queue, options)),
     )
     with django_capture_on_commit_callbacks(execute=True):
         _confirm(proposed, teacher)
-    assert calls == [([proposed.assignment_id], "cpu")]
+    assert calls == [([proposed.assignment_id], "cpu", {"ignore_result": True})]
 
 
 def test_the_scorer_is_trained_on_confirmed_grades_and_proposes_for_waiting_essays(

@@ -31,7 +31,7 @@ def test_posting_stores_the_message_and_a_pending_reply_and_queues_it_on_commit(
     queued = []
     monkeypatch.setattr(
         "tutor.conversation_tasks.reply_write.apply_async",
-        lambda args, queue: queued.append((args, queue)),
+        lambda args, queue, **options: queued.append((args, queue, options)),
     )
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         question, reply = message_post(
@@ -43,7 +43,8 @@ def test_posting_stores_the_message_and_a_pending_reply_and_queues_it_on_commit(
     assert question.text == "What is ATP?"
     assert question.role == Message.Role.USER
     assert reply.status == Message.Status.PENDING
-    assert queued == [([reply.pk], "llm")]
+    # Fire and forget: nobody waits on a result (see config.celery.enqueue_on_commit).
+    assert queued == [([reply.pk], "llm", {"ignore_result": True})]
     conversation.refresh_from_db()
     assert conversation.title == "What is ATP?"
 
