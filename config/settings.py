@@ -213,20 +213,28 @@ EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 384, minimum=1)
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # A JSON API; the views that take files (material upload) name their own parsers.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tutoring platform API",
-    "DESCRIPTION": "Courses, material, tutoring, grading and the learner model.",
+    "DESCRIPTION": (
+        "Courses, material, tutoring, grading and the learner model. Sign in with a "
+        "session; writes need the CSRF token (X-CSRFToken header). Text fields never "
+        "take NUL characters."
+    ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Request bodies get components of their own, so uploads are typed as binary files.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Security ---------------------------------------------------------------------------------

@@ -182,7 +182,9 @@ def reply_retry(*, reply: Message, learner) -> Message:
             usage={},
         )
         if not retried:
-            raise ValidationError(_("Only a failed or stopped reply can be retried."))
+            raise ValidationError(
+                _("Only a failed or stopped reply can be retried."), code="not_retryable"
+            )
         Feedback.objects.filter(message_id=reply.pk).delete()
         # The old stream (with its end marker) must not be replayed to the new reader.
         streams.reply_stream_reset(message_id=reply.pk)
@@ -229,7 +231,9 @@ def feedback_record(*, reply: Message, learner, rating: int, comment: str = "") 
         Message.Status.DONE,
         Message.Status.STOPPED,
     ):
-        raise ValidationError(_("Only a finished reply of the tutor can be rated."))
+        raise ValidationError(
+            _("Only a finished reply of the tutor can be rated."), code="unfinished"
+        )
     if rating not in (1, -1):
         raise ValidationError(_("A rating is thumbs up or thumbs down."))
     comment = comment.strip()
