@@ -205,6 +205,10 @@ LLM_SUPPORTS_IMAGES = env_bool("LLM_SUPPORTS_IMAGES", default=False)
 TUTOR_REPLY_MAX_SECONDS = env_int("TUTOR_REPLY_MAX_SECONDS", 300, minimum=10)
 TUTOR_REPLY_QUEUE_SECONDS = env_int("TUTOR_REPLY_QUEUE_SECONDS", 900, minimum=10)
 TUTOR_IMAGE_MAX_BYTES = env_int("TUTOR_IMAGE_MAX_BYTES", 5 * 1024 * 1024, minimum=1)
+# Tokens (prompt and completion) one learner's AI features may use per day in one course:
+# tutor replies, their memories and AI grade proposals. A course may set its own; 0 means
+# no limit. 100k is some 20-40 tutor replies.
+AI_DAILY_TOKEN_BUDGET = env_int("AI_DAILY_TOKEN_BUDGET", 100_000, minimum=0)
 
 # --- Embeddings ----------------------------------------------------------------------------
 # By default the all-MiniLM-L6-v2 files bundled in a Python package: nothing downloads.

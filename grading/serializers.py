@@ -66,6 +66,10 @@ class SubmissionOutSerializer(serializers.Serializer):
     submitted_at = serializers.DateTimeField()
     word_count = serializers.IntegerField()
     flagged = serializers.BooleanField()
+    notice = serializers.CharField(
+        allow_blank=True,
+        help_text="A note for the learner (e.g. graded without an AI suggestion), or empty.",
+    )
 
 
 class ReleasedCriterionSerializer(serializers.Serializer):

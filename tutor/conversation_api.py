@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from config.api_fields import StrictCharField, StrictChoiceField, StrictIntegerField, not_blank
 from config.openapi import ErrorSerializer
+from learners.ai_budget import ai_budget_resets_in
 from learners.selectors import course_for_member
 from tutor import conversations
 from tutor.conversation_selectors import (
@@ -151,15 +152,29 @@ class Conflict(APIException):
 _CONFLICTS = {"busy", "not_retryable", "unfinished"}
 
 
+class AIBudgetReached(APIException):
+    """Today's AI token budget is used up; ``Retry-After`` says when it starts again."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "ai_budget"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.wait = ai_budget_resets_in()  # DRF's handler sends it as Retry-After
+
+
 def _api_error(error: ValidationError) -> Exception:
     """The API's answer to a service's refusal: 403 for missing consent, 409 when the
-    reply is not in a state that allows it, else 400."""
+    reply is not in a state that allows it, 429 when today's AI budget is used up, else
+    400."""
     code = getattr(error, "code", None)
     message = " ".join(error.messages)
     if code == "consent":
         return PermissionDenied(message)
     if code in _CONFLICTS:
         return Conflict(message)
+    if code == "ai_budget":
+        return AIBudgetReached(message)
     return APIValidationError({"detail": error.messages})
 
 
@@ -191,13 +206,13 @@ class ConversationDetailView(APIView):
 class MessagePostView(APIView):
     @extend_schema(
         request=MessagePostSerializer,
-        responses={201: TurnSerializer, 409: ErrorSerializer},
+        responses={201: TurnSerializer, 409: ErrorSerializer, 429: ErrorSerializer},
     )
     def post(self, request: Request, course_id: int) -> Response:
         """Post a message; the tutor's reply is written in the background (follow its
         ``stream_url`` or poll it). 400 for an empty or too long message; 403
         without the consent the course needs; 409 while the previous reply is still being
-        written."""
+        written; 429 once today's AI token budget is used up (the message is not stored)."""
         course = course_for_member(user=request.user, course_id=course_id)
         incoming = MessagePostSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -257,10 +272,11 @@ class ReplyStopView(APIView):
 class ReplyRetryView(APIView):
     @extend_schema(
         request=None,
-        responses={202: MessageSerializer, 409: ErrorSerializer},
+        responses={202: MessageSerializer, 409: ErrorSerializer, 429: ErrorSerializer},
     )
     def post(self, request: Request, course_id: int, message_id: int) -> Response:
-        """Write a failed or stopped reply again; 409 for any other."""
+        """Write a failed or stopped reply again; 409 for any other, 429 once today's AI
+        token budget is used up."""
         course = course_for_member(user=request.user, course_id=course_id)
         reply = reply_for_learner(user=request.user, course=course, message_id=message_id)
         try:

@@ -66,13 +66,16 @@ def conversation_start(*, course: Course, learner) -> Conversation:
 
 
 def tutor_access_check(*, learner, course: Course) -> None:
-    """ValidationError when the learner may not use the tutor yet (consent to AI
-    processing missing, or a guardian's needed)."""
+    """ValidationError when the learner may not use the tutor now: consent to AI
+    processing missing, or a guardian's needed (code ``consent``); today's AI token
+    budget used up (code ``ai_budget``)."""
+    from learners.ai_budget import ai_budget_check
     from learners.consent import ai_access
 
     access = ai_access(user=learner, course=course)
     if not access.allowed:
         raise ValidationError(access.reason, code="consent")
+    ai_budget_check(user=learner, course=course)
 
 
 def message_validate(*, text: str, image: UploadedFile | None = None) -> str:
@@ -166,6 +169,7 @@ def reply_stop(*, reply: Message, learner) -> None:
 def reply_retry(*, reply: Message, learner) -> Message:
     """Write a failed (or stopped) reply again, from the start."""
     _check_owner(reply.conversation, learner)
+    tutor_access_check(learner=learner, course=reply.conversation.course)
     with transaction.atomic():
         retried = Message.objects.filter(
             pk=reply.pk, status__in=[Message.Status.FAILED, Message.Status.STOPPED]
