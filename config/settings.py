@@ -214,6 +214,10 @@ LLM_SUPPORTS_IMAGES = env_bool("LLM_SUPPORTS_IMAGES", default=False)
 TUTOR_REPLY_MAX_SECONDS = env_int("TUTOR_REPLY_MAX_SECONDS", 300, minimum=10)
 TUTOR_REPLY_QUEUE_SECONDS = env_int("TUTOR_REPLY_QUEUE_SECONDS", 900, minimum=10)
 TUTOR_IMAGE_MAX_BYTES = env_int("TUTOR_IMAGE_MAX_BYTES", 5 * 1024 * 1024, minimum=1)
+# Tokens (prompt and completion) one learner's AI features may use per day in one course:
+# tutor replies, their memories and AI grade proposals. A course may set its own; 0 means
+# no limit. 100k is some 20-40 tutor replies.
+AI_DAILY_TOKEN_BUDGET = env_int("AI_DAILY_TOKEN_BUDGET", 100_000, minimum=0)
 
 # --- Embeddings ----------------------------------------------------------------------------
 # By default the all-MiniLM-L6-v2 files bundled in a Python package: nothing downloads.
@@ -222,20 +226,28 @@ EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 384, minimum=1)
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # A JSON API; the views that take files (material upload) name their own parsers.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tutoring platform API",
-    "DESCRIPTION": "Courses, material, tutoring, grading and the learner model.",
+    "DESCRIPTION": (
+        "Courses, material, tutoring, grading and the learner model. Sign in with a "
+        "session; writes need the CSRF token (X-CSRFToken header). Text fields never "
+        "take NUL characters."
+    ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Request bodies get components of their own, so uploads are typed as binary files.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Security ---------------------------------------------------------------------------------

@@ -24,3 +24,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
+
+handler400 = "config.errors.bad_request"
+handler404 = "config.errors.page_not_found"

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from grading import selectors, serializers, services
 from grading.models import Review
+from learners.ai_budget import GRADED_WITHOUT_AI, ai_budget_reached
 from learners.selectors import user_can_teach
 
 
@@ -52,11 +53,13 @@ class SubmissionCreateView(APIView):
             )
         except ValidationError as error:
             return _invalid(error)
+        over_budget = ai_budget_reached(user=request.user, course=assignment.course)
         data = {
             "id": submission.pk,
             "submitted_at": submission.submitted_at,
             "word_count": services.word_count(submission.text),
             "flagged": submission.review.flagged,
+            "notice": GRADED_WITHOUT_AI if over_budget else "",
         }
         return Response(serializers.SubmissionOutSerializer(data).data, status=201)
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
+
+from config.api_fields import StrictCharField, StrictDecimalField, not_blank
+from grading.services import ESSAY_MAX_WORDS
 
 
 class ProposalCriterionSerializer(serializers.Serializer):
@@ -12,12 +16,26 @@ class ProposalCriterionSerializer(serializers.Serializer):
     confidence = serializers.FloatField()
 
 
+class ProposalFeedbackSerializer(serializers.Serializer):
+    # Absent on the learned scorer's proposals, which write no feedback.
+    strengths = serializers.ListField(child=serializers.CharField(), required=False)
+    next_steps = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class FlagSerializer(serializers.Serializer):
+    """A sign of manipulation found in the essay (grading/manipulation.py)."""
+
+    code = serializers.CharField()
+    message = serializers.CharField()
+    excerpt = serializers.CharField(allow_blank=True)
+
+
 class ProposalSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     source = serializers.CharField()
     status = serializers.CharField()
     criteria = serializers.DictField(child=ProposalCriterionSerializer())
-    feedback = serializers.DictField()
+    feedback = ProposalFeedbackSerializer()
     dropped_quotes = serializers.IntegerField()
     notice = serializers.CharField(allow_blank=True)
     model_name = serializers.CharField(allow_blank=True)
@@ -31,12 +49,16 @@ class QueueItemSerializer(serializers.Serializer):
     status = serializers.CharField()
     priority = serializers.FloatField()
     flagged = serializers.BooleanField()
-    flags = serializers.ListField(child=serializers.DictField())
+    flags = FlagSerializer(many=True)
     proposals = ProposalSerializer(source="submission.proposals.all", many=True)
 
 
 class SubmissionInSerializer(serializers.Serializer):
-    text = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    text = StrictCharField(
+        trim_whitespace=False,
+        validators=[not_blank(_("The essay is empty."))],
+        help_text=f"The essay: some text, at most {ESSAY_MAX_WORDS} words.",
+    )
 
 
 class SubmissionOutSerializer(serializers.Serializer):
@@ -44,6 +66,10 @@ class SubmissionOutSerializer(serializers.Serializer):
     submitted_at = serializers.DateTimeField()
     word_count = serializers.IntegerField()
     flagged = serializers.BooleanField()
+    notice = serializers.CharField(
+        allow_blank=True,
+        help_text="A note for the learner (e.g. graded without an AI suggestion), or empty.",
+    )
 
 
 class ReleasedCriterionSerializer(serializers.Serializer):
@@ -66,9 +92,13 @@ class GradeSerializer(serializers.Serializer):
 
 
 class CriterionDecisionInSerializer(serializers.Serializer):
-    score = serializers.DecimalField(max_digits=6, decimal_places=2)
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
-    comment = serializers.CharField(required=False, allow_blank=True, allow_null=True, default=None)
+    score = StrictDecimalField(
+        max_digits=6,
+        decimal_places=2,
+        help_text="Within the criterion's range, on its step (the rubric says which).",
+    )
+    reason = StrictCharField(required=False, allow_blank=True, default="")
+    comment = StrictCharField(required=False, allow_blank=True, allow_null=True, default=None)
 
 
 class CriterionDecisionOutSerializer(serializers.Serializer):
@@ -87,9 +117,29 @@ class AgreementRowSerializer(serializers.Serializer):
     smd = serializers.FloatField(allow_null=True)
 
 
+class OverallAgreementSerializer(serializers.Serializer):
+    """Totals of one source against the final grades."""
+
+    source = serializers.CharField()
+    n = serializers.IntegerField()
+    smd = serializers.FloatField(allow_null=True)
+
+
+class GroupFairnessSerializer(serializers.Serializer):
+    """One source's SMD for the learners of one value of one group column."""
+
+    source = serializers.CharField()
+    group = serializers.CharField()
+    value = serializers.CharField()
+    n = serializers.IntegerField()
+    smd = serializers.FloatField(allow_null=True)
+    required = serializers.BooleanField(help_text="Enough learners for the check to count.")
+    meets = serializers.BooleanField(allow_null=True)
+
+
 class AgreementSerializer(serializers.Serializer):
     final_count = serializers.IntegerField()
     rows = AgreementRowSerializer(many=True)
-    overall = serializers.ListField(child=serializers.DictField())
-    groups = serializers.ListField(child=serializers.DictField())
+    overall = OverallAgreementSerializer(many=True)
+    groups = GroupFairnessSerializer(many=True)
     has_group_data = serializers.BooleanField()

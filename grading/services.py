@@ -287,14 +287,21 @@ def submission_submit(*, assignment: Assignment, learner, text: str) -> Submissi
 
 
 def grading_sources(*, submission: Submission) -> list[str]:
-    """Which proposals this submission gets: the LLM (configured and allowed by consent)
-    and the learned scorer (when one is trained for this rubric)."""
+    """Which proposals this submission gets: the LLM (configured, allowed by consent and
+    within the learner's AI token budget for today) and the learned scorer (when one is
+    trained for this rubric)."""
+    from learners.ai_budget import ai_budget_reached
     from learners.consent import ai_access
     from tutor.llm import llm_is_configured
 
     assignment = submission.assignment
+    learner, course = submission.learner, assignment.course
     sources = []
-    if llm_is_configured() and ai_access(user=submission.learner, course=assignment.course).allowed:
+    if (
+        llm_is_configured()
+        and ai_access(user=learner, course=course).allowed
+        and not ai_budget_reached(user=learner, course=course)
+    ):
         sources.append(Proposal.Source.LLM)
     version = rubric_version_of(assignment.criteria.all())
     if StoredScorer.objects.filter(assignment=assignment, rubric_version=version).exists():

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from grading import forms, selectors, services
 from grading.models import Assignment, Proposal, RegradeRequest, Review
+from learners.ai_budget import GRADED_WITHOUT_AI, ai_budget_reached
 from learners.selectors import course_for_member, course_for_teacher, user_can_teach
 
 UNPROCESSABLE = 422
@@ -207,6 +208,8 @@ def submission_create(request: HttpRequest, course_id: int, assignment_id: int) 
             form.add_error(None, error)
         else:
             flash.success(request, _("Your essay was submitted."))
+            if ai_budget_reached(user=request.user, course=assignment.course):
+                flash.info(request, GRADED_WITHOUT_AI)
             return redirect("grading:assignment", course_id, assignment_id)
     return _assignment_page(request, assignment, submit_form=form, status=UNPROCESSABLE)
 

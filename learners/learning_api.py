@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api_fields import StrictBooleanField, StrictCharField, StrictIntegerField, not_blank
 from learners import practice as practice_services
 from learners.models import PracticeQuestion
 from learners.progress import Estimate, progress_class, progress_concepts
@@ -39,9 +41,13 @@ class QuestionSerializer(serializers.Serializer):
 
 
 class AnswerInSerializer(serializers.Serializer):
-    question = serializers.IntegerField()
-    answer = serializers.CharField(allow_blank=True, trim_whitespace=False)
-    review = serializers.BooleanField(default=False)
+    question = StrictIntegerField()
+    answer = StrictCharField(
+        trim_whitespace=False,
+        max_length=practice_services.MAX_ANSWER_CHARS,
+        validators=[not_blank(_("Write an answer first."))],
+    )
+    review = StrictBooleanField(default=False)
 
 
 class AnswerOutSerializer(serializers.Serializer):

@@ -62,6 +62,15 @@ class Course(models.Model):
         default=False,
         help_text=_("Learners must consent before the tutor or AI grading process their work."),
     )
+    ai_daily_token_budget = models.PositiveIntegerField(
+        _("daily AI token budget per learner"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Tokens each learner's tutor replies and AI grading may use per day in this "
+            "course. Empty: the site's default; 0: no limit."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CourseQuerySet.as_manager()
@@ -78,6 +87,14 @@ class Course(models.Model):
         if not self.slug:
             self.slug = slugify(self.title)[:80]
         super().save(*args, **kwargs)
+
+    @property
+    def ai_token_budget(self) -> int | None:
+        """Tokens a learner's AI features may use per day here; None for no limit."""
+        budget = self.ai_daily_token_budget
+        if budget is None:
+            budget = settings.AI_DAILY_TOKEN_BUDGET
+        return budget or None
 
 
 class Membership(models.Model):

@@ -11,14 +11,18 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.exceptions import ValidationError as APIValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api_fields import StrictCharField, StrictChoiceField, StrictIntegerField, not_blank
+from config.openapi import ErrorSerializer
+from learners.ai_budget import ai_budget_resets_in
 from learners.selectors import course_for_member
 from tutor import conversations
 from tutor.conversation_selectors import (
@@ -44,13 +48,15 @@ class CitationSerializer(serializers.Serializer):
 
 
 class FeedbackSerializer(serializers.Serializer):
-    rating = serializers.ChoiceField(choices=[1, -1])
-    comment = serializers.CharField(
+    rating = StrictChoiceField(choices=[1, -1])
+    comment = StrictCharField(
         required=False, allow_blank=True, max_length=conversations.COMMENT_MAX_CHARS
     )
 
 
 class MessageSerializer(serializers.ModelSerializer):
+    # Blank on the learner's own messages and on replies not yet written.
+    mode = serializers.ChoiceField(choices=Message.Mode.choices, allow_blank=True, read_only=True)
     citations = CitationSerializer(many=True, read_only=True)
     feedback = serializers.SerializerMethodField()
     stream_url = serializers.SerializerMethodField()
@@ -111,8 +117,13 @@ class ConversationDetailSerializer(ConversationSerializer):
 
 
 class MessagePostSerializer(serializers.Serializer):
-    text = serializers.CharField(allow_blank=True, trim_whitespace=False)
-    conversation = serializers.IntegerField(
+    # The service strips the text and refuses it empty; say so in the schema too.
+    text = StrictCharField(
+        trim_whitespace=False,
+        max_length=conversations.MESSAGE_MAX_CHARS,
+        validators=[not_blank(_("Write a message first."))],
+    )
+    conversation = StrictIntegerField(
         required=False, help_text="Continue this conversation; without it a new one starts."
     )
 
@@ -130,10 +141,40 @@ class MemorySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the state of the conversation."
+    default_code = "conflict"
+
+
+# Refusals that depend on the state of a reply, not on the request: the same request
+# succeeds later (once the reply is finished, or after it failed).
+_CONFLICTS = {"busy", "not_retryable", "unfinished"}
+
+
+class AIBudgetReached(APIException):
+    """Today's AI token budget is used up; ``Retry-After`` says when it starts again."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "ai_budget"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.wait = ai_budget_resets_in()  # DRF's handler sends it as Retry-After
+
+
 def _api_error(error: ValidationError) -> Exception:
-    """The API's answer to a service's refusal: 403 for missing consent, else 400."""
-    if getattr(error, "code", None) == "consent":
-        return PermissionDenied(" ".join(error.messages))
+    """The API's answer to a service's refusal: 403 for missing consent, 409 when the
+    reply is not in a state that allows it, 429 when today's AI budget is used up, else
+    400."""
+    code = getattr(error, "code", None)
+    message = " ".join(error.messages)
+    if code == "consent":
+        return PermissionDenied(message)
+    if code in _CONFLICTS:
+        return Conflict(message)
+    if code == "ai_budget":
+        return AIBudgetReached(message)
     return APIValidationError({"detail": error.messages})
 
 
@@ -163,11 +204,15 @@ class ConversationDetailView(APIView):
 
 
 class MessagePostView(APIView):
-    @extend_schema(request=MessagePostSerializer, responses={201: TurnSerializer})
+    @extend_schema(
+        request=MessagePostSerializer,
+        responses={201: TurnSerializer, 409: ErrorSerializer, 429: ErrorSerializer},
+    )
     def post(self, request: Request, course_id: int) -> Response:
         """Post a message; the tutor's reply is written in the background (follow its
-        ``stream_url`` or poll it). 400 for an empty or too long message, or while the
-        previous reply is still being written; 403 without the consent the course needs."""
+        ``stream_url`` or poll it). 400 for an empty or too long message; 403
+        without the consent the course needs; 409 while the previous reply is still being
+        written; 429 once today's AI token budget is used up (the message is not stored)."""
         course = course_for_member(user=request.user, course_id=course_id)
         incoming = MessagePostSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -225,9 +270,13 @@ class ReplyStopView(APIView):
 
 
 class ReplyRetryView(APIView):
-    @extend_schema(request=None, responses={202: MessageSerializer})
+    @extend_schema(
+        request=None,
+        responses={202: MessageSerializer, 409: ErrorSerializer, 429: ErrorSerializer},
+    )
     def post(self, request: Request, course_id: int, message_id: int) -> Response:
-        """Write a failed or stopped reply again; 400 for any other."""
+        """Write a failed or stopped reply again; 409 for any other, 429 once today's AI
+        token budget is used up."""
         course = course_for_member(user=request.user, course_id=course_id)
         reply = reply_for_learner(user=request.user, course=course, message_id=message_id)
         try:
@@ -239,10 +288,12 @@ class ReplyRetryView(APIView):
 
 
 class ReplyFeedbackView(APIView):
-    @extend_schema(request=FeedbackSerializer, responses=FeedbackSerializer)
+    @extend_schema(
+        request=FeedbackSerializer, responses={200: FeedbackSerializer, 409: ErrorSerializer}
+    )
     def put(self, request: Request, course_id: int, message_id: int) -> Response:
         """Rate a finished reply +1 or -1, with an optional comment; rating again
-        replaces the earlier rating."""
+        replaces the earlier rating. 409 while the reply is not finished."""
         course = course_for_member(user=request.user, course_id=course_id)
         reply = reply_for_learner(user=request.user, course=course, message_id=message_id)
         incoming = FeedbackSerializer(data=request.data)

@@ -165,7 +165,8 @@ def message_create(request: HttpRequest, course_id: int) -> HttpResponse:
                 },
             )
             return reswap(retarget(response, "#composer"), "outerHTML")
-        return _page(request, course, conversation, error=message, draft=text, status=400)
+        status = 429 if getattr(error, "code", None) == "ai_budget" else 400
+        return _page(request, course, conversation, error=message, draft=text, status=status)
     detail = reverse(
         "conversations:detail", kwargs={"course_id": course.pk, "conversation_id": conversation.pk}
     )

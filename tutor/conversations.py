@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from config.celery import enqueue_on_commit
 from config.leases import lapsed, lease_until, queued_until
@@ -49,7 +50,7 @@ def reply_queue_max_seconds() -> float:
 STALE_MESSAGE = "The tutor stopped answering this message; try again."
 
 
-BUSY_MESSAGE = "The tutor is still answering; wait for the reply or stop it first."
+BUSY_MESSAGE = gettext_noop("The tutor is still answering; wait for the reply or stop it first.")
 
 
 def _enqueue_reply(message_id: int) -> None:
@@ -95,13 +96,16 @@ def conversation_start(*, course: Course, learner) -> Conversation:
 
 
 def tutor_access_check(*, learner, course: Course) -> None:
-    """ValidationError when the learner may not use the tutor yet (consent to AI
-    processing missing, or a guardian's needed)."""
+    """ValidationError when the learner may not use the tutor now: consent to AI
+    processing missing, or a guardian's needed (code ``consent``); today's AI token
+    budget used up (code ``ai_budget``)."""
+    from learners.ai_budget import ai_budget_check
     from learners.consent import ai_access
 
     access = ai_access(user=learner, course=course)
     if not access.allowed:
         raise ValidationError(access.reason, code="consent")
+    ai_budget_check(user=learner, course=course)
 
 
 def message_validate(*, text: str, image: UploadedFile | None = None) -> str:
@@ -220,6 +224,7 @@ def reply_stop(*, reply: Message, learner) -> None:
 def reply_retry(*, reply: Message, learner) -> Message:
     """Write a failed (or stopped) reply again, from the start."""
     _check_owner(reply.conversation, learner)
+    tutor_access_check(learner=learner, course=reply.conversation.course)
     try:
         with transaction.atomic():
             # Lock the conversation, as message_post does: one reply at a time.
@@ -242,7 +247,9 @@ def reply_retry(*, reply: Message, learner) -> Message:
                 lease_until=queued_until(),
             )
             if not retried:
-                raise ValidationError(_("Only a failed or stopped reply can be retried."))
+                raise ValidationError(
+                    _("Only a failed or stopped reply can be retried."), code="not_retryable"
+                )
             Feedback.objects.filter(message_id=reply.pk).delete()
             # The old stream (with its end marker) must not be replayed to the new reader.
             _stream_reset(reply.pk)
@@ -322,7 +329,9 @@ def feedback_record(*, reply: Message, learner, rating: int, comment: str = "") 
         Message.Status.DONE,
         Message.Status.STOPPED,
     ):
-        raise ValidationError(_("Only a finished reply of the tutor can be rated."))
+        raise ValidationError(
+            _("Only a finished reply of the tutor can be rated."), code="unfinished"
+        )
     if rating not in (1, -1):
         raise ValidationError(_("A rating is thumbs up or thumbs down."))
     comment = comment.strip()

@@ -21,6 +21,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from config.leases import Lease
+from learners.ai_budget import ai_budget_reached
 from tutor import streams
 from tutor.concept_tags import passage_concept_ids
 from tutor.context import (
@@ -468,8 +469,11 @@ def conversation_summarize(*, conversation: Conversation) -> Summary | None:
     questions = [m.text for m in turns if m.role == Message.Role.USER]
     if not questions:
         return None
-    if not llm_is_configured():
-        # No model to summarise with: remember what was asked, in the learner's words.
+    if not llm_is_configured() or ai_budget_reached(
+        user=conversation.learner, course=conversation.course
+    ):
+        # No model to summarise with (or none for this learner today): remember what was
+        # asked, in the learner's words.
         shown = [" ".join(q.split())[:120] for q in questions[-5:]]
         return Summary(text="Asked about: " + "; ".join(shown), prompt_version="memory_offline.v1")
     lines: list[str] = []

@@ -12,7 +12,13 @@ class SearchQuerySerializer(serializers.Serializer):
     # No length limit here: the selector reads only the first QUERY_MAX_CHARS characters.
     q = serializers.CharField(allow_blank=True, required=False, default="", trim_whitespace=True)
     k = serializers.IntegerField(min_value=1, max_value=K_MAX, required=False, default=5)
-    mode = serializers.ChoiceField(choices=MODES, required=False, default="hybrid")
+    # ?mode= (empty) is the default mode, as an empty form field is.
+    mode = serializers.ChoiceField(
+        choices=MODES, required=False, allow_blank=True, default="hybrid"
+    )
+
+    def validate_mode(self, mode: str) -> str:
+        return mode or "hybrid"
 
 
 class SearchResultSerializer(serializers.Serializer):
@@ -51,6 +57,6 @@ class MaterialSerializer(serializers.ModelSerializer):
 class MaterialUploadSerializer(serializers.Serializer):
     files = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True, use_url=False),
-        allow_empty=False,
+        min_length=1,
         help_text="One or more files: PDF, Word (.docx), Markdown, HTML or plain text.",
     )

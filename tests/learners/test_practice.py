@@ -349,7 +349,8 @@ def test_the_api_serves_the_next_question_and_takes_answers(
     empty = client.post(
         api + "practice/answers/", {"question": question.pk, "answer": " "}, "application/json"
     )
-    assert empty.status_code == 400 and "Write an answer" in empty.json()["detail"]
+    assert empty.status_code == 400
+    assert empty.json() == {"answer": ["Write an answer first."]}
     done = client.post(
         api + "practice/answers/",
         {"question": question.pk, "answer": "glucose"},

@@ -117,7 +117,7 @@ def test_stop_retry_and_feedback(api, course, conversation, monkeypatch):
     assert response.status_code == 202
     assert response.json()["status"] == "pending"
     assert queued == [reply.pk]
-    assert api.post(_api("retry", course, reply.pk)).status_code == 400  # pending: nothing to retry
+    assert api.post(_api("retry", course, reply.pk)).status_code == 409  # pending: nothing to retry
 
 
 def test_memories_are_listed_and_deleted(api, student, course):
