@@ -25,33 +25,6 @@ from tutor.models import Conversation, Memory, Message
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def eager_tasks():
-    """Celery tasks run in the caller when enqueued (after the transaction commits)."""
-    from config.celery import app
-
-    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
-    yield
-    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
-
-
-@pytest.fixture
-def clean_reply_streams(settings):
-    """Reply streams live in Redis under message ids, which a fresh test database reuses."""
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        keys = list(client.scan_iter("tutor:reply:*", count=1000))
-        if keys:
-            client.delete(*keys)
-        yield
-    finally:
-        client.close()
-
-
 def _reply(learner, course, *, prompt=0, completion=0, days_ago=0) -> Message:
     conversation = Conversation.objects.create(course=course, learner=learner, title="Q")
     Message.objects.create(conversation=conversation, role="user", text="Q")

@@ -18,18 +18,8 @@ CHLOROPLAST = (
 
 
 @pytest.fixture(autouse=True)
-def clean_reply_streams(settings):
-    """Reply streams are keyed by message id, and a fresh test database reuses ids."""
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        keys = list(client.scan_iter("tutor:reply:*", count=1000))
-        if keys:
-            client.delete(*keys)
-        yield
-    finally:
-        client.close()
+def _reply_streams_cleaned(clean_reply_streams):
+    """Every conversation test starts without reply streams left in Redis."""
 
 
 @pytest.fixture
@@ -73,18 +63,6 @@ def search(monkeypatch, passages):
     fake.queries = []
     monkeypatch.setattr("tutor.replies.passages_search", fake)
     return fake
-
-
-@pytest.fixture
-def eager_tasks():
-    """Celery tasks run in the caller when enqueued (after the transaction commits)."""
-    from config.celery import app
-
-    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
-    yield
-    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
 
 
 @pytest.fixture
