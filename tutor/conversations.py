@@ -47,7 +47,7 @@ def reply_queue_max_seconds() -> float:
     return float(getattr(settings, "TUTOR_REPLY_QUEUE_SECONDS", 900))
 
 
-STALE_MESSAGE = "The tutor stopped answering this message; try again."
+STALE_MESSAGE = gettext_noop("The tutor stopped answering this message; try again.")
 
 
 BUSY_MESSAGE = gettext_noop("The tutor is still answering; wait for the reply or stop it first.")

@@ -36,6 +36,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionChunk
@@ -57,7 +58,7 @@ _RETRYABLE_STATUSES = frozenset({408, 429})
 class LLMError(Exception):
     """A failed call to the language model. ``str()`` is safe to show a student."""
 
-    student_message = "The tutor could not answer just now; try again."
+    student_message = gettext_noop("The tutor could not answer just now; try again.")
 
     def __init__(
         self,
@@ -76,7 +77,7 @@ class LLMError(Exception):
 class LLMUnavailable(LLMError):
     """The server could not be reached, timed out, or kept answering 429/5xx."""
 
-    student_message = (
+    student_message = gettext_noop(
         "The tutor's language model is not reachable right now; try again in a minute."
     )
 
@@ -84,19 +85,21 @@ class LLMUnavailable(LLMError):
 class LLMNotConfigured(LLMUnavailable):
     """No LLM_BASE_URL: the product is in offline mode and should not have called."""
 
-    student_message = "No language model is configured, so the tutor is in offline mode."
+    student_message = gettext_noop(
+        "No language model is configured, so the tutor is in offline mode."
+    )
 
 
 class LLMBadResponse(LLMError):
     """The server answered with something unusable: malformed, cut off, or off-schema."""
 
-    student_message = "The tutor's reply was cut off or could not be read; try again."
+    student_message = gettext_noop("The tutor's reply was cut off or could not be read; try again.")
 
 
 class LLMRequestRejected(LLMError):
     """The server refused the request itself (HTTP 4xx other than 429), e.g. too long."""
 
-    student_message = "The tutor could not take this request; try a shorter message."
+    student_message = gettext_noop("The tutor could not take this request; try a shorter message.")
 
     def __init__(self, message: str | None = None, *, status_code: int, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)

@@ -19,6 +19,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from config.leases import Lease
 from learners.ai_budget import ai_budget_reached
@@ -58,7 +59,7 @@ OFFLINE_PROMPT_VERSION = "offline.v1"
 MEMORY_PROMPT = "memory_summary.v1"
 STOP_POLL_SECONDS = 0.2
 FLUSH_SECONDS = 0.05
-TOO_SLOW_MESSAGE = "The reply took too long and was cut short; try again."
+TOO_SLOW_MESSAGE = gettext_noop("The reply took too long and was cut short; try again.")
 
 
 # --- passages --------------------------------------------------------------------------
@@ -198,7 +199,9 @@ def _write(*, message_id: int, lease: Lease) -> str:
     conversation = reply.conversation
     question = reply_question(reply=reply)
     if question is None:
-        return _finish(reply, status=Message.Status.FAILED, error=_("There is no question."))
+        return _finish(
+            reply, status=Message.Status.FAILED, error=gettext_noop("There is no question.")
+        )
     try:
         # Nothing from an earlier attempt under this id may reach the reader.
         streams.reply_stream_reset(message_id=message_id)

@@ -164,6 +164,24 @@ def test_html_in_messages_and_replies_is_escaped(client, student, course, conver
     assert "<strong>bold</strong>" in html
 
 
+def test_a_failed_reply_says_why_in_the_learners_language(client, student, course, conversation):
+    from tutor.llm import LLMUnavailable
+
+    Message.objects.create(conversation=conversation, role="user", text="¿Qué es la fotosíntesis?")
+    Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        status=Message.Status.FAILED,
+        error=LLMUnavailable.student_message,
+    )
+    student.preferred_language = "es"
+    student.save(update_fields=["preferred_language"])
+    client.force_login(student)
+    html = client.get(_url("detail", course, conversation.pk)).content.decode()
+    assert "El modelo de lenguaje del tutor no está disponible ahora mismo" in html
+    assert LLMUnavailable.student_message not in html
+
+
 def test_the_page_renders_citations_as_links_to_their_passages(
     client, student, course, conversation
 ):
