@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -25,6 +27,8 @@ from learners.progress import (
 )
 from learners.review import reviews_due, reviews_upcoming
 from learners.selectors import course_for_member, course_for_teacher, user_can_teach
+
+logger = logging.getLogger(__name__)
 
 
 def _id(value: str | None) -> int:
@@ -172,11 +176,21 @@ def questions_generate(request: HttpRequest, course_id: int) -> HttpResponse:
     if use_llm:
         from learners.tasks import practice_questions_generate
 
-        practice_questions_generate.delay_on_commit(concept.pk, text, True)
-        messages.success(
-            request,
-            _("The language model is writing questions; they appear below for your review."),
-        )
+        try:
+            practice_questions_generate.apply_async(
+                args=[concept.pk, text, True], ignore_result=True
+            )
+        except Exception:  # the broker (Redis) is away: say so rather than fail the page
+            logger.warning("Could not queue question writing for concept %s", concept.pk)
+            messages.error(
+                request,
+                _("Questions cannot be written right now; try again in a minute."),
+            )
+        else:
+            messages.success(
+                request,
+                _("The language model is writing questions; they appear below for your review."),
+            )
         return redirect("learning:concepts", course_id=course.pk)
     texts = (
         [text] if text.strip() else concept_services.material_texts(course=course, concept=concept)

@@ -24,6 +24,7 @@ from config import embedded
 from config.env import env_str
 from config.recovery import work_recover
 from grading.models import Proposal, Review, Submission
+from learners.models import Concept
 from tests.grading.workflow_factories import ESSAY, grade_reply
 from tests.llm_server import LLMTestServer
 from tests.trust.workers import wait_for
@@ -254,6 +255,15 @@ def test_with_redis_down_pages_answer_and_stored_work_resumes_when_it_is_back(
     client.force_login(teacher)
     for url in teacher_pages(course, assignment, submission):
         assert answers(client, url).status_code == 200, url
+    # Asking the model for practice questions says plainly that it cannot be done now.
+    concept = Concept.objects.create(course=course, name="Osmosis")
+    response = answers(
+        client,
+        reverse("learning:questions-generate", args=[course.pk]),
+        data={"concept": str(concept.pk), "use_llm": "1"},
+    )
+    assert response.status_code == 302
+    assert "Questions cannot be written right now" in answers(client, response.url).content.decode()
 
     redis_server.up()
     # Beat runs the recovery sweep every minute; this sends it as beat does, through the
