@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from learners.audit import audit_record
 from learners.models import AIConsent, AuditEvent, Course, Membership, User
-from learners.privacy import privacy_erase, privacy_export
+from learners.privacy import ErasureUnavailable, privacy_erase, privacy_export
 from learners.privacy_views import privacy_export_response
 
 
@@ -73,8 +73,12 @@ class UserAdmin(DjangoUserAdmin):
                     "opts": self.model._meta,
                 },
             )
-        for user in targets:
-            privacy_erase(user=user, actor=request.user)
+        try:
+            for user in targets:
+                privacy_erase(user=user, actor=request.user)
+        except ErasureUnavailable as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return None
         self.message_user(request, _("Erased %(n)d users.") % {"n": len(targets)})
         return None
 

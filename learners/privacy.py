@@ -25,6 +25,7 @@ from typing import Any
 from django.apps import apps
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
+from django.utils.translation import gettext as _
 
 from learners.audit import audit_record
 from learners.models import AuditEvent, User
@@ -215,14 +216,32 @@ def _delete_outside_the_database(*, files: list, message_ids: list[int]) -> None
         reply_stream_reset(message_id=message_id)
 
 
+class ErasureUnavailable(Exception):
+    """Erasure cannot be completed now (the reply streams' Redis is away); nothing was
+    erased. ``str()`` is for the person who asked."""
+
+
+def privacy_erase_check() -> None:
+    """Raise ``ErasureUnavailable`` unless everything an erasure touches answers now, so an
+    erasure is never left half-done outside the database."""
+    from tutor.streams import streams_reachable
+
+    if not streams_reachable():
+        raise ErasureUnavailable(
+            _("Erasing is not possible right now; nothing was erased. Try again in a few minutes.")
+        )
+
+
 @transaction.atomic
 def privacy_erase(*, user: User, actor: User | None) -> None:
     """Erase ``user`` everywhere; released grades stay, detached from them.
 
     Files and reply streams are removed once the transaction commits, so a failed erasure
-    leaves nothing half-done. The audit row names the actor only when it is someone else:
-    a self-erasure's actor label would be the erased person's name.
+    leaves nothing half-done; ``ErasureUnavailable`` (nothing erased) when Redis is away.
+    The audit row names the actor only when it is someone else: a self-erasure's actor
+    label would be the erased person's name.
     """
+    privacy_erase_check()
     files = [file for _, file in _owned_files(user=user)]
     message_ids = _reply_stream_keys(user=user)
     _keep_released_grades(user=user)

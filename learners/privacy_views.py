@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from learners.privacy import privacy_erase, privacy_export
+from learners.privacy import ErasureUnavailable, privacy_erase, privacy_erase_check, privacy_export
 
 
 def privacy_export_response(*, data: bytes) -> HttpResponse:
@@ -43,6 +43,11 @@ def privacy_erase_account(request: HttpRequest) -> HttpResponse:
     user = request.user
     if request.POST.get("confirm", "").strip() != user.username:
         messages.error(request, _("Type your username exactly to confirm the erasure."))
+        return redirect("privacy")
+    try:
+        privacy_erase_check()
+    except ErasureUnavailable as error:
+        messages.error(request, str(error))
         return redirect("privacy")
     logout(request)
     privacy_erase(user=user, actor=user)

@@ -56,6 +56,14 @@ def _redis() -> redis.Redis:
         return _client
 
 
+def streams_reachable() -> bool:
+    """Whether the reply streams' Redis answers now (erasure needs it to finish)."""
+    try:
+        return bool(_redis().ping())
+    except redis.RedisError:
+        return False
+
+
 @dataclasses.dataclass(frozen=True)
 class StreamEvent:
     id: str

@@ -265,6 +265,14 @@ def test_with_redis_down_pages_answer_and_stored_work_resumes_when_it_is_back(
     assert response.status_code == 302
     assert "Questions cannot be written right now" in answers(client, response.url).content.decode()
 
+    # An erasure would leave the learner's reply streams behind: it is refused, whole.
+    eraser = Client()
+    eraser.force_login(student)
+    response = answers(eraser, reverse("privacy-erase"), data={"confirm": student.username})
+    assert (response.status_code, response.url) == (302, reverse("privacy"))
+    assert "nothing was erased" in answers(eraser, response.url).content.decode()
+    assert type(student).objects.filter(pk=student.pk).exists()
+
     redis_server.up()
     # Beat runs the recovery sweep every minute; this sends it as beat does, through the
     # broker the worker has reconnected to.
