@@ -5,7 +5,7 @@ confidence that orders the teacher's review queue.
 
 How a score is made, per criterion of the rubric:
 
-1. Features. Two views of every essay, computed once per essay and shared by criteria:
+1. Features. Three views of every essay, computed once per essay and shared by criteria:
    - lexical: TF-IDF over word uni- and bigrams plus linguistic features (length,
      vocabulary, sentence statistics, punctuation and capitalisation habits, and a
      spelling-ish rate of words that are rare in the assignment's own essays);
@@ -13,11 +13,14 @@ How a score is made, per criterion of the rubric:
      features. all-MiniLM-L6-v2 reads at most 256 word pieces, so a long essay is split at
      sentence ends into chunks of at most ``CHUNK_WORDS`` words, every chunk is embedded
      and the essay vector is the re-normalised mean of its chunks (chunk-and-average).
+   - embedding: the essay vector alone, for the nearest-neighbour model.
 2. Models: a ridge regression on the lexical view and a kernel ridge (RBF) on the
    semantic view, both multi-output so one fit serves every criterion, each choosing its
    regularisation (and the RBF its width) by exact leave-one-out error on the training
-   essays (``_LooKernelRidge``). A non-negative linear stack, fitted on out-of-fold
-   predictions, blends them per criterion.
+   essays (``_LooKernelRidge``); and the mean score of the ``NEIGHBOURS`` training essays
+   nearest by cosine of their embeddings. A non-negative linear stack per criterion,
+   fitted on out-of-fold predictions, blends the three models' estimates of every
+   criterion (analytic criteria inform one another).
 3. Rounding. The blended value is cut into the rubric's levels with thresholds chosen to
    maximise quadratic weighted kappa on out-of-fold predictions of the *training* essays
    (so the thresholds never see the essays they will grade), then clipped to [min, max].
@@ -68,6 +71,8 @@ _WORD = re.compile(r"[A-Za-z']+")
 LEXICAL_ALPHAS = (1.0, 3.0, 10.0, 30.0)
 SEMANTIC_ALPHAS = (0.03, 0.1, 0.3, 1.0, 3.0)
 SEMANTIC_GAMMAS = (0.25, 0.5, 1.0)
+# Training essays whose scores the nearest-neighbour model averages.
+NEIGHBOURS = 20
 # Largest drift of machine minus human scores along the scale (in human SDs) that the
 # rounding may introduce; see _fair_thresholds.
 FAIRNESS_DRIFT_LIMIT = 0.10
@@ -225,7 +230,7 @@ class _RareWordRate:
 
 class _FeatureViews:
     """Fits the unsupervised parts (TF-IDF, rare-word counts, scaling) on training essays
-    and turns any essays into the lexical (sparse) and semantic (dense) views."""
+    and turns any essays into the lexical (sparse), semantic (dense) and embedding views."""
 
     def fit(self, texts: Sequence[str]) -> _FeatureViews:
         self._tfidf = TfidfVectorizer(
@@ -245,7 +250,7 @@ class _FeatureViews:
         # The embedding is unit length; the surface features are scaled to a similar share
         # of the squared distance so neither view swamps the RBF kernel.
         semantic = np.hstack([embeddings, surface / math.sqrt(surface.shape[1])])
-        return lexical.tocsr(), semantic
+        return lexical.tocsr(), semantic, embeddings
 
 
 class _LooKernelRidge:
@@ -313,6 +318,26 @@ class _LooKernelRidge:
         return self._kernel(features, self._features, self.gamma_) @ self._dual + self._intercept
 
 
+class _NeighbourMean:
+    """The mean score of the ``k`` training essays whose embeddings are most similar by
+    cosine (the embeddings are unit vectors): close to how a teacher grades by comparing
+    with essays already marked."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def fit(self, embeddings: np.ndarray, targets: np.ndarray) -> _NeighbourMean:
+        self._embeddings = embeddings
+        self._targets = np.asarray(targets, dtype=float).reshape(len(embeddings), -1)
+        return self
+
+    def predict(self, embeddings: np.ndarray) -> np.ndarray:
+        k = min(self.k, len(self._embeddings))
+        similarity = embeddings @ self._embeddings.T
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        return self._targets[nearest].mean(axis=1)
+
+
 def _leave_one_out_errors(
     eigenvalues: np.ndarray,
     eigenvectors: np.ndarray,
@@ -338,6 +363,7 @@ def _base_models(semantic_gammas: Sequence[float] = SEMANTIC_GAMMAS) -> list:
     return [
         _LooKernelRidge("linear", alphas=LEXICAL_ALPHAS),
         _LooKernelRidge("rbf", alphas=SEMANTIC_ALPHAS, gammas=semantic_gammas),
+        _NeighbourMean(NEIGHBOURS),
     ]
 
 
@@ -502,11 +528,14 @@ class EssayScorer:
             models = _fit_base(tuple(view[train] for view in views), levels[train], semantic_gammas)
             out_of_fold[held_out] = _predict_base(models, tuple(view[held_out] for view in views))
 
+        stacked = out_of_fold.reshape(len(texts), -1)
         self._criterion_models = []
         for column, criterion in enumerate(self.criteria):
             truth = levels[:, column].astype(int)
-            blend = LinearRegression(positive=True).fit(out_of_fold[:, column, :], truth)
-            estimates = blend.predict(out_of_fold[:, column, :])
+            # Each criterion's blend reads every criterion's estimates: analytic criteria
+            # (grammar, vocabulary, ...) inform one another.
+            blend = LinearRegression(positive=True).fit(stacked, truth)
+            estimates = blend.predict(stacked)
             thresholds = _fair_thresholds(
                 estimates, truth, _fit_thresholds(estimates, truth, criterion.level_count)
             )
@@ -533,11 +562,16 @@ class EssayScorer:
             return []
         if embeddings is None:
             embeddings = essay_embeddings(texts)
-        base = _predict_base(self._models, self._views.transform(texts, embeddings))
+        views = self._views.transform(texts, embeddings)
+        # Scorers stored before the neighbour model was added have only the first two.
+        base = _predict_base(self._models, views[: len(self._models)])
         results: list[dict[str, ScorePrediction]] = [{} for _ in texts]
         for column, fitted in enumerate(self._criterion_models):
             criterion = fitted.criterion
-            estimates = fitted.blend.predict(base[:, column, :])
+            inputs = base.reshape(len(texts), -1)
+            if fitted.blend.n_features_in_ != inputs.shape[1]:
+                inputs = base[:, column, :]  # a scorer stored when blends were per criterion
+            estimates = fitted.blend.predict(inputs)
             levels = _cut(estimates, fitted.thresholds)
             if isinstance(fitted.confidence, float):
                 confidence = np.full(len(texts), fitted.confidence)
