@@ -5,7 +5,7 @@ confidence that orders the teacher's review queue.
 
 How a score is made, per criterion of the rubric:
 
-1. Features. Two views of every essay, computed once per essay and shared by criteria:
+1. Features. Three views of every essay, computed once per essay and shared by criteria:
    - lexical: TF-IDF over word uni- and bigrams plus linguistic features (length,
      vocabulary, sentence statistics, punctuation and capitalisation habits, and a
      spelling-ish rate of words that are rare in the assignment's own essays);
@@ -13,16 +13,22 @@ How a score is made, per criterion of the rubric:
      features. all-MiniLM-L6-v2 reads at most 256 word pieces, so a long essay is split at
      sentence ends into chunks of at most ``CHUNK_WORDS`` words, every chunk is embedded
      and the essay vector is the re-normalised mean of its chunks (chunk-and-average).
-2. Models (scikit-learn): a ridge regression on the lexical view and a kernel ridge (RBF)
-   on the semantic view, both multi-output so one fit serves every criterion. A
-   non-negative linear stack, fitted on out-of-fold predictions, blends them per criterion.
+   - embedding: the essay vector alone, for the nearest-neighbour model.
+2. Models: a ridge regression on the lexical view and a kernel ridge (RBF) on the
+   semantic view, both multi-output so one fit serves every criterion, each choosing its
+   regularisation (and the RBF its width) by exact leave-one-out error on the training
+   essays (``_LooKernelRidge``); and the mean score of the ``NEIGHBOURS`` training essays
+   nearest by cosine of their embeddings. A non-negative linear stack per criterion,
+   fitted on out-of-fold predictions, blends the three models' estimates of every
+   criterion (analytic criteria inform one another).
 3. Rounding. The blended value is cut into the rubric's levels with thresholds chosen to
    maximise quadratic weighted kappa on out-of-fold predictions of the *training* essays
    (so the thresholds never see the essays they will grade), then clipped to [min, max].
    Kappa-optimal thresholds spread the scores, which under-scores any learner group that
    writes shorter or plainer essays on average; so they are pulled back towards plain
-   rounding until the drift of machine minus human along the scale stays within
-   ``FAIRNESS_DRIFT_LIMIT`` human SDs (``_fair_thresholds``). This needs no group labels.
+   rounding (in steps of 1/``FAIRNESS_SHARE_STEPS``) until the drift of machine minus
+   human along the scale stays within ``FAIRNESS_DRIFT_LIMIT`` human SDs
+   (``_fair_thresholds``). This needs no group labels.
 4. Confidence: the probability that the rounded score equals the teacher's. A logistic
    regression is fitted on the same out-of-fold predictions, from the distance between the
    blended value and the nearest threshold (in rubric steps) and the distance to the
@@ -43,10 +49,9 @@ from dataclasses import dataclass
 
 import joblib
 import numpy as np
-from scipy import sparse
+from scipy import linalg, sparse
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-from sklearn.kernel_ridge import KernelRidge
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 
@@ -61,14 +66,19 @@ SCORER_FORMAT = 1
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"[A-Za-z']+")
-# Fixed regularisation: searching it per fit would multiply training time. Checked only
-# coarsely (lexical alpha 1 vs 3 on asap-3 and asap-5 differed within fold noise).
-LEXICAL_ALPHA = 3.0
-SEMANTIC_ALPHA = 0.3
-SEMANTIC_GAMMA = 1.0
+# Regularisation grids. Each fit picks its own values by exact leave-one-out error on its
+# training essays (``_LooKernelRidge``), so no value is tuned on the essays it will grade.
+LEXICAL_ALPHAS = (1.0, 3.0, 10.0, 30.0)
+SEMANTIC_ALPHAS = (0.03, 0.1, 0.3, 1.0, 3.0)
+SEMANTIC_GAMMAS = (0.25, 0.5, 1.0)
+# Training essays whose scores the nearest-neighbour model averages.
+NEIGHBOURS = 20
 # Largest drift of machine minus human scores along the scale (in human SDs) that the
 # rounding may introduce; see _fair_thresholds.
 FAIRNESS_DRIFT_LIMIT = 0.10
+# How finely _fair_thresholds steps from the kappa-optimal cut points back to plain
+# rounding: the first step within the limit keeps as much of the kappa gain as it allows.
+FAIRNESS_SHARE_STEPS = 20
 
 
 @dataclass(frozen=True)
@@ -220,7 +230,7 @@ class _RareWordRate:
 
 class _FeatureViews:
     """Fits the unsupervised parts (TF-IDF, rare-word counts, scaling) on training essays
-    and turns any essays into the lexical (sparse) and semantic (dense) views."""
+    and turns any essays into the lexical (sparse), semantic (dense) and embedding views."""
 
     def fit(self, texts: Sequence[str]) -> _FeatureViews:
         self._tfidf = TfidfVectorizer(
@@ -240,18 +250,130 @@ class _FeatureViews:
         # The embedding is unit length; the surface features are scaled to a similar share
         # of the squared distance so neither view swamps the RBF kernel.
         semantic = np.hstack([embeddings, surface / math.sqrt(surface.shape[1])])
-        return lexical.tocsr(), semantic
+        return lexical.tocsr(), semantic, embeddings
 
 
-def _base_models() -> list:
+class _LooKernelRidge:
+    """Kernel ridge regression with an unpenalised intercept whose regularisation is chosen
+    by exact leave-one-out error on the training essays.
+
+    One eigendecomposition of the centred kernel per ``gamma`` gives the leave-one-out
+    residuals of every ``alpha`` in closed form, so choosing costs little more than one fit
+    (a cross-validated grid search would refit per value and per fold). ``gamma`` is shared
+    by the targets (it needs its own kernel); ``alpha`` is chosen per target (criterion).
+    ``kernel`` is ``"linear"`` (ridge regression, also on sparse input) or ``"rbf"``.
+    """
+
+    def __init__(
+        self, kernel: str, *, alphas: Sequence[float], gammas: Sequence[float] = (1.0,)
+    ) -> None:
+        self.kernel = kernel
+        self.alphas = tuple(alphas)
+        self.gammas = tuple(gammas) if kernel == "rbf" else (1.0,)
+
+    def _kernel(self, rows, columns, gamma: float) -> np.ndarray:
+        product = rows @ columns.T
+        product = product.toarray() if sparse.issparse(product) else np.asarray(product)
+        if self.kernel == "linear":
+            return product
+        row_norms = np.einsum("ij,ij->i", rows, rows)  # the RBF view is dense
+        column_norms = np.einsum("ij,ij->i", columns, columns)
+        distances = row_norms[:, None] + column_norms[None, :] - 2 * product
+        return np.exp(-gamma * np.maximum(distances, 0.0))
+
+    def fit(self, features, targets: np.ndarray) -> _LooKernelRidge:
+        targets = np.asarray(targets, dtype=float).reshape(features.shape[0], -1)
+        target_mean = targets.mean(axis=0)
+        centred_targets = targets - target_mean
+        alphas = np.asarray(self.alphas)
+        best_error = math.inf
+        for gamma in self.gammas:
+            kernel = self._kernel(features, features, gamma)
+            column_means, grand_mean = kernel.mean(axis=0), kernel.mean()
+            centred = kernel - column_means[None, :] - column_means[:, None] + grand_mean
+            eigenvalues, eigenvectors = linalg.eigh(centred, driver="evd")
+            eigenvalues = np.maximum(eigenvalues, 0.0)
+            projected = eigenvectors.T @ centred_targets
+            errors = _leave_one_out_errors(
+                eigenvalues, eigenvectors, projected, centred_targets, alphas
+            )
+            if errors.min(axis=0).sum() < best_error:
+                best_error = errors.min(axis=0).sum()
+                self.gamma_ = gamma
+                self.alpha_ = alphas[errors.argmin(axis=0)]
+                dual = eigenvectors @ (projected / (eigenvalues[:, None] + self.alpha_[None, :]))
+                # The dual weights sum to zero (the centred kernel annihilates a constant),
+                # so centring a new essay's kernel row reduces to this intercept.
+                self._intercept = target_mean - column_means @ dual
+        if self.kernel == "linear":
+            # Keep the primal weights, not the training essays.
+            self._coef = np.asarray(features.T @ dual)
+        else:
+            self._features, self._dual = features, dual
+        return self
+
+    def predict(self, features) -> np.ndarray:
+        if self.kernel == "linear":
+            return np.asarray(features @ self._coef) + self._intercept
+        return self._kernel(features, self._features, self.gamma_) @ self._dual + self._intercept
+
+
+class _NeighbourMean:
+    """The mean score of the ``k`` training essays whose embeddings are most similar by
+    cosine (the embeddings are unit vectors): close to how a teacher grades by comparing
+    with essays already marked."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def fit(self, embeddings: np.ndarray, targets: np.ndarray) -> _NeighbourMean:
+        self._embeddings = embeddings
+        self._targets = np.asarray(targets, dtype=float).reshape(len(embeddings), -1)
+        return self
+
+    def predict(self, embeddings: np.ndarray) -> np.ndarray:
+        k = min(self.k, len(self._embeddings))
+        similarity = embeddings @ self._embeddings.T
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        return self._targets[nearest].mean(axis=1)
+
+
+def _leave_one_out_errors(
+    eigenvalues: np.ndarray,
+    eigenvectors: np.ndarray,
+    projected: np.ndarray,
+    targets: np.ndarray,
+    alphas: np.ndarray,
+) -> np.ndarray:
+    """Mean squared leave-one-out residual per (alpha, target) of a kernel ridge with an
+    intercept, from the eigendecomposition of the centred kernel: the residual of essay i
+    refitted without it is its in-sample residual / (1 - leverage_i)."""
+    squared = eigenvectors * eigenvectors
+    errors = np.empty((len(alphas), targets.shape[1]))
+    for row, alpha in enumerate(alphas):
+        shrink = eigenvalues / (eigenvalues + alpha)
+        fitted = eigenvectors @ (shrink[:, None] * projected)
+        leverage = 1.0 / len(targets) + squared @ shrink
+        residuals = (targets - fitted) / np.maximum(1.0 - leverage, 1e-6)[:, None]
+        errors[row] = np.mean(residuals**2, axis=0)
+    return errors
+
+
+def _base_models(semantic_gammas: Sequence[float] = SEMANTIC_GAMMAS) -> list:
     return [
-        Ridge(alpha=LEXICAL_ALPHA),
-        KernelRidge(kernel="rbf", alpha=SEMANTIC_ALPHA, gamma=SEMANTIC_GAMMA),
+        _LooKernelRidge("linear", alphas=LEXICAL_ALPHAS),
+        _LooKernelRidge("rbf", alphas=SEMANTIC_ALPHAS, gammas=semantic_gammas),
+        _NeighbourMean(NEIGHBOURS),
     ]
 
 
-def _fit_base(views: tuple, targets: np.ndarray) -> list:
-    return [model.fit(view, targets) for model, view in zip(_base_models(), views, strict=True)]
+def _fit_base(
+    views: tuple, targets: np.ndarray, semantic_gammas: Sequence[float] = SEMANTIC_GAMMAS
+) -> list:
+    return [
+        model.fit(view, targets)
+        for model, view in zip(_base_models(semantic_gammas), views, strict=True)
+    ]
 
 
 def _predict_base(models: list, views: tuple) -> np.ndarray:
@@ -333,7 +455,7 @@ def _fair_thresholds(estimates: np.ndarray, levels: np.ndarray, searched: np.nda
     the scale within ``FAIRNESS_DRIFT_LIMIT`` bounds that bias without knowing the groups.
     """
     plain = np.arange(len(searched)) + 0.5
-    for share in (1.0, 0.75, 0.5, 0.25):
+    for share in np.linspace(1.0, 0.0, FAIRNESS_SHARE_STEPS + 1)[:-1]:
         thresholds = plain + share * (searched - plain)
         if _score_bias(estimates, levels, thresholds) <= FAIRNESS_DRIFT_LIMIT:
             return thresholds
@@ -393,21 +515,27 @@ class EssayScorer:
         # score leaks through them into the out-of-fold estimates below.
         self._views = _FeatureViews().fit(texts)
         views = self._views.transform(texts, embeddings)
-        model_count = len(_base_models())
+        self._models = _fit_base(views, levels)
+        # The kernel width chosen on all training essays serves the inner folds too, which
+        # halves their cost; their ridge penalties are still chosen per fold.
+        semantic_gammas = (self._models[1].gamma_,)
 
         # Out-of-fold estimates of the training essays: the ground on which the blend,
         # the thresholds and the confidence are fitted.
-        out_of_fold = np.zeros((len(texts), len(self.criteria), model_count))
+        out_of_fold = np.zeros((len(texts), len(self.criteria), len(self._models)))
         folds = KFold(n_splits=INNER_FOLDS, shuffle=True, random_state=random_state)
         for train, held_out in folds.split(texts):
-            models = _fit_base(tuple(view[train] for view in views), levels[train])
+            models = _fit_base(tuple(view[train] for view in views), levels[train], semantic_gammas)
             out_of_fold[held_out] = _predict_base(models, tuple(view[held_out] for view in views))
 
+        stacked = out_of_fold.reshape(len(texts), -1)
         self._criterion_models = []
         for column, criterion in enumerate(self.criteria):
             truth = levels[:, column].astype(int)
-            blend = LinearRegression(positive=True).fit(out_of_fold[:, column, :], truth)
-            estimates = blend.predict(out_of_fold[:, column, :])
+            # Each criterion's blend reads every criterion's estimates: analytic criteria
+            # (grammar, vocabulary, ...) inform one another.
+            blend = LinearRegression(positive=True).fit(stacked, truth)
+            estimates = blend.predict(stacked)
             thresholds = _fair_thresholds(
                 estimates, truth, _fit_thresholds(estimates, truth, criterion.level_count)
             )
@@ -420,7 +548,6 @@ class EssayScorer:
                 confidence = LogisticRegression().fit(inputs, hits)
             self._criterion_models.append(_CriterionModel(criterion, blend, thresholds, confidence))
 
-        self._models = _fit_base(views, levels)
         self.training_size = len(texts)
         return self
 
@@ -435,11 +562,16 @@ class EssayScorer:
             return []
         if embeddings is None:
             embeddings = essay_embeddings(texts)
-        base = _predict_base(self._models, self._views.transform(texts, embeddings))
+        views = self._views.transform(texts, embeddings)
+        # Scorers stored before the neighbour model was added have only the first two.
+        base = _predict_base(self._models, views[: len(self._models)])
         results: list[dict[str, ScorePrediction]] = [{} for _ in texts]
         for column, fitted in enumerate(self._criterion_models):
             criterion = fitted.criterion
-            estimates = fitted.blend.predict(base[:, column, :])
+            inputs = base.reshape(len(texts), -1)
+            if fitted.blend.n_features_in_ != inputs.shape[1]:
+                inputs = base[:, column, :]  # a scorer stored when blends were per criterion
+            estimates = fitted.blend.predict(inputs)
             levels = _cut(estimates, fitted.thresholds)
             if isinstance(fitted.confidence, float):
                 confidence = np.full(len(texts), fitted.confidence)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.linear_model import LinearRegression
+from scipy import sparse
+from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.metrics import cohen_kappa_score
 
 from grading.scoring import (
@@ -12,6 +13,7 @@ from grading.scoring import (
     EssayScorer,
     _fair_thresholds,
     _fit_thresholds,
+    _LooKernelRidge,
     _qwk_of_confusion,
     _score_bias,
     essay_chunks,
@@ -179,3 +181,32 @@ def test_rounding_does_not_drift_from_the_teachers_along_the_scale():
     assert _score_bias(estimates, truth, searched) > FAIRNESS_DRIFT_LIMIT
     fair = _fair_thresholds(estimates, truth, searched)
     assert _score_bias(estimates, truth, fair) <= FAIRNESS_DRIFT_LIMIT
+
+
+def test_the_linear_kernel_ridge_is_ridge_regression_with_an_intercept():
+    rng = np.random.default_rng(6)
+    features = sparse.random(60, 200, density=0.1, random_state=6, format="csr")
+    targets = rng.normal(size=(60, 2)) + 3.0
+    unseen = sparse.random(7, 200, density=0.1, random_state=7, format="csr")
+    ours = _LooKernelRidge("linear", alphas=(2.0,)).fit(features, targets)
+    theirs = Ridge(alpha=2.0).fit(features.toarray(), targets)
+    assert np.allclose(ours.predict(unseen), theirs.predict(unseen.toarray()))
+
+
+def test_the_kernel_ridge_picks_the_penalty_that_refitting_without_each_essay_would_pick():
+    rng = np.random.default_rng(8)
+    features = rng.normal(size=(40, 5)) / 3
+    targets = features @ rng.normal(size=5) + rng.normal(0, 0.3, 40)
+    alphas = (0.01, 0.3, 10.0, 300.0)
+    fitted = _LooKernelRidge("rbf", alphas=alphas, gammas=(0.5,)).fit(features, targets)
+
+    def leave_one_out_error(alpha: float) -> float:
+        errors = []
+        for left_out in range(len(targets)):
+            keep = np.arange(len(targets)) != left_out
+            model = _LooKernelRidge("rbf", alphas=(alpha,), gammas=(0.5,))
+            model.fit(features[keep], targets[keep])
+            errors.append(model.predict(features[[left_out]])[0, 0] - targets[left_out])
+        return float(np.mean(np.square(errors)))
+
+    assert fitted.alpha_[0] == min(alphas, key=leave_one_out_error)
