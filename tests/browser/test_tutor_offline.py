@@ -35,22 +35,17 @@ def material(course):
 
 
 @pytest.fixture
-def offline(settings):
+def tutor_page(page, asgi_server, student, course, material, settings, celery_worker):  # noqa: F811
+    """The student's tutor page in offline mode (no LLM_BASE_URL), material ingested and a
+    real worker running."""
     settings.LLM_BASE_URL = ""
-
-
-def test_offline_tutor_cites_course_passages_that_open_the_material(
-    page,
-    asgi_server,  # noqa: F811
-    student,
-    course,
-    material,
-    offline,
-    celery_worker,
-):
     login_through_form(page, asgi_server.url, student)
     page.goto(f"{asgi_server.url}/courses/{course.pk}/tutor/")
+    return page
 
+
+def test_offline_tutor_cites_course_passages_that_open_the_material(tutor_page, course):
+    page = tutor_page
     expect(page.get_by_role("note")).to_contain_text("Offline mode")
     page.get_by_label("Your message").fill("Where does photosynthesis happen?")
     page.get_by_role("button", name="Send").click()
@@ -72,20 +67,10 @@ def test_offline_tutor_cites_course_passages_that_open_the_material(
 
 
 @pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
-def test_a_photo_is_read_shown_corrected_and_sent(
-    page,
-    asgi_server,  # noqa: F811
-    student,
-    course,
-    material,
-    offline,
-    celery_worker,
-):
+def test_a_photo_is_read_shown_corrected_and_sent(tutor_page):
     from tests.tutor.test_conversation_images import _png
 
-    login_through_form(page, asgi_server.url, student)
-    page.goto(f"{asgi_server.url}/courses/{course.pk}/tutor/")
-
+    page = tutor_page
     page.get_by_label("A photo of your work").set_input_files(
         {"name": "work.png", "mimeType": "image/png", "buffer": _png("ANSWER 42", (900, 200))}
     )
