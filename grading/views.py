@@ -315,6 +315,18 @@ def release_all_view(request: HttpRequest, course_id: int, assignment_id: int) -
     return redirect("grading:review", course_id, assignment_id)
 
 
+def _review_for_teacher(
+    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+) -> tuple[Assignment, Review]:
+    """The assignment and one essay's review, for a teacher of the course (else 404)."""
+    assignment = selectors.assignment_for_teacher(
+        user=request.user, course_id=course_id, assignment_id=assignment_id
+    )
+    return assignment, selectors.review_for_teacher(
+        assignment=assignment, submission_id=submission_id
+    )
+
+
 def _criterion_rows(review: Review, criteria, forms_by_id=None) -> list[dict]:
     submission = review.submission
     proposals = list(submission.proposals.all())
@@ -382,10 +394,7 @@ def _feedback_form(review: Review, primary: Proposal | None) -> forms.FeedbackFo
 def review_essay(
     request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
-    assignment = selectors.assignment_for_teacher(
-        user=request.user, course_id=course_id, assignment_id=assignment_id
-    )
-    review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
+    assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     return render(request, "grading/review_essay.html", _essay_context(assignment, review))
 
 
@@ -394,10 +403,7 @@ def review_essay(
 def criterion_decide(
     request: HttpRequest, course_id: int, assignment_id: int, submission_id: int, criterion_id: int
 ) -> HttpResponse:
-    assignment = selectors.assignment_for_teacher(
-        user=request.user, course_id=course_id, assignment_id=assignment_id
-    )
-    review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
+    assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     criterion = get_object_or_404(assignment.criteria.all(), pk=criterion_id)
     form = forms.CriterionDecisionForm(request.POST, prefix=f"c{criterion.pk}")
     status = 200
@@ -437,10 +443,7 @@ def criterion_decide(
 def release_view(
     request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
-    assignment = selectors.assignment_for_teacher(
-        user=request.user, course_id=course_id, assignment_id=assignment_id
-    )
-    review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
+    _assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     try:
         services.review_release(
             review=review,
@@ -459,10 +462,7 @@ def release_view(
 def feedback_edit(
     request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
-    assignment = selectors.assignment_for_teacher(
-        user=request.user, course_id=course_id, assignment_id=assignment_id
-    )
-    review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
+    _assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     form = forms.FeedbackForm(request.POST)
     if not form.is_valid():
         flash.error(request, _("The feedback could not be saved."))
@@ -486,10 +486,7 @@ def feedback_edit(
 def proposal_retry_view(
     request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
-    assignment = selectors.assignment_for_teacher(
-        user=request.user, course_id=course_id, assignment_id=assignment_id
-    )
-    review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
+    _assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     for proposal in review.submission.proposals.all():
         services.proposal_retry(proposal=proposal)
     flash.success(request, _("The AI will try again."))
