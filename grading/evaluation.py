@@ -272,12 +272,12 @@ def _scorer_predict(
     criteria: Sequence[Criterion],
     train_texts: Sequence[str],
     train_scores: Mapping[str, np.ndarray],
-    train_embeddings: np.ndarray,
+    train_vectors: np.ndarray,
     test_texts: Sequence[str],
-    test_embeddings: np.ndarray,
+    test_vectors: np.ndarray,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    scorer = EssayScorer(criteria).fit(train_texts, train_scores, embeddings=train_embeddings)
-    predicted = scorer.predict(test_texts, embeddings=test_embeddings)
+    scorer = EssayScorer(criteria).fit(train_texts, train_scores, vectors=train_vectors)
+    predicted = scorer.predict(test_texts, vectors=test_vectors)
     scores = {c.name: np.array([p[c.name].score for p in predicted]) for c in criteria}
     confidence = {c.name: np.array([p[c.name].confidence for p in predicted]) for c in criteria}
     baseline = BaselineScorer(criteria).fit(train_texts, train_scores).predict(test_texts)
@@ -286,7 +286,7 @@ def _scorer_predict(
 
 def cross_validate(
     dataset: EssayDataset,
-    embeddings: np.ndarray,
+    vectors: np.ndarray,
     *,
     folds: int = 5,
     random_state: int = 0,
@@ -307,9 +307,9 @@ def cross_validate(
             dataset.criteria,
             [dataset.texts[i] for i in train],
             {n: dataset.scores[n][train] for n in names},
-            embeddings[train],
+            vectors[train],
             [dataset.texts[i] for i in test],
-            embeddings[test],
+            vectors[test],
         )
         for name in names:
             result.scorer[name][test] = scores[name]
@@ -322,9 +322,9 @@ def cross_validate(
 
 def train_test_predict(
     train: EssayDataset,
-    train_embeddings: np.ndarray,
+    train_vectors: np.ndarray,
     test: EssayDataset,
-    test_embeddings: np.ndarray,
+    test_vectors: np.ndarray,
 ) -> Predictions:
     """Train on one set, score another with the same criteria."""
     if [c.name for c in train.criteria] != [c.name for c in test.criteria] or [
@@ -332,7 +332,7 @@ def train_test_predict(
     ] != [(c.min, c.max, c.step) for c in test.criteria]:
         raise DatasetError("The training and test sets do not have the same rubric criteria.")
     scores, confidence, baseline = _scorer_predict(
-        train.criteria, train.texts, train.scores, train_embeddings, test.texts, test_embeddings
+        train.criteria, train.texts, train.scores, train_vectors, test.texts, test_vectors
     )
     return Predictions(scorer=scores, confidence=confidence, baseline=baseline)
 

@@ -7,13 +7,19 @@ How a score is made, per criterion of the rubric:
 
 1. Features. Three views of every essay, computed once per essay and shared by criteria:
    - lexical: TF-IDF over word uni- and bigrams plus linguistic features (length,
-     vocabulary, sentence statistics, punctuation and capitalisation habits, and a
-     spelling-ish rate of words that are rare in the assignment's own essays);
-   - semantic: the sentence-transformers embedding of the essay plus the same linguistic
-     features. all-MiniLM-L6-v2 reads at most 256 word pieces, so a long essay is split at
-     sentence ends into chunks of at most ``CHUNK_WORDS`` words, every chunk is embedded
-     and the essay vector is the re-normalised mean of its chunks (chunk-and-average).
-   - embedding: the essay vector alone, for the nearest-neighbour model.
+     vocabulary, sentence statistics, punctuation and capitalisation habits, a
+     spelling-ish rate of words that are rare in the assignment's own essays, and how
+     common the essay's words are in English at large, from ``wordfreq``: unknown words
+     are mostly misspellings, rare real ones a wider vocabulary);
+   - semantic: what all-MiniLM-L6-v2 makes of the essay's wording, plus the same
+     linguistic features. The model reads at most 256 word pieces, so a long essay is
+     split at sentence ends into chunks of at most ``CHUNK_WORDS`` words and the chunks'
+     vectors are averaged (chunk-and-average). The vector used here is the mean token
+     state of every transformer layer, averaged over the layers (``essay_vectors``): the
+     sentence embedding alone is trained to ignore how a thing is said, which is half of
+     what a rubric grades.
+   - embedding: the sentence embedding (re-normalised mean of the chunks'), for the
+     nearest-neighbour model.
 2. Models: a ridge regression on the lexical view and a kernel ridge (RBF) on the
    semantic view, both multi-output so one fit serves every criterion, each choosing its
    regularisation (and the RBF its width) by exact leave-one-out error on the training
@@ -46,6 +52,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import joblib
 import numpy as np
@@ -70,7 +77,7 @@ _WORD = re.compile(r"[A-Za-z']+")
 # training essays (``_LooKernelRidge``), so no value is tuned on the essays it will grade.
 LEXICAL_ALPHAS = (1.0, 3.0, 10.0, 30.0)
 SEMANTIC_ALPHAS = (0.03, 0.1, 0.3, 1.0, 3.0)
-SEMANTIC_GAMMAS = (0.25, 0.5, 1.0)
+SEMANTIC_GAMMAS = (0.03, 0.1, 0.3)
 # Training essays whose scores the nearest-neighbour model averages.
 NEIGHBOURS = 20
 # Largest drift of machine minus human scores along the scale (in human SDs) that the
@@ -144,9 +151,11 @@ def essay_chunks(text: str, *, chunk_words: int = CHUNK_WORDS) -> list[str]:
     return chunks or [""]
 
 
-def essay_embeddings(texts: Sequence[str]) -> np.ndarray:
-    """One unit vector per essay: the re-normalised mean of its chunks' embeddings."""
-    from tutor.embedding import embed_texts
+def essay_vectors(texts: Sequence[str]) -> np.ndarray:
+    """One row per essay: its sentence embedding (the re-normalised mean of its chunks'
+    embeddings, unit length) followed by its layer-averaged token states (the mean of its
+    chunks'), each as wide as the embedding model's vectors."""
+    from tutor.embedding import embed_texts_with_layers
 
     chunks: list[str] = []
     owners: list[int] = []
@@ -154,16 +163,34 @@ def essay_embeddings(texts: Sequence[str]) -> np.ndarray:
         pieces = essay_chunks(text)
         chunks.extend(pieces)
         owners.extend([index] * len(pieces))
-    return chunk_embeddings_average(embed_texts(chunks), np.asarray(owners), len(texts))
+    sentences, layers = embed_texts_with_layers(chunks)
+    owners_array = np.asarray(owners)
+    return np.hstack(
+        [
+            chunk_embeddings_average(sentences, owners_array, len(texts)),
+            _chunk_mean(layers, owners_array, len(texts)),
+        ]
+    )
+
+
+def _chunk_sums(chunk_vectors: np.ndarray, owners: np.ndarray, essay_count: int) -> np.ndarray:
+    sums = np.zeros((essay_count, chunk_vectors.shape[1]), dtype=np.float64)
+    np.add.at(sums, owners, chunk_vectors)
+    return sums
 
 
 def chunk_embeddings_average(
     chunk_vectors: np.ndarray, owners: np.ndarray, essay_count: int
 ) -> np.ndarray:
-    sums = np.zeros((essay_count, chunk_vectors.shape[1]), dtype=np.float64)
-    np.add.at(sums, owners, chunk_vectors)
+    sums = _chunk_sums(chunk_vectors, owners, essay_count)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _chunk_mean(chunk_vectors: np.ndarray, owners: np.ndarray, essay_count: int) -> np.ndarray:
+    counts = np.bincount(owners, minlength=essay_count)[:, None]
+    sums = _chunk_sums(chunk_vectors, owners, essay_count)
+    return (sums / np.maximum(counts, 1)).astype(np.float32)
 
 
 def linguistic_features(texts: Sequence[str]) -> np.ndarray:
@@ -208,6 +235,43 @@ def linguistic_features(texts: Sequence[str]) -> np.ndarray:
     return np.asarray(rows, dtype=float)
 
 
+@lru_cache(maxsize=200_000)
+def _zipf_frequency(word: str) -> float:
+    """How common a word is in English: log10 of its uses per billion words, 0 if unknown."""
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "en")
+
+
+def word_frequency_features(texts: Sequence[str]) -> np.ndarray:
+    """How common each essay's words are in English at large (wordfreq's Zipf scale, 0 for
+    a word it has never seen): unknown words are mostly misspellings, rare real words a
+    wider vocabulary. One row per essay."""
+    rows = []
+    for text in texts:
+        words = [word.lower().strip("'") for word in _WORD.findall(text)]
+        words = [word for word in words if word]
+        frequencies = np.array([_zipf_frequency(word) for word in words] or [0.0])
+        longer = np.array([_zipf_frequency(word) for word in words if len(word) > 3] or [0.0])
+        distinct = np.array([_zipf_frequency(word) for word in set(words)] or [0.0])
+        rows.append(
+            [
+                frequencies.mean(),
+                longer.mean(),
+                float(np.percentile(longer, 10)),
+                distinct.mean(),
+                float(np.mean(frequencies == 0)),  # unknown: mostly misspellings
+                math.log1p(float(np.sum(frequencies == 0))),
+                float(np.mean(frequencies < 2)),
+                float(np.mean(frequencies < 3)),
+                float(np.mean((frequencies >= 1) & (frequencies < 4))),  # rare but real
+                float(np.mean(distinct < 3.5)),
+                float(np.mean(distinct < 4.5)),
+            ]
+        )
+    return np.asarray(rows, dtype=float)
+
+
 class _RareWordRate:
     """Share of an essay's words that are rare in the training essays: a spelling signal
     that needs no dictionary and adapts to the assignment's topic words."""
@@ -230,27 +294,48 @@ class _RareWordRate:
 
 class _FeatureViews:
     """Fits the unsupervised parts (TF-IDF, rare-word counts, scaling) on training essays
-    and turns any essays into the lexical (sparse), semantic (dense) and embedding views."""
+    and turns any essays and their ``essay_vectors`` into the lexical (sparse), semantic
+    (dense) and embedding views.
 
-    def fit(self, texts: Sequence[str]) -> _FeatureViews:
+    Scorers stored before the word frequencies and the layer-averaged vectors were read
+    lack ``reads_word_frequency`` and ``_layer_scaler``; they keep their own features.
+    """
+
+    def fit(self, texts: Sequence[str], vectors: np.ndarray) -> _FeatureViews:
         self._tfidf = TfidfVectorizer(
             ngram_range=(1, 2), min_df=2, max_features=40_000, sublinear_tf=True
         )
         self._tfidf.fit(texts)
         self._rare = _RareWordRate().fit(texts)
+        self.reads_word_frequency = True
         self._scaler = StandardScaler().fit(self._surface(texts))
+        self._layer_scaler = StandardScaler().fit(_split_vectors(vectors)[1])
         return self
 
     def _surface(self, texts: Sequence[str]) -> np.ndarray:
-        return np.hstack([linguistic_features(texts), self._rare.transform(texts)])
+        parts = [linguistic_features(texts), self._rare.transform(texts)]
+        if getattr(self, "reads_word_frequency", False):
+            parts.append(word_frequency_features(texts))
+        return np.hstack(parts)
 
-    def transform(self, texts: Sequence[str], embeddings: np.ndarray) -> tuple:
+    def transform(self, texts: Sequence[str], vectors: np.ndarray) -> tuple:
+        embeddings, layers = _split_vectors(vectors)
         surface = np.clip(self._scaler.transform(self._surface(texts)), -5, 5)
         lexical = sparse.hstack([self._tfidf.transform(texts), sparse.csr_matrix(surface)])
-        # The embedding is unit length; the surface features are scaled to a similar share
-        # of the squared distance so neither view swamps the RBF kernel.
-        semantic = np.hstack([embeddings, surface / math.sqrt(surface.shape[1])])
+        layer_scaler = getattr(self, "_layer_scaler", None)
+        if layer_scaler is None:
+            wording = embeddings
+        else:
+            wording = layer_scaler.transform(layers) / math.sqrt(layers.shape[1])
+        # Both blocks have a squared length of about 1, so neither swamps the RBF kernel.
+        semantic = np.hstack([wording, surface / math.sqrt(surface.shape[1])])
         return lexical.tocsr(), semantic, embeddings
+
+
+def _split_vectors(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``essay_vectors`` rows as (sentence embeddings, layer-averaged token states)."""
+    width = vectors.shape[1] // 2
+    return vectors[:, :width], vectors[:, width:]
 
 
 class _LooKernelRidge:
@@ -494,27 +579,27 @@ class EssayScorer:
         texts: Sequence[str],
         scores: Mapping[str, Sequence[float]],
         *,
-        embeddings: np.ndarray | None = None,
+        vectors: np.ndarray | None = None,
         random_state: int = 0,
     ) -> EssayScorer:
         """Train on teacher-confirmed scores (``scores[criterion.name][i]`` for text i).
 
-        ``embeddings`` (from :func:`essay_embeddings`) may be passed when the caller has
-        them already, as cross-validation does; they are computed otherwise.
+        ``vectors`` (from :func:`essay_vectors`) may be passed when the caller has them
+        already, as cross-validation does; they are computed otherwise.
         """
         texts = list(texts)
         if len(texts) < MIN_TRAINING_ESSAYS:
             raise ValueError(f"A scorer needs at least {MIN_TRAINING_ESSAYS} scored essays.")
-        if embeddings is None:
-            embeddings = essay_embeddings(texts)
+        if vectors is None:
+            vectors = essay_vectors(texts)
         levels = np.column_stack(
             [criterion.to_levels(scores[criterion.name]) for criterion in self.criteria]
         ).astype(float)
 
         # The unsupervised parts (vocabulary, IDF, scaling) see all training essays; no
         # score leaks through them into the out-of-fold estimates below.
-        self._views = _FeatureViews().fit(texts)
-        views = self._views.transform(texts, embeddings)
+        self._views = _FeatureViews().fit(texts, vectors)
+        views = self._views.transform(texts, vectors)
         self._models = _fit_base(views, levels)
         # The kernel width chosen on all training essays serves the inner folds too, which
         # halves their cost; their ridge penalties are still chosen per fold.
@@ -552,7 +637,7 @@ class EssayScorer:
         return self
 
     def predict(
-        self, texts: Sequence[str], *, embeddings: np.ndarray | None = None
+        self, texts: Sequence[str], *, vectors: np.ndarray | None = None
     ) -> list[dict[str, ScorePrediction]]:
         """One ``{criterion name: ScorePrediction}`` per essay."""
         if self._views is None:
@@ -560,9 +645,9 @@ class EssayScorer:
         texts = list(texts)
         if not texts:
             return []
-        if embeddings is None:
-            embeddings = essay_embeddings(texts)
-        views = self._views.transform(texts, embeddings)
+        if vectors is None:
+            vectors = essay_vectors(texts)
+        views = self._views.transform(texts, vectors)
         # Scorers stored before the neighbour model was added have only the first two.
         base = _predict_base(self._models, views[: len(self._models)])
         results: list[dict[str, ScorePrediction]] = [{} for _ in texts]
@@ -608,6 +693,6 @@ def scorer_fit(
     criteria: Sequence[Criterion],
     texts: Sequence[str],
     scores: Mapping[str, Sequence[float]],
-    embeddings: np.ndarray | None = None,
+    vectors: np.ndarray | None = None,
 ) -> EssayScorer:
-    return EssayScorer(criteria).fit(texts, scores, embeddings=embeddings)
+    return EssayScorer(criteria).fit(texts, scores, vectors=vectors)

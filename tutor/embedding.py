@@ -57,3 +57,36 @@ def embed_texts(texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         show_progress_bar=False,
     )
     return vectors.astype(np.float32, copy=False)
+
+
+def embed_texts_with_layers(
+    texts: Sequence[str], *, batch_size: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two views of each text from one pass through the model.
+
+    The first is exactly :func:`embed_texts` (the mean of the last layer's token states,
+    unit length). The second is the mean token state of every transformer layer, averaged
+    over the layers: lower layers keep more of the wording and grammar than the last one,
+    which the essay scorer needs (a sentence embedding is built to ignore how a thing is
+    said). Texts are batched by length, so little of each batch is padding.
+    """
+    import torch
+
+    width = settings.EMBEDDING_DIMENSIONS
+    sentences = np.zeros((len(texts), width), dtype=np.float32)
+    layers = np.zeros((len(texts), width), dtype=np.float32)
+    model = embedding_model()
+    # sentence-transformers 6 renamed tokenize to preprocess; older releases only have the old name.
+    preprocess = getattr(model, "preprocess", None) or model.tokenize
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            features = preprocess([texts[row] for row in rows])
+            output = model[0].auto_model(**features, output_hidden_states=True)
+            mask = features["attention_mask"].unsqueeze(-1).to(torch.float32)
+            pooled = [(state * mask).sum(1) / mask.sum(1) for state in output.hidden_states]
+            sentences[rows] = torch.nn.functional.normalize(pooled[-1], dim=1).numpy()
+            # hidden_states[0] is the input embeddings, before any transformer layer.
+            layers[rows] = torch.stack(pooled[1:]).mean(0).numpy()
+    return sentences, layers

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import sparse
@@ -17,9 +20,11 @@ from grading.scoring import (
     _qwk_of_confusion,
     _score_bias,
     essay_chunks,
-    essay_embeddings,
+    essay_vectors,
     scorer_fit,
+    word_frequency_features,
 )
+from tutor.embedding import embed_texts
 
 HOLISTIC = Criterion("holistic", 0, 4, 1)
 HALF_STEPS = Criterion("conventions", 1.0, 5.0, 0.5)
@@ -140,11 +145,45 @@ def test_chunks_keep_every_word_and_stay_under_the_limit():
     assert essay_chunks("") == [""]
 
 
-def test_essay_embeddings_are_unit_vectors_one_per_essay():
+def test_essay_vectors_hold_the_sentence_embedding_then_the_layer_average():
     long_essay = " ".join(SENTENCES) * 30
-    vectors = essay_embeddings(["A short essay.", long_essay, ""])
-    assert vectors.shape == (3, 384)
-    assert np.allclose(np.linalg.norm(vectors[:2], axis=1), 1.0, atol=1e-5)
+    vectors = essay_vectors(["A short essay.", long_essay, ""])
+    assert vectors.shape == (3, 2 * 384)
+    sentence, layers = vectors[:, :384], vectors[:, 384:]
+    assert np.allclose(np.linalg.norm(sentence[:2], axis=1), 1.0, atol=1e-5)
+    # A one-chunk essay's sentence half is exactly what the tutor's embedding gives it.
+    assert np.allclose(sentence[0], embed_texts(["A short essay."])[0], atol=1e-5)
+    # The layer average is another vector, not a copy or a rescaling of the sentence one.
+    assert np.isfinite(layers).all()
+    cosine = layers[0] @ sentence[0] / np.linalg.norm(layers[0])
+    assert abs(cosine) < 0.95
+
+
+def test_word_frequencies_tell_misspellings_and_rare_words_from_plain_english():
+    plain = "I think that the school should give the students more time to play."
+    misspelled = "I thinck that teh scool shuold giv the studants mor tiem to plai."
+    learned = "Consequently, the curriculum ought to accommodate deliberate, unhurried recreation."
+    rows = word_frequency_features([plain, misspelled, learned, ""])
+    assert rows.shape[0] == 4 and np.isfinite(rows).all()
+    mean_frequency, unknown_share = rows[:, 0], rows[:, 4]
+    assert unknown_share[1] > unknown_share[0] == 0.0
+    assert mean_frequency[2] < mean_frequency[0]
+
+
+def test_a_scorer_stored_before_essay_vectors_still_loads_and_predicts_the_same():
+    """Stored by the code of 6653db4 (sentence embeddings only, no word frequencies); an
+    assignment's stored scorer must keep working until its next refit."""
+    data = Path(__file__).parent / "data"
+    stored = EssayScorer.from_bytes((data / "scorer-before-essay-vectors.bin").read_bytes())
+    recorded = json.loads((data / "scorer-before-essay-vectors.json").read_text())
+    embeddings = np.asarray(recorded["embeddings"], dtype=np.float32)
+    # Today's essay_vectors rows: the sentence embedding, then the layer average.
+    vectors = np.hstack([embeddings, np.ones_like(embeddings)])
+    predicted = stored.predict(recorded["texts"], vectors=vectors)
+    for prediction, expected in zip(predicted, recorded["predictions"], strict=True):
+        for name, (score, confidence) in expected.items():
+            assert prediction[name].score == score
+            assert prediction[name].confidence == pytest.approx(confidence)
 
 
 def test_the_fast_kappa_agrees_with_sklearn():

@@ -36,7 +36,7 @@ from grading.evaluation import (
     train_test_predict,
 )
 from grading.models import Assignment, CriterionScore, RubricCriterion, Submission
-from grading.scoring import essay_embeddings
+from grading.scoring import essay_vectors
 from learners.models import Course, Membership
 
 IMPORT_BATCH = 1000
@@ -92,11 +92,11 @@ class Command(BaseCommand):
         if folds > len(dataset):
             raise CommandError(f"--folds {folds} is more than the {len(dataset)} essays.")
         with _TemporaryAssignment(dataset) as stored:
-            self._note("embedding the essays ...")
-            embeddings = essay_embeddings(stored.texts)
+            self._note("reading the essays with the embedding model ...")
+            vectors = essay_vectors(stored.texts)
             predictions = cross_validate(
                 stored,
-                embeddings,
+                vectors,
                 folds=folds,
                 random_state=seed,
                 progress=lambda fold: self._note(f"fold {fold}/{folds} done"),
@@ -107,12 +107,12 @@ class Command(BaseCommand):
     def _train_test(self, train_directory: str, test_directory: str) -> dict:
         train, test = self._load(train_directory), self._load(test_directory)
         with _TemporaryAssignment(train) as stored_train, _TemporaryAssignment(test) as stored:
-            self._note("embedding the essays ...")
+            self._note("reading the essays with the embedding model ...")
             predictions = train_test_predict(
                 stored_train,
-                essay_embeddings(stored_train.texts),
+                essay_vectors(stored_train.texts),
                 stored,
-                essay_embeddings(stored.texts),
+                essay_vectors(stored.texts),
             )
         report = evaluation_report(stored, predictions)
         return {"mode": "train-test", "train": train.name, **report}
