@@ -76,8 +76,8 @@ _WORD = re.compile(r"[A-Za-z']+")
 # Regularisation grids. Each fit picks its own values by exact leave-one-out error on its
 # training essays (``_LooKernelRidge``), so no value is tuned on the essays it will grade.
 LEXICAL_ALPHAS = (1.0, 3.0, 10.0, 30.0)
-SEMANTIC_ALPHAS = (0.03, 0.1, 0.3, 1.0, 3.0)
-SEMANTIC_GAMMAS = (0.03, 0.1, 0.3)
+SEMANTIC_ALPHAS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+SEMANTIC_GAMMAS = (0.003, 0.01, 0.03, 0.1, 0.3)
 # Training essays whose scores the nearest-neighbour model averages.
 NEIGHBOURS = 20
 # Largest drift of machine minus human scores along the scale (in human SDs) that the
