@@ -164,33 +164,23 @@ def essay_vectors(texts: Sequence[str]) -> np.ndarray:
         chunks.extend(pieces)
         owners.extend([index] * len(pieces))
     sentences, layers = embed_texts_with_layers(chunks)
-    owners_array = np.asarray(owners)
+    owner_rows = np.asarray(owners)
+    sentence_means = _chunk_mean(sentences, owner_rows, len(texts))
+    norms = np.linalg.norm(sentence_means, axis=1, keepdims=True)
     return np.hstack(
         [
-            chunk_embeddings_average(sentences, owners_array, len(texts)),
-            _chunk_mean(layers, owners_array, len(texts)),
+            sentence_means / np.maximum(norms, 1e-12),
+            _chunk_mean(layers, owner_rows, len(texts)),
         ]
-    )
-
-
-def _chunk_sums(chunk_vectors: np.ndarray, owners: np.ndarray, essay_count: int) -> np.ndarray:
-    sums = np.zeros((essay_count, chunk_vectors.shape[1]), dtype=np.float64)
-    np.add.at(sums, owners, chunk_vectors)
-    return sums
-
-
-def chunk_embeddings_average(
-    chunk_vectors: np.ndarray, owners: np.ndarray, essay_count: int
-) -> np.ndarray:
-    sums = _chunk_sums(chunk_vectors, owners, essay_count)
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+    ).astype(np.float32)
 
 
 def _chunk_mean(chunk_vectors: np.ndarray, owners: np.ndarray, essay_count: int) -> np.ndarray:
+    """The mean of each essay's chunk vectors (``owners[i]`` is chunk i's essay)."""
+    sums = np.zeros((essay_count, chunk_vectors.shape[1]), dtype=np.float64)
+    np.add.at(sums, owners, chunk_vectors)
     counts = np.bincount(owners, minlength=essay_count)[:, None]
-    sums = _chunk_sums(chunk_vectors, owners, essay_count)
-    return (sums / np.maximum(counts, 1)).astype(np.float32)
+    return sums / np.maximum(counts, 1)
 
 
 def linguistic_features(texts: Sequence[str]) -> np.ndarray:
@@ -251,9 +241,10 @@ def word_frequency_features(texts: Sequence[str]) -> np.ndarray:
     for text in texts:
         words = [word.lower().strip("'") for word in _WORD.findall(text)]
         words = [word for word in words if word]
-        frequencies = np.array([_zipf_frequency(word) for word in words] or [0.0])
-        longer = np.array([_zipf_frequency(word) for word in words if len(word) > 3] or [0.0])
-        distinct = np.array([_zipf_frequency(word) for word in set(words)] or [0.0])
+        by_word = {word: _zipf_frequency(word) for word in words}
+        frequencies = np.array([by_word[word] for word in words] or [0.0])
+        longer = np.array([by_word[word] for word in words if len(word) > 3] or [0.0])
+        distinct = np.array(list(by_word.values()) or [0.0])
         rows.append(
             [
                 frequencies.mean(),

@@ -3,27 +3,23 @@ server: submit → task on the llm queue → proposal → review queue."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.urls import reverse
 
 from grading import tasks
 from grading.models import Proposal, Review
 from tests.grading.workflow_factories import ESSAY, grade_reply
+from tests.trust.workers import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def _wait_for(predicate, *, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    states = list(Proposal.objects.values_list("submission_id", "status", "error"))
-    raise AssertionError(f"timed out waiting for the worker: {states}")
+    try:
+        return wait_for(predicate, timeout=timeout, what="the worker")
+    except AssertionError as error:
+        states = list(Proposal.objects.values_list("submission_id", "status", "error"))
+        raise AssertionError(f"{error}: {states}") from None
 
 
 def _done_proposal(submission_id):
