@@ -10,6 +10,8 @@ broker grades them, and the LLM test server answers each request after ``--ttft`
 plus one token per 1/``--tokens-per-second`` seconds. It reports per mode:
 
 - wall time from the first submission to the last finished proposal, and essays/s;
+- for the learned scorer: a refit on every essay once all are confirmed, with the essays'
+  vectors stored against making them again (the ratio is the share of time left);
 - for the language model: the peak number of requests in flight at the server against the
   configured concurrency (``min(worker threads, LLM_MAX_CONCURRENCY)``), which shows
   whether the pipeline keeps the server's batch full.
@@ -55,6 +57,23 @@ def _wait_all(proposal_filter, total: int, *, timeout: float) -> float:
     raise SystemExit(f"timed out: {finished} of {total} proposals finished")
 
 
+def _refit_seconds(assignment, learner) -> float:
+    """Set ``learner``'s confirmed grades to 0 and time the scorer's refit."""
+    from grading import services
+    from grading.models import CriterionScore, StoredScorer
+
+    before = StoredScorer.objects.get(assignment=assignment).trained_at
+    CriterionScore.objects.filter(
+        submission__assignment=assignment, submission__learner=learner
+    ).update(score=0)
+    started = time.monotonic()
+    stored = services.scorer_train(assignment_id=assignment.pk)
+    seconds = time.monotonic() - started
+    if stored.trained_at == before:
+        raise SystemExit("the grades changed but the scorer was not refitted")
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--essays", type=int, default=500)
@@ -91,7 +110,7 @@ def main() -> None:
 
     from config.celery import app
     from grading import services
-    from grading.models import CriterionScore, Proposal
+    from grading.models import CriterionScore, Proposal, SubmissionVector
     from learners.models import Course, Membership, User
     from tests.grading.workflow_factories import RUBRIC, grade_reply
     from tests.llm_server import LLMTestServer
@@ -159,6 +178,24 @@ def main() -> None:
                 f"{args.essays} essays submitted in {submitted - started:.1f} s, all graded "
                 f"after {ended - started:.1f} s = {args.essays / (ended - started):.1f} "
                 f"essays/s ({scorer_failed} failed)",
+                flush=True,
+            )
+
+            # 1b. A refit once the teacher has confirmed every essay, with the essays'
+            # vectors stored (as the proposals left them) against one that must make them.
+            graded = offline.submissions.exclude(learner__in=trainees).order_by("pk")
+            CriterionScore.objects.bulk_create(
+                CriterionScore(submission=submission, criterion=criterion, score=score)
+                for index, submission in enumerate(graded)
+                for criterion, score in ((argument, index % 5), (conventions, index % 5 / 2))
+            )
+            refit_stored_s = _refit_seconds(offline, trainees[1])
+            SubmissionVector.objects.filter(submission__assignment=offline).delete()
+            refit_cold_s = _refit_seconds(offline, trainees[2])
+            print(
+                f"refit on {len(trainees) + args.essays} confirmed essays: "
+                f"{refit_stored_s:.1f} s with their vectors stored, {refit_cold_s:.1f} s making "
+                f"them again (ratio {refit_stored_s / refit_cold_s:.2f})",
                 flush=True,
             )
 

@@ -201,6 +201,9 @@ def dataset_load(directory: str | Path) -> EssayDataset:
 
     scores: dict[str, list[float]] = {name: [] for name in names}
     for line, row in enumerate(rows, start=2):
+        if not (row.get("text") or "").strip():
+            # A teacher cannot confirm a grade of nothing; the product refuses empty essays.
+            raise DatasetError(f"{essays_path} line {line}: the essay is empty.")
         for criterion in criteria:
             raw = (row.get(criterion.name) or "").strip()
             try:

@@ -8,6 +8,9 @@ it, and :func:`grading.scoring` only ever proposes scores on the scale.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
@@ -56,23 +59,52 @@ class Assignment(models.Model):
     def scoring_criteria(self) -> list[Criterion]:
         return [criterion.as_scoring_criterion() for criterion in self.criteria.all()]
 
-    def confirmed_scores(self) -> tuple[list[str], dict[str, list[float]]]:
-        """Texts of current submissions scored on every criterion, with those scores:
-        the training data of the learned scorer."""
+    def confirmed_scores(self) -> ConfirmedScores:
+        """Current submissions scored on every criterion, with those scores: the training
+        data of the learned scorer."""
         criteria = list(self.criteria.all())
         submissions = (
-            self.submissions.filter(is_current=True).prefetch_related("scores").order_by("pk")
+            self.submissions.filter(is_current=True)
+            .exclude(text="")  # an erased learner's released essay keeps its grade, not its text
+            .prefetch_related("scores")
+            .order_by("pk")
         )
-        texts: list[str] = []
-        scores: dict[str, list[float]] = {criterion.name: [] for criterion in criteria}
+        confirmed = ConfirmedScores(
+            submission_ids=[], texts=[], scores={criterion.name: [] for criterion in criteria}
+        )
         for submission in submissions:
             by_criterion = {score.criterion_id: score.score for score in submission.scores.all()}
             if any(criterion.pk not in by_criterion for criterion in criteria):
                 continue
-            texts.append(submission.text)
+            confirmed.submission_ids.append(submission.pk)
+            confirmed.texts.append(submission.text)
             for criterion in criteria:
-                scores[criterion.name].append(float(by_criterion[criterion.pk]))
-        return texts, scores
+                confirmed.scores[criterion.name].append(float(by_criterion[criterion.pk]))
+        return confirmed
+
+
+@dataclass(frozen=True)
+class ConfirmedScores:
+    """An assignment's confirmed grades, one entry per submission, in submission order."""
+
+    submission_ids: list[int]
+    texts: list[str]
+    scores: dict[str, list[float]]  # per criterion name, aligned with ``texts``
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def digest(self) -> str:
+        """A fingerprint that changes when any essay or score does: a grade edited after
+        confirming leaves the count as it was but must still refit the scorer."""
+        content = json.dumps(
+            [
+                self.submission_ids,
+                [hashlib.sha256(text.encode()).hexdigest() for text in self.texts],
+                sorted(self.scores.items()),
+            ]
+        )
+        return hashlib.sha256(content.encode()).hexdigest()
 
 
 class RubricCriterion(models.Model):
@@ -410,6 +442,8 @@ class StoredScorer(models.Model):
     rubric_version = models.CharField(max_length=32)
     data = models.BinaryField()
     training_size = models.PositiveIntegerField(default=0)
+    # ConfirmedScores.digest of the grades it was fitted on; empty for scorers stored before.
+    training_digest = models.CharField(max_length=64, blank=True, default="")
     trained_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -418,3 +452,23 @@ class StoredScorer(models.Model):
 
     def __str__(self) -> str:
         return f"Scorer for {self.assignment} ({self.training_size} essays)"
+
+
+class SubmissionVector(models.Model):
+    """How the learned scorer's embedding model reads a submission
+    (:func:`grading.scoring.essay_vectors`), kept so that refits and proposals never run
+    the model over the same essay twice. ``reader`` names the model and chunking that made
+    it; a vector made by another reader is made again."""
+
+    submission = models.OneToOneField(
+        Submission, on_delete=models.CASCADE, primary_key=True, related_name="vector"
+    )
+    reader = models.CharField(max_length=64)
+    data = models.BinaryField()
+
+    class Meta:
+        verbose_name = _("submission vector")
+        verbose_name_plural = _("submission vectors")
+
+    def __str__(self) -> str:
+        return f"Vector of submission {self.submission_id}"

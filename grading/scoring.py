@@ -47,6 +47,7 @@ it next to the assignment; it holds no reference to the embedding model.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import re
@@ -70,6 +71,9 @@ INNER_FOLDS = 5
 # Below this many training essays the inner folds are too small to learn thresholds.
 MIN_TRAINING_ESSAYS = 10
 SCORER_FORMAT = 1
+# Bump when essay_vectors changes what it makes of an essay: vectors stored before are then
+# made again (see essay_reader).
+ESSAY_VECTORS_FORMAT = 1
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"[A-Za-z']+")
@@ -173,6 +177,18 @@ def essay_vectors(texts: Sequence[str]) -> np.ndarray:
             _chunk_mean(layers, owner_rows, len(texts)),
         ]
     ).astype(np.float32)
+
+
+def essay_reader() -> str:
+    """Names what :func:`essay_vectors` reads essays with (the embedding model, its width,
+    the chunking and the vector layout): a vector stored under another name is stale."""
+    from django.conf import settings
+
+    identity = (
+        f"{settings.EMBEDDING_MODEL}|{settings.EMBEDDING_DIMENSIONS}|{CHUNK_WORDS}|"
+        f"{ESSAY_VECTORS_FORMAT}"
+    )
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
 
 
 def _chunk_mean(chunk_vectors: np.ndarray, owners: np.ndarray, essay_count: int) -> np.ndarray:

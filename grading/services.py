@@ -13,12 +13,14 @@ training data of the learned scorer, which is refitted on the ``cpu`` queue.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -41,6 +43,7 @@ from grading.models import (
     RubricCriterion,
     StoredScorer,
     Submission,
+    SubmissionVector,
     rubric_version_of,
 )
 from learners.audit import audit_record
@@ -478,7 +481,9 @@ def proposal_run_scorer(*, proposal_id: int) -> Proposal:
     assignment = proposal.submission.assignment
     stored = StoredScorer.objects.defer("data").get(assignment=assignment)
     scorer = _scorer_load(stored.pk, stored.trained_at.isoformat())
-    prediction = scorer.predict([proposal.submission.text])[0]
+    submission = proposal.submission
+    vectors = submission_vectors(submission_ids=[submission.pk], texts=[submission.text])
+    prediction = scorer.predict([submission.text], vectors=vectors)[0]
     criteria = {}
     for criterion in assignment.criteria.all():
         estimate = prediction.get(criterion.name)
@@ -980,6 +985,41 @@ def regrade_request(*, submission: Submission, learner, comment: str) -> Regrade
 # --- the learned scorer ----------------------------------------------------------------
 
 
+def submission_vectors(*, submission_ids: Sequence[int], texts: Sequence[str]) -> np.ndarray:
+    """:func:`grading.scoring.essay_vectors` of these submissions (``texts[i]`` is the text
+    of ``submission_ids[i]``): vectors stored by the current reader are read back, the
+    rest are made once and stored. A submission's text never changes (a resubmission is a
+    new submission), so a stored vector stays true."""
+    from grading.scoring import essay_reader, essay_vectors
+
+    reader = essay_reader()
+    stored = dict(
+        SubmissionVector.objects.filter(
+            submission_id__in=submission_ids, reader=reader
+        ).values_list("submission_id", "data")
+    )
+    missing = [row for row, pk in enumerate(submission_ids) if pk not in stored]
+    if missing:
+        made = essay_vectors([texts[row] for row in missing])
+        made_by_id = {
+            submission_ids[row]: vector.tobytes() for row, vector in zip(missing, made, strict=True)
+        }
+        SubmissionVector.objects.bulk_create(
+            [
+                SubmissionVector(submission_id=pk, reader=reader, data=data)
+                for pk, data in made_by_id.items()
+            ],
+            update_conflicts=True,
+            unique_fields=["submission"],
+            update_fields=["reader", "data"],
+            batch_size=500,
+        )
+        stored.update(made_by_id)
+    rows = [np.frombuffer(bytes(stored[pk]), dtype=np.float32) for pk in submission_ids]
+    width = 2 * settings.EMBEDDING_DIMENSIONS
+    return np.vstack(rows) if rows else np.zeros((0, width), dtype=np.float32)
+
+
 def scorer_train_enqueue(*, assignment_id: int) -> None:
     """Refit the scorer after the commit; if the broker is away, the next confirmed grade
     asks again (a teacher's page never fails for it)."""
@@ -990,7 +1030,8 @@ def scorer_train_enqueue(*, assignment_id: int) -> None:
 
 def scorer_train(*, assignment_id: int) -> StoredScorer | None:
     """Refit the assignment's learned scorer on its confirmed grades, if there are enough
-    and they changed since the last fit; then give waiting essays a scorer proposal."""
+    and they changed since the last fit (any essay or score, not only their number); then
+    give waiting essays a scorer proposal."""
     from grading.scoring import MIN_TRAINING_ESSAYS, scorer_fit
 
     lock = f"grading:scorer-train:{assignment_id}"
@@ -999,22 +1040,28 @@ def scorer_train(*, assignment_id: int) -> StoredScorer | None:
     try:
         assignment = Assignment.objects.get(pk=assignment_id)
         criteria = list(assignment.criteria.all())
-        texts, scores = assignment.confirmed_scores()
-        if len(texts) < MIN_TRAINING_ESSAYS:
+        confirmed = assignment.confirmed_scores()
+        if len(confirmed) < MIN_TRAINING_ESSAYS:
             return None
-        version = rubric_version_of(criteria)
+        version, digest = rubric_version_of(criteria), confirmed.digest()
         stored = StoredScorer.objects.filter(assignment=assignment).first()
-        if stored and stored.rubric_version == version and stored.training_size == len(texts):
+        if stored and stored.rubric_version == version and stored.training_digest == digest:
             return stored
         scorer = scorer_fit(
-            criteria=[c.as_scoring_criterion() for c in criteria], texts=texts, scores=scores
+            criteria=[c.as_scoring_criterion() for c in criteria],
+            texts=confirmed.texts,
+            scores=confirmed.scores,
+            vectors=submission_vectors(
+                submission_ids=confirmed.submission_ids, texts=confirmed.texts
+            ),
         )
         stored, _created = StoredScorer.objects.update_or_create(
             assignment=assignment,
             defaults={
                 "rubric_version": version,
                 "data": scorer.to_bytes(),
-                "training_size": len(texts),
+                "training_size": len(confirmed),
+                "training_digest": digest,
                 "trained_at": timezone.now(),
             },
         )

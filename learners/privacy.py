@@ -110,6 +110,8 @@ REGISTRY: dict[str, PrivacyRule] = {
     ),
     "grading.criterionscore": PrivacyRule("staff", "scored_by", ("submission_id",), DETACH),
     "grading.proposal": PrivacyRule("grading", "submission__learner", (), DELETE),
+    # The scorer's reading of the essay: derived from the text, so it goes with it.
+    "grading.submissionvector": PrivacyRule("grading", "submission__learner", (), DELETE),
     "grading.regraderequest": PrivacyRule(
         "grading", "submission__learner", ("submission_id", "comment", "created_at"), DELETE
     ),
@@ -188,7 +190,7 @@ def _anonymous_placeholder() -> User:
 
 
 def _keep_released_grades(*, user: User) -> None:
-    from grading.models import Proposal, RegradeRequest, Review, Submission
+    from grading.models import Proposal, RegradeRequest, Review, Submission, SubmissionVector
 
     released = Submission.objects.filter(learner=user, review__status=Review.Status.RELEASED)
     ids = list(released.values_list("pk", flat=True))
@@ -196,6 +198,7 @@ def _keep_released_grades(*, user: User) -> None:
         return
     Proposal.objects.filter(submission_id__in=ids).delete()
     RegradeRequest.objects.filter(submission_id__in=ids).delete()
+    SubmissionVector.objects.filter(submission_id__in=ids).delete()
     # Flags quote the essay; the released snapshot and the scores are the grade itself.
     Review.objects.filter(submission_id__in=ids).update(flags=[])
     Submission.objects.filter(pk__in=ids).update(learner=_anonymous_placeholder(), text="")

@@ -141,6 +141,7 @@ def test_a_set_loads_with_its_groups(tmp_path):
         ("non_numeric", "'excellent', not a number"),
         ("outside", "outside the rubric"),
         ("off_step", "outside the rubric"),
+        ("empty_essay", "line 4: the essay is empty"),
     ],
 )
 def test_a_broken_set_is_refused_with_a_clear_message(tmp_path, breakage, message):
@@ -153,6 +154,8 @@ def test_a_broken_set_is_refused_with_a_clear_message(tmp_path, breakage, messag
         _write_set(directory, override={(3, "content"): "7"})
     elif breakage == "off_step":
         _write_set(directory, override={(3, "style"): "1.25"})
+    elif breakage == "empty_essay":
+        _write_set(directory, override={(3, "text"): "  "})
     else:
         _write_set(directory)
         if breakage == "no_csv":

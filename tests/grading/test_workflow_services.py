@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -439,12 +440,12 @@ def test_a_confirmed_review_enqueues_scorer_training(
     assert calls == [([proposed.assignment_id], "cpu", {"ignore_result": True})]
 
 
-def test_the_scorer_is_trained_on_confirmed_grades_and_proposes_for_waiting_essays(
-    assignment, make_user, enrol, course, teacher, django_capture_on_commit_callbacks
-):
+def _confirm_graded_essays(assignment, make_user, enrol, course, *, count=12) -> list:
+    """``count`` submissions with teacher-confirmed scores on both criteria."""
     words = ["plants", "light", "energy", "sugar", "oxygen", "water", "carbon", "leaves"]
     argument, conventions = assignment.criteria.all()
-    for index in range(12):
+    submissions = []
+    for index in range(count):
         learner = make_user(f"learner{index}")
         enrol(learner, course, "student")
         quality = index % 5
@@ -455,6 +456,15 @@ def test_the_scorer_is_trained_on_confirmed_grades_and_proposes_for_waiting_essa
             submission=submission, criterion=conventions, score=Decimal(quality % 3) / 2 + 1
         )
         services.review_refresh(submission=submission, decided=True)
+        submissions.append(submission)
+    return submissions
+
+
+def test_the_scorer_is_trained_on_confirmed_grades_and_proposes_for_waiting_essays(
+    assignment, make_user, enrol, course, teacher, django_capture_on_commit_callbacks
+):
+    argument, conventions = assignment.criteria.all()
+    _confirm_graded_essays(assignment, make_user, enrol, course)
     waiting_learner = make_user("waiting")
     enrol(waiting_learner, course, "student")
     waiting = services.submission_submit(
@@ -477,6 +487,103 @@ def test_the_scorer_is_trained_on_confirmed_grades_and_proposes_for_waiting_essa
     assert Review.objects.get(submission=waiting).status == Review.Status.PENDING
     # Unchanged grades: no second fit.
     assert services.scorer_train(assignment_id=assignment.pk).trained_at == stored.trained_at
+
+
+def test_a_grade_edited_after_confirming_refits_the_scorer_though_the_count_is_the_same(
+    assignment, make_user, enrol, course
+):
+    submissions = _confirm_graded_essays(assignment, make_user, enrol, course)
+    stored = services.scorer_train(assignment_id=assignment.pk)
+    argument = assignment.criteria.first()
+    CriterionScore.objects.filter(submission=submissions[0], criterion=argument).update(score=4)
+
+    refitted = services.scorer_train(assignment_id=assignment.pk)
+
+    assert refitted.training_size == stored.training_size == 12
+    assert refitted.training_digest != stored.training_digest
+    assert refitted.trained_at > stored.trained_at
+    assert services.scorer_train(assignment_id=assignment.pk).trained_at == refitted.trained_at
+
+
+def test_an_essay_whose_text_was_erased_is_no_longer_training_data(
+    assignment, make_user, enrol, course
+):
+    submissions = _confirm_graded_essays(assignment, make_user, enrol, course, count=3)
+    Submission.objects.filter(pk=submissions[1].pk).update(text="")  # as privacy_erase leaves it
+
+    confirmed = assignment.confirmed_scores()
+
+    assert confirmed.submission_ids == [submissions[0].pk, submissions[2].pk]
+    assert confirmed.scores["Argument"] == [0.0, 2.0]
+
+
+@pytest.fixture
+def essays_read(monkeypatch):
+    """Texts the embedding model reads through essay_vectors (the real function runs)."""
+    from grading import scoring
+
+    read: list[str] = []
+    real = scoring.essay_vectors
+
+    def counting(texts):
+        read.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(scoring, "essay_vectors", counting)
+    return read
+
+
+def test_each_essay_is_read_by_the_embedding_model_once_across_refits_and_proposals(
+    assignment, make_user, enrol, course, essays_read
+):
+    from grading.models import SubmissionVector
+    from grading.scoring import essay_reader
+
+    submissions = _confirm_graded_essays(assignment, make_user, enrol, course)
+    services.scorer_train(assignment_id=assignment.pk)
+    assert sorted(essays_read) == sorted(s.text for s in submissions)
+    assert set(SubmissionVector.objects.values_list("submission_id", "reader")) == {
+        (s.pk, essay_reader()) for s in submissions
+    }
+
+    learner = make_user("late")
+    enrol(learner, course, "student")
+    late = services.submission_submit(
+        assignment=assignment, learner=learner, text="Plants turn light into sugar. Water too."
+    )
+    proposal = Proposal.objects.get(submission=late, source=Proposal.Source.SCORER)
+    assert tasks.proposal_scorer.apply(args=[proposal.pk]).get() == "done"
+    assert essays_read[12:] == [late.text]
+
+    # The teacher confirms the late essay and edits an earlier grade: the refit reads nothing.
+    for criterion in assignment.criteria.all():
+        CriterionScore.objects.create(
+            submission=late, criterion=criterion, score=criterion.min_score
+        )
+    CriterionScore.objects.filter(submission=submissions[1]).update(score=Decimal("1"))
+    assert services.scorer_train(assignment_id=assignment.pk).training_size == 13
+    assert len(essays_read) == 13
+
+
+def test_a_vector_stored_by_another_reader_is_made_again(assignment, make_user, enrol, course):
+    from grading.models import SubmissionVector
+    from grading.scoring import essay_reader, essay_vectors
+
+    first, second = _confirm_graded_essays(assignment, make_user, enrol, course, count=2)
+    services.submission_vectors(submission_ids=[first.pk], texts=[first.text])
+    SubmissionVector.objects.filter(submission=first).update(reader="an older model")
+
+    vectors = services.submission_vectors(
+        submission_ids=[second.pk, first.pk], texts=[second.text, first.text]
+    )
+
+    expected = essay_vectors([second.text, first.text])
+    assert vectors.shape == expected.shape == (2, 768)
+    assert np.allclose(vectors, expected, atol=1e-5)
+    assert set(SubmissionVector.objects.values_list("reader", flat=True)) == {essay_reader()}
+    assert services.submission_vectors(submission_ids=[], texts=[]).shape == (0, 768)
+    first.delete()
+    assert list(SubmissionVector.objects.values_list("submission_id", flat=True)) == [second.pk]
 
 
 def test_a_proposal_queued_before_offline_mode_fails_at_once(

@@ -248,10 +248,10 @@ class _TemporaryAssignment:
                 ],
                 batch_size=IMPORT_BATCH,
             )
-        texts, scores = assignment.confirmed_scores()
-        if len(texts) != len(dataset):
+        confirmed = assignment.confirmed_scores()
+        if len(confirmed) != len(dataset):
             raise CommandError(
-                f"Imported {len(dataset)} essays but read back {len(texts)} scored ones."
+                f"Imported {len(dataset)} essays but read back {len(confirmed)} scored ones."
             )
         # confirmed_scores() returns submissions in insertion order, so group labels
         # (which the product does not store) still line up with the essays.
@@ -260,8 +260,10 @@ class _TemporaryAssignment:
             title=dataset.title,
             criteria=assignment.scoring_criteria(),
             essay_ids=dataset.essay_ids,
-            texts=texts,
-            scores={name: np.asarray(values, dtype=float) for name, values in scores.items()},
+            texts=confirmed.texts,
+            scores={
+                name: np.asarray(values, dtype=float) for name, values in confirmed.scores.items()
+            },
             groups=dataset.groups,
         )
 
