@@ -248,9 +248,6 @@ class CriterionScore(models.Model):
 def rubric_version_of(criteria) -> str:
     """A short fingerprint of a rubric's criteria: a proposal made under one version is
     never mistaken for one under an edited rubric."""
-    import hashlib
-    import json
-
     payload = [
         [c.pk, c.name, str(c.min_score), str(c.max_score), str(c.step), c.level_descriptors]
         for c in criteria

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
 from grading.evaluation import criterion_agreement, group_fairness
@@ -16,7 +16,9 @@ from grading.models import (
     Proposal,
     RegradeRequest,
     Review,
+    StoredScorer,
     Submission,
+    rubric_version_of,
 )
 from learners.models import AuditEvent
 from learners.selectors import course_for_member, course_for_teacher
@@ -109,6 +111,45 @@ def grade_history(*, submission: Submission) -> QuerySet[AuditEvent]:
         course_id=submission.assignment.course_id,
         details__submission_id=submission.pk,
     ).order_by("created_at", "id")
+
+
+# --- the learned scorer -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScorerStatus:
+    """What the review page says about the assignment's learned scorer."""
+
+    confirmed: int  # essays the teacher has scored on every criterion: its training data
+    needed: int  # how many it needs before it is first trained
+    trained_on: int | None  # essays the current scorer was fitted on (None: not trained)
+    trained_at: Any = None
+
+
+def scorer_status(*, assignment: Assignment, criteria: list) -> ScorerStatus:
+    """The learned scorer of ``assignment`` (whose ``criteria`` the caller has loaded)."""
+    from grading.scoring import MIN_TRAINING_ESSAYS
+
+    confirmed = (
+        Submission.objects.filter(assignment=assignment, is_current=True)
+        .exclude(text="")
+        .annotate(scored=Count("scores"))
+        .filter(scored=len(criteria))
+        .count()
+    )
+    stored = (
+        StoredScorer.objects.filter(
+            assignment=assignment, rubric_version=rubric_version_of(criteria)
+        )
+        .only("training_size", "trained_at")
+        .first()
+    )
+    return ScorerStatus(
+        confirmed=confirmed,
+        needed=MIN_TRAINING_ESSAYS,
+        trained_on=stored.training_size if stored else None,
+        trained_at=stored.trained_at if stored else None,
+    )
 
 
 # --- agreement and fairness ------------------------------------------------------------

@@ -271,6 +271,7 @@ def _review_context(assignment: Assignment) -> dict:
         # While the AI is still grading, the queue refreshes itself.
         "grading_running": any(item["running"] for item in queue),
         "done": [_queue_row(r, criteria) for r in selectors.reviews_done(assignment=assignment)],
+        "scorer": selectors.scorer_status(assignment=assignment, criteria=criteria),
         "bulk_form": forms.BulkApproveForm(),
     }
 

@@ -74,6 +74,7 @@ def test_teacher_reviews_overrides_bulk_approves_and_releases_and_student_asks_f
     # The teacher reviews the student's essay: evidence is highlighted.
     login(teacher)
     page.goto(f"{assignment_url}review/")
+    expect(page.locator("#scorer-status")).to_contain_text("once you have confirmed 10 essays")
     expect(page.get_by_role("link", name="Sam Student")).to_be_visible()
     page.get_by_role("link", name="Sam Student").click()
     expect(page.locator(".grading-essay mark").first).to_have_text(

@@ -20,7 +20,7 @@ from grading.models import (
     Submission,
 )
 from learners.models import AuditEvent
-from tests.grading.workflow_factories import ESSAY, RUBRIC, grade_reply
+from tests.grading.workflow_factories import ESSAY, RUBRIC, confirm_graded_essays, grade_reply
 
 pytestmark = pytest.mark.django_db
 
@@ -440,31 +440,11 @@ def test_a_confirmed_review_enqueues_scorer_training(
     assert calls == [([proposed.assignment_id], "cpu", {"ignore_result": True})]
 
 
-def _confirm_graded_essays(assignment, make_user, enrol, course, *, count=12) -> list:
-    """``count`` submissions with teacher-confirmed scores on both criteria."""
-    words = ["plants", "light", "energy", "sugar", "oxygen", "water", "carbon", "leaves"]
-    argument, conventions = assignment.criteria.all()
-    submissions = []
-    for index in range(count):
-        learner = make_user(f"learner{index}")
-        enrol(learner, course, "student")
-        quality = index % 5
-        text = " ".join(words[: 2 + quality * 2]) + ". " + "More detail here. " * quality
-        submission = services.submission_submit(assignment=assignment, learner=learner, text=text)
-        CriterionScore.objects.create(submission=submission, criterion=argument, score=quality)
-        CriterionScore.objects.create(
-            submission=submission, criterion=conventions, score=Decimal(quality % 3) / 2 + 1
-        )
-        services.review_refresh(submission=submission, decided=True)
-        submissions.append(submission)
-    return submissions
-
-
 def test_the_scorer_is_trained_on_confirmed_grades_and_proposes_for_waiting_essays(
     assignment, make_user, enrol, course, teacher, django_capture_on_commit_callbacks
 ):
     argument, conventions = assignment.criteria.all()
-    _confirm_graded_essays(assignment, make_user, enrol, course)
+    confirm_graded_essays(assignment, make_user, enrol, course)
     waiting_learner = make_user("waiting")
     enrol(waiting_learner, course, "student")
     waiting = services.submission_submit(
@@ -492,7 +472,7 @@ def test_the_scorer_is_trained_on_confirmed_grades_and_proposes_for_waiting_essa
 def test_a_grade_edited_after_confirming_refits_the_scorer_though_the_count_is_the_same(
     assignment, make_user, enrol, course
 ):
-    submissions = _confirm_graded_essays(assignment, make_user, enrol, course)
+    submissions = confirm_graded_essays(assignment, make_user, enrol, course)
     stored = services.scorer_train(assignment_id=assignment.pk)
     argument = assignment.criteria.first()
     CriterionScore.objects.filter(submission=submissions[0], criterion=argument).update(score=4)
@@ -508,7 +488,7 @@ def test_a_grade_edited_after_confirming_refits_the_scorer_though_the_count_is_t
 def test_an_essay_whose_text_was_erased_is_no_longer_training_data(
     assignment, make_user, enrol, course
 ):
-    submissions = _confirm_graded_essays(assignment, make_user, enrol, course, count=3)
+    submissions = confirm_graded_essays(assignment, make_user, enrol, course, count=3)
     Submission.objects.filter(pk=submissions[1].pk).update(text="")  # as privacy_erase leaves it
 
     confirmed = assignment.confirmed_scores()
@@ -539,7 +519,7 @@ def test_each_essay_is_read_by_the_embedding_model_once_across_refits_and_propos
     from grading.models import SubmissionVector
     from grading.scoring import essay_reader
 
-    submissions = _confirm_graded_essays(assignment, make_user, enrol, course)
+    submissions = confirm_graded_essays(assignment, make_user, enrol, course)
     services.scorer_train(assignment_id=assignment.pk)
     assert sorted(essays_read) == sorted(s.text for s in submissions)
     assert set(SubmissionVector.objects.values_list("submission_id", "reader")) == {
@@ -569,7 +549,7 @@ def test_a_vector_stored_by_another_reader_is_made_again(assignment, make_user, 
     from grading.models import SubmissionVector
     from grading.scoring import essay_reader, essay_vectors
 
-    first, second = _confirm_graded_essays(assignment, make_user, enrol, course, count=2)
+    first, second = confirm_graded_essays(assignment, make_user, enrol, course, count=2)
     services.submission_vectors(submission_ids=[first.pk], texts=[first.text])
     SubmissionVector.objects.filter(submission=first).update(reader="an older model")
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from grading import services, tasks
 from grading.models import Assignment, CriterionScore, Proposal, Review
 from learners.models import AuditEvent
-from tests.grading.workflow_factories import ESSAY, RUBRIC, grade_reply
+from tests.grading.workflow_factories import ESSAY, RUBRIC, confirm_graded_essays, grade_reply
 
 pytestmark = pytest.mark.django_db
 
@@ -278,6 +278,24 @@ def test_bulk_approve_and_release_from_the_queue(client, graded, teacher, assign
     assert "Your grade" in client.get(_url("assignment", assignment)).content.decode()
 
 
+def test_the_review_page_says_how_far_the_learned_scorer_is(
+    client, teacher, assignment, make_user, enrol, course
+):
+    client.force_login(teacher)
+    url = _url("review", assignment)
+    confirm_graded_essays(assignment, make_user, enrol, course, count=4)
+    assert "once you have confirmed 10 essays (4 so far)" in client.get(url).content.decode()
+
+    confirm_graded_essays(assignment, make_user, enrol, course, count=8, first=4)
+    assert "training on your 12 confirmed essays" in client.get(url).content.decode()
+
+    services.scorer_train(assignment_id=assignment.pk)
+    assert "Learned scorer: trained on 12 confirmed essays" in client.get(url).content.decode()
+
+    assignment.criteria.filter(name="Argument").update(max_score=5)  # the rubric changed
+    assert "training on your 12 confirmed essays" in client.get(url).content.decode()
+
+
 def test_the_queue_page_uses_a_fixed_number_of_queries(
     client, teacher, assignment, make_user, enrol, course, django_assert_num_queries, llm_server
 ):
@@ -296,10 +314,11 @@ def test_the_queue_page_uses_a_fixed_number_of_queries(
     add(2)
     url = _url("review", assignment)
     # ... plus one for the learner's display preferences (the base template's body classes)
-    with django_assert_num_queries(12):
+    # and two for the learned scorer's status
+    with django_assert_num_queries(14):
         assert client.get(url).status_code == 200
     add(5)
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(14):
         html = client.get(url).content.decode()
     assert html.count('class="grading-queue"') >= 1
     partial = client.get(url, HTTP_HX_REQUEST="true").content.decode()

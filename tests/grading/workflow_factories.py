@@ -76,3 +76,29 @@ def grading_route_ids(*, course, student) -> dict[str, int]:
         "criterion_id": assignment.criteria.first().pk,
         "submission_id": submission.pk,
     }
+
+
+def confirm_graded_essays(assignment, make_user, enrol, course, *, count=12, first=0) -> list:
+    """``count`` submissions (of learners ``first``, ``first`` + 1, ...) with
+    teacher-confirmed scores on both criteria."""
+    from decimal import Decimal
+
+    from grading import services
+    from grading.models import CriterionScore
+
+    words = ["plants", "light", "energy", "sugar", "oxygen", "water", "carbon", "leaves"]
+    argument, conventions = assignment.criteria.all()
+    submissions = []
+    for index in range(first, first + count):
+        learner = make_user(f"learner{index}")
+        enrol(learner, course, "student")
+        quality = index % 5
+        text = " ".join(words[: 2 + quality * 2]) + ". " + "More detail here. " * quality
+        submission = services.submission_submit(assignment=assignment, learner=learner, text=text)
+        CriterionScore.objects.create(submission=submission, criterion=argument, score=quality)
+        CriterionScore.objects.create(
+            submission=submission, criterion=conventions, score=Decimal(quality % 3) / 2 + 1
+        )
+        services.review_refresh(submission=submission, decided=True)
+        submissions.append(submission)
+    return submissions
