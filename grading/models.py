@@ -59,16 +59,21 @@ class Assignment(models.Model):
     def scoring_criteria(self) -> list[Criterion]:
         return [criterion.as_scoring_criterion() for criterion in self.criteria.all()]
 
+    def _training_submissions(self) -> models.QuerySet:
+        # An erased learner's released essay keeps its grade, not its text.
+        return self.submissions.filter(is_current=True).exclude(text="")
+
+    def confirmed_count(self, criteria: list) -> int:
+        """How many essays :meth:`confirmed_scores` would return, counted in the database
+        (``criteria``: this assignment's, already loaded)."""
+        scored = self._training_submissions().annotate(scored=models.Count("scores"))
+        return scored.filter(scored=len(criteria)).count()
+
     def confirmed_scores(self) -> ConfirmedScores:
         """Current submissions scored on every criterion, with those scores: the training
         data of the learned scorer."""
         criteria = list(self.criteria.all())
-        submissions = (
-            self.submissions.filter(is_current=True)
-            .exclude(text="")  # an erased learner's released essay keeps its grade, not its text
-            .prefetch_related("scores")
-            .order_by("pk")
-        )
+        submissions = self._training_submissions().prefetch_related("scores").order_by("pk")
         confirmed = ConfirmedScores(
             submission_ids=[], texts=[], scores={criterion.name: [] for criterion in criteria}
         )

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
 from grading.evaluation import criterion_agreement, group_fairness
@@ -130,13 +130,6 @@ def scorer_status(*, assignment: Assignment, criteria: list) -> ScorerStatus:
     """The learned scorer of ``assignment`` (whose ``criteria`` the caller has loaded)."""
     from grading.scoring import MIN_TRAINING_ESSAYS
 
-    confirmed = (
-        Submission.objects.filter(assignment=assignment, is_current=True)
-        .exclude(text="")
-        .annotate(scored=Count("scores"))
-        .filter(scored=len(criteria))
-        .count()
-    )
     stored = (
         StoredScorer.objects.filter(
             assignment=assignment, rubric_version=rubric_version_of(criteria)
@@ -145,7 +138,7 @@ def scorer_status(*, assignment: Assignment, criteria: list) -> ScorerStatus:
         .first()
     )
     return ScorerStatus(
-        confirmed=confirmed,
+        confirmed=assignment.confirmed_count(criteria),
         needed=MIN_TRAINING_ESSAYS,
         trained_on=stored.training_size if stored else None,
         trained_at=stored.trained_at if stored else None,
