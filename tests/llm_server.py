@@ -201,6 +201,11 @@ class LLMTestServer:
             self._last_headers: dict[str, str] | None = None
             self._bodies: collections.deque[dict[str, Any]] = collections.deque(maxlen=_BODIES_KEPT)
             self._seed = 0
+            self.max_model_len: int | None = None
+            # What a server like llama-cpp-python does: refuse some structured-output
+            # forms (with HTTP 500) and send no usage in streams.
+            self.refused_formats: set[str] = set()
+            self.stream_usage = True
 
     def script(
         self,
@@ -310,7 +315,8 @@ class LLMTestServer:
                     "object": "model",
                     "created": int(time.time()),
                     "owned_by": "llm-test-server",
-                    "max_model_len": 8192,
+                    # vLLM says its context window; None leaves the product to its setting
+                    **({"max_model_len": self.max_model_len} if self.max_model_len else {}),
                 }
             ],
         }
@@ -340,6 +346,10 @@ class LLMTestServer:
             return
         if not isinstance(body.get("messages"), list) or not body["messages"]:
             await _send_error(send, 400, "messages must be a non-empty list.")
+            return
+        requested_format = (body.get("response_format") or {}).get("type")
+        if requested_format in self.refused_formats:
+            await _send_error(send, 500, f"response_format type {requested_format} unsupported")
             return
 
         text = self._reply_text(body, script, seed)
@@ -387,7 +397,13 @@ class LLMTestServer:
             schema = (response_format.get("json_schema") or {}).get("schema") or {}
             return json.dumps(instance_from_schema(schema, seed=seed))
         if response_format.get("type") == "json_object":
-            return json.dumps(script.json_reply if isinstance(script.json_reply, dict) else {})
+            if script.json_reply is not None:
+                if isinstance(script.json_reply, str):
+                    return script.json_reply
+                return json.dumps(script.json_reply)
+            if response_format.get("schema"):
+                return json.dumps(instance_from_schema(response_format["schema"], seed=seed))
+            return "{}"
         reply = script.reply
         return reply(body) if callable(reply) else reply
 
@@ -458,7 +474,7 @@ class LLMTestServer:
                 return
             if not await emit(chunk({}, finish_reason)):
                 return self._count_disconnect()
-            if (body.get("stream_options") or {}).get("include_usage"):
+            if self.stream_usage and (body.get("stream_options") or {}).get("include_usage"):
                 usage_event = {
                     "id": completion_id,
                     "object": "chat.completion.chunk",
@@ -698,7 +714,10 @@ def llm_server_session() -> Iterator[LLMTestServer]:
 @pytest.fixture
 def llm_server(llm_server_session: LLMTestServer, settings: Any) -> Iterator[LLMTestServer]:
     """The session's LLM test server, reset, with the LLM_* settings pointing at it."""
+    from tutor.llm_capabilities import capabilities_clear
+
     llm_server_session.reset()
+    capabilities_clear()  # what the product learnt of the server was for the last test
     settings.LLM_BASE_URL = llm_server_session.base_url
     settings.LLM_MODEL = llm_server_session.model
     settings.LLM_API_KEY = "test-key"

@@ -28,6 +28,7 @@ import dataclasses
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,6 +38,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.utils.translation import gettext_noop
+
+from tutor.llm_capabilities import (
+    Capabilities,
+    capabilities_clear,
+    capabilities_for,
+    prompt_tokens_count,
+    tokens_count,
+)
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionChunk
@@ -56,9 +65,15 @@ _RETRYABLE_STATUSES = frozenset({408, 429})
 
 
 class LLMError(Exception):
-    """A failed call to the language model. ``str()`` is safe to show a student."""
+    """A failed call to the language model. ``str()`` is safe to show a student.
+
+    ``permanent``: asking again the same way cannot help (a refused parameter, a schema
+    the server cannot honour, a prompt over its context), so callers fail the job at once
+    instead of retrying; the others (timeouts, overload) are worth a later retry.
+    """
 
     student_message = gettext_noop("The tutor could not answer just now; try again.")
+    permanent = False
 
     def __init__(
         self,
@@ -85,6 +100,8 @@ class LLMUnavailable(LLMError):
 class LLMNotConfigured(LLMUnavailable):
     """No LLM_BASE_URL: the product is in offline mode and should not have called."""
 
+    permanent = True
+
     student_message = gettext_noop(
         "No language model is configured, so the tutor is in offline mode."
     )
@@ -100,10 +117,30 @@ class LLMRequestRejected(LLMError):
     """The server refused the request itself (HTTP 4xx other than 429), e.g. too long."""
 
     student_message = gettext_noop("The tutor could not take this request; try a shorter message.")
+    permanent = True
 
     def __init__(self, message: str | None = None, *, status_code: int, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.status_code = status_code
+
+
+class LLMContextExceeded(LLMRequestRejected):
+    """The prompt does not fit the model's context window (the server said so, or our
+    count did before sending)."""
+
+    student_message = gettext_noop(
+        "Your message is too long for the tutor to read; shorten your message and send it again."
+    )
+
+
+class LLMUnsupported(LLMRequestRejected):
+    """The server refused a parameter or a schema it cannot honour: asking again the same
+    way cannot help; its administrator must change the server or the product's settings."""
+
+    student_message = gettext_noop(
+        "The language model server refused this request (it does not support something the "
+        "product asked for); an administrator needs to check its settings."
+    )
 
 
 # --- usage -----------------------------------------------------------------------------
@@ -129,6 +166,9 @@ class LLMUsage:
     total_s: float
     queue_wait_s: float
     attempts: int
+    # Where the token counts come from: "server" (its own report), "tokenizer" (counted
+    # with the server's /tokenize), "bytes" (an upper bound by UTF-8 bytes) or "" (none).
+    usage_source: str = "server"
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, for a JSONField next to the stored output."""
@@ -211,6 +251,46 @@ def _runtime() -> _Runtime:
         return _runtime_current
 
 
+__all__ = ["capabilities_clear"]  # re-exported: tests and settings changes reset it
+
+
+def capabilities() -> Capabilities:
+    """What the configured server supports (probed once, cached; see llm_capabilities)."""
+    config = _runtime().config
+    return capabilities_for(base_url=config.base_url, model=config.model, api_key=config.api_key)
+
+
+def llm_context_tokens() -> int:
+    """The model's context window: the server's own when it says, else LLM_CONTEXT_TOKENS."""
+    if llm_is_configured():
+        with suppress(Exception):
+            told = capabilities().context_tokens
+            if told:
+                return int(told)
+    return int(settings.LLM_CONTEXT_TOKENS)
+
+
+def prompt_tokens(messages: Sequence[Message]) -> tuple[int, str]:
+    """The prompt tokens of ``messages``, counted with the server's tokenizer when it has
+    one, else bounded by bytes (never undercounted); and which of the two it was."""
+    caps = capabilities() if llm_is_configured() else None
+    api_key = _runtime().config.api_key if caps else ""
+    return prompt_tokens_count(caps, list(messages), api_key=api_key)
+
+
+def _counted_usage(messages: Sequence[Message], text: str) -> tuple[int | None, int | None, str]:
+    """Prompt and completion tokens of a call whose server reported none."""
+    try:
+        caps = capabilities()
+        api_key = _runtime().config.api_key
+        prompt, source = prompt_tokens_count(caps, list(messages), api_key=api_key)
+        completion, _source = tokens_count(caps, [text], api_key=api_key)
+    except Exception as error:  # noqa: BLE001 - accounting must never fail a reply
+        logger.warning("Could not count the tokens of an LLM call: %r", error)
+        return None, None, ""
+    return prompt, completion, source
+
+
 def llm_is_configured() -> bool:
     """False in offline mode (no LLM_BASE_URL)."""
     return bool(settings.LLM_BASE_URL)
@@ -254,12 +334,45 @@ def user_message_with_image(*, text: str, image: bytes, mime_type: str = "image/
 # --- retries ---------------------------------------------------------------------------
 
 
+_CONTEXT_RE = re.compile(
+    r"context (length|window|size)|exceed\w*[ _]context|n_ctx|maximum context|too many tokens"
+    r"|prompt is too long|input is too long|exceeds? the (available )?context",
+    re.IGNORECASE,
+)
+_SCHEMA_RE = re.compile(r"response_format|json_schema|schema|grammar|structured", re.IGNORECASE)
+
+
+def _error_text(exc: BaseException) -> str:
+    """What the server said about an error (its message and body), for matching."""
+    import openai
+
+    parts = [str(getattr(exc, "message", "") or exc)]
+    if isinstance(exc, openai.APIStatusError):
+        with suppress(Exception):
+            parts.append(exc.response.text[:2000])
+    return " ".join(parts)
+
+
+def _is_context_overflow(exc: BaseException) -> bool:
+    import openai
+
+    return (
+        isinstance(exc, openai.APIStatusError)
+        and exc.status_code in (400, 413, 422, 500)
+        and bool(_CONTEXT_RE.search(_error_text(exc)))
+    )
+
+
 def _is_transient(exc: BaseException) -> bool:
+    """Worth asking again the same way: connection errors, timeouts, 408/429 and 5xx from
+    overload (never a prompt over the context, whatever the status says)."""
     import openai
 
     if isinstance(exc, openai.APIConnectionError):  # timeouts included
         return True
     if isinstance(exc, openai.APIStatusError):
+        if _is_context_overflow(exc):
+            return False
         return exc.status_code in _RETRYABLE_STATUSES or exc.status_code >= 500
     return False
 
@@ -285,8 +398,12 @@ def _translate(exc: BaseException, *, delivered: bool) -> LLMError:
         return LLMBadResponse(detail=f"stream broke after text was delivered: {exc!r}")
     if isinstance(exc, openai.APIStatusError):
         detail = f"HTTP {exc.status_code}: {exc.message}"
+        if _is_context_overflow(exc):
+            return LLMContextExceeded(detail=detail, status_code=exc.status_code)
         if _is_transient(exc):
             return LLMUnavailable(detail=detail)
+        if exc.status_code in (400, 422, 501) or _SCHEMA_RE.search(_error_text(exc)):
+            return LLMUnsupported(detail=detail, status_code=exc.status_code)
         return LLMRequestRejected(detail=detail, status_code=exc.status_code)
     if isinstance(exc, openai.APIConnectionError):
         return LLMUnavailable(detail=f"{type(exc).__name__}: {exc}")
@@ -378,13 +495,26 @@ class ChatStream:
         completion_tokens: int | None = None
 
         def record(final_outcome: LLMOutcome) -> LLMUsage:
+            source = "server"
+            counted_prompt, counted_completion = prompt_tokens, completion_tokens
+            reached = first_token_at is not None or final_outcome != LLMOutcome.FAILED
+            if reached and (prompt_tokens is None or completion_tokens is None):
+                # No usage in the stream (some servers ignore stream_options, and a
+                # stopped stream never gets it): count what was sent and received, so
+                # budgets and the usage page see real numbers.
+                counted_prompt, counted_completion, source = _counted_usage(
+                    self._messages, self.text
+                )
+                if prompt_tokens is not None:
+                    counted_prompt = prompt_tokens
             self.usage = LLMUsage(
                 model=model,
                 prompt_version=self._prompt_version,
                 outcome=final_outcome,
                 finish_reason=finish_reason,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
+                prompt_tokens=counted_prompt,
+                completion_tokens=counted_completion,
+                usage_source=source,
                 time_to_first_token_s=(
                     None if first_token_at is None else first_token_at - started
                 ),
@@ -479,6 +609,80 @@ def chat_stream(
 
 # --- structured output -----------------------------------------------------------------
 
+# A string bound longer than this goes from the schema sent to the server: grammar engines
+# compile ``maxLength: 1000`` into a thousand states (llama.cpp's crashed on it); callers
+# bound lengths themselves after validation.
+SERVER_MAX_LENGTH = 64
+REPAIR_MESSAGE = (
+    "Your reply could not be used: {problem}. Reply again with only the corrected JSON "
+    "object, matching the schema, and nothing else."
+)
+PLAIN_JSON_INSTRUCTION = (
+    "\n\nReply with one JSON object only (no prose, no code fence) that matches this JSON "
+    "schema:\n{schema}"
+)
+
+
+def schema_for_server(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` without long ``maxLength`` bounds (see SERVER_MAX_LENGTH)."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            return {
+                key: strip(value)
+                for key, value in node.items()
+                if not (key == "maxLength" and isinstance(value, int) and value > SERVER_MAX_LENGTH)
+            }
+        if isinstance(node, list):
+            return [strip(item) for item in node]
+        return node
+
+    return strip(schema)
+
+
+class _FormRefused(Exception):
+    """The server refused this structured-output form; the next one may work."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _structured_args(
+    form: str, *, args: dict[str, Any], schema: dict[str, Any], schema_name: str
+) -> dict[str, Any]:
+    args = {**args, "messages": [dict(m) for m in args["messages"]]}
+    if form == "json_schema":
+        args["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": schema_name, "schema": schema, "strict": True},
+        }
+    elif form == "json_object_schema":
+        args["response_format"] = {"type": "json_object", "schema": schema}
+    elif form == "ollama_format":
+        args["extra_body"] = {"format": schema}
+    if form in ("plain", "ollama_format"):
+        # Unconstrained: the schema goes in the prompt, and the reply is validated here.
+        instruction = PLAIN_JSON_INSTRUCTION.format(schema=json.dumps(schema))
+        messages = args["messages"]
+        if messages and messages[0].get("role") == "system":
+            messages[0] = {**messages[0], "content": f"{messages[0]['content']}{instruction}"}
+        else:
+            messages.insert(0, {"role": "system", "content": instruction.strip()})
+    return args
+
+
+def _json_from_text(text: str) -> Any:
+    """The JSON in a reply; unconstrained models wrap it in a code fence or prose."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        start, end = text.find("{"), text.rfind("}")
+        if 0 <= start < end:
+            with suppress(json.JSONDecodeError):
+                return json.loads(text[start : end + 1])
+        raise
+
 
 def chat_json(
     *,
@@ -491,90 +695,170 @@ def chat_json(
 ) -> tuple[dict[str, Any], LLMUsage]:
     """A JSON object that satisfies ``schema``, and the usage record of the call.
 
-    The server is asked to constrain its output to the schema; the reply is validated
-    again here because a truncated or unconstrained reply would otherwise pass as data.
-    Raises ``LLMBadResponse`` when it is not valid JSON or does not match the schema.
+    The output is constrained in the best form the server supports (see
+    ``llm_capabilities``: ``json_schema``, the server's own form, or plain JSON asked for
+    in the prompt), learnt per server: a form the server refuses is not asked again. The
+    reply is validated here (against the schema less its long ``maxLength`` bounds, which
+    callers enforce by cutting), and a reply that fails gets one repair attempt that tells
+    the model what was wrong. Transient failures are retried with backoff; a refused
+    request or a prompt over the context raise a permanent ``LLMRequestRejected``.
+    Raises ``LLMBadResponse`` when the reply is still not valid JSON for the schema.
     """
     import jsonschema
 
     runtime = _runtime()
     config = runtime.config
+    caps = capabilities()
     jsonschema.validators.validator_for(schema).check_schema(schema)
-    args = _request_args(
+    server_schema = schema_for_server(schema)
+    base_args = _request_args(
         config=config, messages=messages, max_tokens=max_tokens, temperature=temperature
     )
-    args["response_format"] = {
-        "type": "json_schema",
-        "json_schema": {"name": schema_name, "schema": dict(schema), "strict": True},
-    }
     started = time.monotonic()
-    queue_wait = 0.0
-    attempts = 0
+    totals = {"queue_wait": 0.0, "attempts": 0, "prompt": 0, "completion": 0}
+    sources: set[str] = set()
+    last_model = config.model
 
-    def usage_of(completion: Any, outcome: LLMOutcome, finish_reason: str | None) -> LLMUsage:
-        elapsed = time.monotonic() - started
+    def usage(outcome: LLMOutcome, finish_reason: str | None) -> LLMUsage:
         return LLMUsage(
-            model=getattr(completion, "model", None) or config.model,
+            model=last_model,
             prompt_version=prompt_version,
             outcome=outcome,
             finish_reason=finish_reason,
-            prompt_tokens=completion.usage.prompt_tokens if completion.usage else None,
-            completion_tokens=completion.usage.completion_tokens if completion.usage else None,
+            prompt_tokens=totals["prompt"] if sources else None,
+            completion_tokens=totals["completion"] if sources else None,
             time_to_first_token_s=None,
-            total_s=elapsed,
-            queue_wait_s=queue_wait,
-            attempts=attempts,
+            total_s=time.monotonic() - started,
+            queue_wait_s=totals["queue_wait"],
+            attempts=totals["attempts"],
+            usage_source="+".join(sorted(sources)),
         )
 
+    def account(completion: Any, sent: dict[str, Any], text: str) -> None:
+        nonlocal last_model
+        last_model = getattr(completion, "model", None) or last_model
+        if completion.usage is not None and completion.usage.prompt_tokens is not None:
+            totals["prompt"] += completion.usage.prompt_tokens
+            totals["completion"] += completion.usage.completion_tokens or 0
+            sources.add("server")
+            return
+        prompt, reply, source = _counted_usage(sent["messages"], text)
+        if source:
+            totals["prompt"] += prompt or 0
+            totals["completion"] += reply or 0
+            sources.add(source)
+
+    def complete(args: dict[str, Any], *, structured: bool) -> Any:
+        attempts = 0
+        while True:
+            attempts += 1
+            totals["attempts"] += 1
+            try:
+                with runtime.slot() as waited:
+                    totals["queue_wait"] += waited
+                    return runtime.client.chat.completions.create(**args)
+            except LLMError as error:
+                error.usage = usage(LLMOutcome.FAILED, None)
+                raise
+            except Exception as exc:
+                import openai
+
+                if (
+                    structured
+                    and isinstance(exc, openai.APIStatusError)
+                    and not _is_context_overflow(exc)
+                    and (exc.status_code in (400, 422, 501) or exc.status_code == 500)
+                ):
+                    # Refused, or a server that answers an unsupported form with 500
+                    # (llama-cpp-python): the next form decides which it was.
+                    raise _FormRefused(exc) from exc
+                if _is_transient(exc) and attempts <= config.max_retries:
+                    delay = _backoff_seconds(config=config, attempt=attempts, exc=exc)
+                    logger.warning(
+                        "LLM JSON attempt %d failed (%r); retrying in %.2fs", attempts, exc, delay
+                    )
+                    time.sleep(delay)
+                    continue
+                error = _translate(exc, delivered=False)
+                error.usage = usage(LLMOutcome.FAILED, None)
+                logger.warning("LLM JSON call failed: %s", error.detail)
+                raise error from exc
+
+    forms = caps.structured_forms()
+    repaired = False
+    conversation: list[dict[str, Any]] = [dict(m) for m in base_args["messages"]]
+    form_index = 0
+    failed_forms: list[str] = []  # refused by this call: learnt once a later form works
     while True:
-        attempts += 1
+        form = forms[form_index]
+        args = _structured_args(
+            form,
+            args={**base_args, "messages": conversation},
+            schema=server_schema,
+            schema_name=schema_name,
+        )
         try:
-            with runtime.slot() as waited:
-                queue_wait += waited
-                completion = runtime.client.chat.completions.create(**args)
-            break
-        except LLMError:
-            raise
-        except Exception as exc:
-            if _is_transient(exc) and attempts <= config.max_retries:
-                delay = _backoff_seconds(config=config, attempt=attempts, exc=exc)
+            completion = complete(args, structured=form != "plain")
+        except _FormRefused as refused:
+            if form_index + 1 < len(forms):
                 logger.warning(
-                    "LLM JSON attempt %d failed (%r); retrying in %.2fs", attempts, exc, delay
+                    "The LLM server refused structured output as %s (%s); trying %s",
+                    form,
+                    _error_text(refused.cause)[:300],
+                    forms[form_index + 1],
                 )
-                time.sleep(delay)
+                failed_forms.append(form)
+                form_index += 1
                 continue
-            error = _translate(exc, delivered=False)
-            logger.warning("LLM JSON call failed: %s", error.detail)
-            raise error from exc
-
-    choice = completion.choices[0] if completion.choices else None
-    text = (choice.message.content if choice else None) or ""
-    finish_reason = choice.finish_reason if choice else None
-    failed = usage_of(completion, LLMOutcome.FAILED, finish_reason)
-    if finish_reason == "length":
-        raise LLMBadResponse(
-            detail=f"{schema_name} reply hit max_tokens before its JSON was complete",
-            usage=failed,
-            partial_text=text,
-        )
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LLMBadResponse(
-            detail=f"{schema_name} reply is not JSON: {exc}", usage=failed, partial_text=text
-        ) from exc
-    try:
-        jsonschema.validate(data, schema)
-    except jsonschema.ValidationError as exc:
-        raise LLMBadResponse(
-            detail=f"{schema_name} reply does not match its schema: {exc.message}",
-            usage=failed,
-            partial_text=text,
-        ) from exc
-    if not isinstance(data, dict):
-        raise LLMBadResponse(
-            detail=f"{schema_name} reply is {type(data).__name__}, not an object",
-            usage=failed,
-            partial_text=text,
-        )
-    return data, usage_of(completion, LLMOutcome.FINISHED, finish_reason)
+            # Every form refused: the request itself is refused (a parameter, the model),
+            # and asking again cannot help.
+            error = _translate(refused.cause, delivered=False)
+            if not error.permanent:
+                error = LLMUnsupported(
+                    detail=f"structured output refused: {error.detail}", status_code=500
+                )
+            error.usage = usage(LLMOutcome.FAILED, None)
+            logger.warning("LLM JSON call refused: %s", error.detail)
+            raise error from refused.cause
+        # A form worked: the ones refused before it are not asked of this server again.
+        caps.refused_forms.update(failed_forms)
+        failed_forms.clear()
+        caps.structured_form = form
+        choice = completion.choices[0] if completion.choices else None
+        text = (choice.message.content if choice else None) or ""
+        finish_reason = choice.finish_reason if choice else None
+        account(completion, args, text)
+        problem = ""
+        data: Any = None
+        if finish_reason == "length":
+            problem = "it hit max_tokens before the JSON was complete"
+        else:
+            try:
+                data = _json_from_text(text)
+            except json.JSONDecodeError as exc:
+                problem = f"it is not JSON ({exc})"
+            else:
+                try:
+                    jsonschema.validate(data, server_schema)
+                except jsonschema.ValidationError as exc:
+                    problem = f"it does not match the schema ({exc.message[:300]})"
+                else:
+                    if not isinstance(data, dict):
+                        problem = f"it is {type(data).__name__}, not an object"
+        if not problem:
+            return data, usage(LLMOutcome.FINISHED, finish_reason)
+        if repaired or finish_reason == "length":
+            raise LLMBadResponse(
+                detail=f"{schema_name} reply: {problem}",
+                usage=usage(LLMOutcome.FAILED, finish_reason),
+                partial_text=text,
+            )
+        # One repair: the model sees its reply and what was wrong with it, so the second
+        # attempt is not the same question again.
+        repaired = True
+        logger.warning("LLM %s reply unusable (%s); asking for a repair", schema_name, problem)
+        conversation = [
+            *conversation,
+            {"role": "assistant", "content": text[:4000]},
+            {"role": "user", "content": REPAIR_MESSAGE.format(problem=problem)},
+        ]

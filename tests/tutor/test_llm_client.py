@@ -13,10 +13,12 @@ import pytest
 from tutor import llm
 from tutor.llm import (
     LLMBadResponse,
+    LLMContextExceeded,
     LLMNotConfigured,
     LLMOutcome,
     LLMRequestRejected,
     LLMUnavailable,
+    LLMUnsupported,
     chat_json,
     chat_stream,
     llm_is_configured,
@@ -163,7 +165,10 @@ def test_should_stop_closes_the_stream_and_keeps_the_partial_text(llm_server):
     assert received == words[:5]
     assert stream.text == "".join(words[:5])
     assert stream.usage.outcome == LLMOutcome.STOPPED
-    assert stream.usage.completion_tokens is None  # the server never got to report it
+    # The server never got to report usage: the client counts what it received (by
+    # bytes here, an upper bound: the test server has no tokenizer endpoint).
+    assert stream.usage.completion_tokens >= 5
+    assert stream.usage.usage_source == "bytes"
     # Closing the HTTP stream is what makes vLLM stop generating.
     assert wait_until(lambda: llm_server.stats.client_disconnects == 1)
     assert llm_server.stats.streams_completed == 0
@@ -239,6 +244,102 @@ def test_it_does_not_retry_a_request_the_server_rejects(llm_server, settings):
     assert raised.value.status_code == 400
     assert "maximum context length" in raised.value.detail
     assert llm_server.stats.chat_requests == 1
+
+
+def test_a_prompt_over_the_context_is_permanent_with_a_shorten_message(llm_server, settings):
+    settings.LLM_MAX_RETRIES = 3
+    llm_server.fail_next(1, status=400, message="the request exceeds the available context size")
+
+    with pytest.raises(LLMContextExceeded) as raised:
+        list(chat_stream(messages=MESSAGES, prompt_version="tutor-v1"))
+
+    assert raised.value.permanent
+    assert "shorten your message" in str(raised.value)
+    assert llm_server.stats.chat_requests == 1
+
+
+def test_a_refused_parameter_is_permanent_and_not_retried(llm_server, settings):
+    settings.LLM_MAX_RETRIES = 3
+    llm_server.fail_next(3, status=400, message="Unsupported parameter: 'temperature'")
+
+    with pytest.raises(LLMUnsupported) as raised:
+        chat_json(messages=MESSAGES, schema=GRADE_SCHEMA, schema_name="grade", prompt_version="v1")
+
+    assert raised.value.permanent
+    # Each structured-output form is tried once (json_schema, the server's own form,
+    # plain JSON), and no form is retried.
+    assert llm_server.stats.chat_requests == 3
+
+
+def test_a_server_that_refuses_json_schema_gets_its_own_form_and_is_remembered(
+    llm_server, settings
+):
+    llm_server.refused_formats = {"json_schema"}
+
+    data, usage = chat_json(
+        messages=MESSAGES, schema=GRADE_SCHEMA, schema_name="grade", prompt_version="v1"
+    )
+    assert set(data) == set(GRADE_SCHEMA["required"])
+    assert llm_server.stats.last_request["response_format"]["type"] == "json_object"
+    assert llm_server.stats.last_request["response_format"]["schema"]["required"]
+    assert llm_server.stats.chat_requests == 2
+
+    chat_json(messages=MESSAGES, schema=GRADE_SCHEMA, schema_name="grade", prompt_version="v1")
+    assert llm_server.stats.chat_requests == 3  # json_schema is not asked again
+
+
+def test_a_server_with_no_structured_output_gets_plain_json_and_one_repair(llm_server, settings):
+    llm_server.refused_formats = {"json_schema", "json_object"}
+    valid = {"score": 3, "confidence": 0.5, "level": "low", "comment": "ok", "criteria": []}
+    replies = iter(
+        ["Sure! {not json", json.dumps({**valid, "criteria": [{"name": "a", "points": 1}] * 2})]
+    )
+    llm_server.script(reply=lambda body: next(replies))
+
+    data, usage = chat_json(
+        messages=MESSAGES, schema=GRADE_SCHEMA, schema_name="grade", prompt_version="v1"
+    )
+
+    assert data["score"] == 3
+    last = llm_server.stats.last_request
+    assert "response_format" not in last
+    assert "JSON schema" in last["messages"][0]["content"]
+    # The repair shows the model its reply and what was wrong: not the same question.
+    assert last["messages"][-2] == {"role": "assistant", "content": "Sure! {not json"}
+    assert "could not be used" in last["messages"][-1]["content"]
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+
+
+def test_long_max_lengths_never_reach_the_server(llm_server):
+    schema = {
+        "type": "object",
+        "properties": {"text": {"type": "string", "maxLength": 1500}},
+        "required": ["text"],
+    }
+    chat_json(messages=MESSAGES, schema=schema, schema_name="t", prompt_version="v1")
+
+    sent = llm_server.stats.last_request["response_format"]["json_schema"]["schema"]
+    assert "maxLength" not in sent["properties"]["text"]
+
+
+def test_a_stream_without_usage_is_counted_never_undercounted(llm_server):
+    llm_server.stream_usage = False
+    llm_server.script(reply="Это ответ на русском языке, 東京 です.")
+
+    stream = chat_stream(messages=MESSAGES, prompt_version="tutor-v1")
+    list(stream)
+
+    assert stream.usage.usage_source == "bytes"
+    assert stream.usage.completion_tokens >= len(stream.text.encode())
+    assert stream.usage.prompt_tokens >= sum(len(m["content"].encode()) for m in MESSAGES)
+
+
+def test_the_context_window_comes_from_the_server_when_it_says(llm_server, settings):
+    settings.LLM_CONTEXT_TOKENS = 4096
+    assert llm.llm_context_tokens() == 4096
+    llm_server.max_model_len = 32768
+    llm.capabilities_clear()
+    assert llm.llm_context_tokens() == 32768
 
 
 def test_it_fails_fast_when_the_server_is_down(settings):
