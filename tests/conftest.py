@@ -14,7 +14,6 @@ import pytest
 
 from tests.llm_server import llm_server, llm_server_session  # noqa: F401
 
-
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 _usernames = itertools.count(1)
