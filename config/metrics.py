@@ -104,6 +104,12 @@ LLM_ENERGY_JOULES = Counter(
     "Estimated energy: completion tokens times LLM_JOULES_PER_TOKEN (absent when unset).",
     ["model", "purpose"],
 )
+LLM_ERRORS = Counter(
+    "tutoring_llm_errors",
+    "Failed calls to the language model server by kind (unavailable, context_exceeded, "
+    "unsupported, bad_response, rejected) and purpose.",
+    ["kind", "purpose"],
+)
 GRADINGS = Counter(
     "tutoring_gradings",
     "Submissions given a proposed grade, by source (llm, scorer, ...) and outcome.",
@@ -164,6 +170,11 @@ def llm_usage_observed(usage: Any, *, purpose: str) -> None:
         time_to_first_token_s=usage.time_to_first_token_s,
         slot_wait_s=getattr(usage, "queue_wait_s", None),
     )
+
+
+def llm_error_counted(*, kind: str, purpose: str) -> None:
+    """Count one failed call to the language model server (both are short fixed words)."""
+    LLM_ERRORS.labels(kind, purpose).inc()
 
 
 def grading_observed(*, source: str, outcome: str, seconds: float) -> None:

@@ -7,17 +7,20 @@ from the rubric: each criterion's score may only take the values on its scale, s
 the model nor an essay can push a score out of bounds; the reply is checked again here.
 
 Evidence quotes must be real: each is looked up in the essay (whitespace and typographic
-quotes folded) and dropped, and counted, when it is not there.
+quotes folded; near-verbatim quotes are matched by similarity and replaced by the essay's
+own words) and dropped, and counted, when it is not there.
 
-Long essays: the model's context (``LLM_CONTEXT_TOKENS``) bounds what it can read. An
-essay longer than the room left after the shared part and the answer is graded from an
-excerpt: its beginning, evenly spaced samples of the middle and its end, with the omitted
-stretches marked. The proposal carries a notice saying so, its confidence is capped so it
-rises in the review queue, and the teacher reads the whole essay.
+Long essays: the model's context (the server's, else ``LLM_CONTEXT_TOKENS``) bounds what it
+can read, counted in real tokens. An essay longer than the room left after the shared part
+and the answer is graded from an excerpt: its beginning, evenly spaced samples of the
+middle and its end, with the omitted stretches marked. The proposal carries a notice
+saying so, its confidence is capped so it rises in the review queue, and the teacher reads
+the whole essay. The rubric and exemplars alone over the context are a permanent error.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass, field
@@ -35,14 +38,15 @@ from grading.manipulation import ESSAY_CLOSE, ESSAY_OPEN, invisible_characters_r
 PROMPT_VERSION = "grade.v1"
 SCHEMA_NAME = "rubric_grade"
 _PROMPTS = Path(__file__).resolve().parent / "prompts"
-# Words to tokens for budgeting: generous, so non-English text also fits.
-TOKENS_PER_WORD = 1.6
+# Room kept free in the context for what a chat template adds.
+CONTEXT_MARGIN_TOKENS = 64
 # What an answer may take per criterion, plus the student feedback.
 ANSWER_TOKENS_PER_CRITERION = 220
 ANSWER_TOKENS_FEEDBACK = 400
 MAX_QUOTES = 3
 # Confidence ceiling for a proposal made from an excerpt.
 EXCERPT_CONFIDENCE_CAP = 0.4
+RETRY_TEMPERATURE = 0.7
 _ENUM_LIMIT = 201
 _RATIONALE_CHARS = 1200
 _FEEDBACK_CHARS = 500
@@ -224,43 +228,113 @@ def essay_fit(*, text: str, word_budget: int) -> tuple[str, str]:
 def grade_messages(
     *, assignment, criteria, exemplars, text: str, language: str
 ) -> tuple[list[dict[str, str]], str]:
-    """The chat messages for one essay, and the long-essay notice ('' when it fitted)."""
+    """The chat messages for one essay, and the long-essay notice ('' when it fitted).
+
+    The room for the essay is the model's context (the server's own when it says) less the
+    shared part and the answer, counted in real tokens: with the server's tokenizer, else
+    by a UTF-8 byte bound that no language exceeds (``tutor.llm_capabilities``).
+    """
+    from tutor.llm import LLMContextExceeded, llm_context_tokens, prompt_tokens
+
     system = system_prompt(assignment=assignment, criteria=criteria, exemplars=exemplars)
-    room = (
-        int(settings.LLM_CONTEXT_TOKENS)
-        - answer_tokens(criteria)
-        - int(len(system.split()) * TOKENS_PER_WORD)
-        - 150
+
+    def messages_for(essay: str, cut: bool) -> list[dict[str, str]]:
+        user = (
+            f"Write the rationales and the feedback in {language_name(language)}.\n"
+            f"{'The essay below is an excerpt of a longer essay.' if cut else ''}\n"
+            f"{ESSAY_OPEN}\n{essay}\n{ESSAY_CLOSE}"
+        )
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    budget = llm_context_tokens() - answer_tokens(criteria) - CONTEXT_MARGIN_TOKENS
+    essay = _neutralise(text)
+    messages = messages_for(essay, False)
+    used, _source = prompt_tokens(messages)
+    if used <= budget:
+        return messages, ""
+    empty, _source = prompt_tokens(messages_for("", True))
+    if empty + 60 > budget:
+        raise LLMContextExceeded(
+            detail=f"the rubric and exemplars alone take {empty} tokens of {budget}",
+            status_code=400,
+        )
+    words = len(essay.split())
+    essay_tokens = max(used - empty, 1)
+    notice = ""
+    for _attempt in range(4):
+        # Words in proportion to the room, then counted again: tokens per word vary.
+        word_budget = max(int(words * (budget - empty) / essay_tokens * 0.95), 60)
+        excerpt, notice = essay_fit(text=essay, word_budget=word_budget)
+        messages = messages_for(excerpt, True)
+        used, _source = prompt_tokens(messages)
+        if used <= budget:
+            return messages, notice
+        essay_tokens = int(essay_tokens * used / max(budget, 1)) + 1
+    raise LLMContextExceeded(
+        detail=f"no excerpt of the essay fits the context ({used} tokens of {budget})",
+        status_code=400,
     )
-    essay, notice = essay_fit(
-        text=_neutralise(text), word_budget=max(int(room / TOKENS_PER_WORD), 60)
-    )
-    user = (
-        f"Write the rationales and the feedback in {language_name(language)}.\n"
-        f"{'The essay below is an excerpt of a longer essay.' if notice else ''}\n"
-        f"{ESSAY_OPEN}\n{essay}\n{ESSAY_CLOSE}"
-    )
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}], notice
 
 
 # --- evidence --------------------------------------------------------------------------
 
 _FOLD = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 _MIN_QUOTE_CHARS = 4
+# Near-verbatim quotes: how alike (difflib's ratio) and how long they must be.
+QUOTE_MATCH_RATIO = 0.85
+QUOTE_FUZZY_MIN_WORDS = 4
 
 
 def quote_locate(text: str, quote: str) -> str | None:
-    """The passage of ``text`` that ``quote`` reproduces (whitespace and typographic
-    quotes folded), exactly as it stands in the text; None when it is not there."""
+    """The passage of ``text`` that ``quote`` reproduces, exactly as it stands in the text;
+    None when it is not there.
+
+    Verbatim first (whitespace and typographic quotes folded); else near-verbatim: the run
+    of the essay's words most like the quote, accepted when at least QUOTE_MATCH_RATIO
+    alike (case and punctuation aside), so a model that fixes a typo or drops a comma still
+    cites the essay, and the teacher reads the essay's own words. A paraphrase is dropped.
+    """
     words = quote.translate(_FOLD).split()
     if sum(len(w) for w in words) < _MIN_QUOTE_CHARS:
         return None
     folded = text.translate(_FOLD)  # same length: one character for one
     pattern = r"\s+".join(re.escape(word) for word in words)
     match = re.search(pattern, folded)
-    if match is None:
+    if match is not None:
+        return text[match.start() : match.end()]
+    return _quote_near(text, words)
+
+
+def _plain(word: str) -> str:
+    return re.sub(r"[^\w]", "", word.casefold())
+
+
+def _quote_near(text: str, quote_words: list[str]) -> str | None:
+    if len(quote_words) < QUOTE_FUZZY_MIN_WORDS:
+        return None  # a short quote must be verbatim: too many near matches otherwise
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    plain = [_plain(text[start:end]) for start, end in spans]
+    wanted = " ".join(_plain(w) for w in quote_words)
+    n = len(quote_words)
+    best, best_at = 0.0, None
+    matcher = difflib.SequenceMatcher(autojunk=False)
+    matcher.set_seq2(wanted)
+    for size in {n - 1, n, n + 1}:
+        if size < 1:
+            continue
+        for start in range(0, max(len(spans) - size + 1, 0)):
+            matcher.set_seq1(" ".join(plain[start : start + size]))
+            if matcher.real_quick_ratio() < QUOTE_MATCH_RATIO:
+                continue
+            if matcher.quick_ratio() < QUOTE_MATCH_RATIO:
+                continue
+            ratio = matcher.ratio()
+            if ratio > best:
+                best, best_at = ratio, (start, size)
+    if best_at is None or best < QUOTE_MATCH_RATIO:
         return None
-    return text[match.start() : match.end()]
+    start, size = best_at
+    return text[spans[start][0] : spans[start + size - 1][1]]
 
 
 def quotes_verify(text: str, quotes: list[str]) -> tuple[list[str], int]:
@@ -310,8 +384,12 @@ def answer_check(*, data: dict[str, Any], criteria, text: str, capped: bool) -> 
     )
 
 
-def essay_grade(*, assignment, criteria, exemplars, text: str, language: str) -> GradeResult:
-    """Ask the model; raises ``tutor.llm.LLMError`` subclasses on failure."""
+def essay_grade(
+    *, assignment, criteria, exemplars, text: str, language: str, retry: int = 0
+) -> GradeResult:
+    """Ask the model; raises ``tutor.llm.LLMError`` subclasses on failure. A retry (after an
+    unusable answer) samples at RETRY_TEMPERATURE: the same question at temperature 0 would
+    get the same answer."""
     from tutor.llm import chat_json
 
     messages, notice = grade_messages(
@@ -323,7 +401,7 @@ def essay_grade(*, assignment, criteria, exemplars, text: str, language: str) ->
         schema_name=SCHEMA_NAME,
         prompt_version=PROMPT_VERSION,
         max_tokens=answer_tokens(criteria),
-        temperature=0.0,
+        temperature=0.0 if retry == 0 else RETRY_TEMPERATURE,
     )
     result = answer_check(data=data, criteria=criteria, text=text, capped=bool(notice))
     result.feedback["language"] = language

@@ -351,6 +351,14 @@ class Proposal(models.Model):
     def __str__(self) -> str:
         return f"{self.get_source_display()} proposal for {self.submission_id}"
 
+    @property
+    def failure_reason(self) -> str:
+        """Why it failed, translated, for the review page ('' when the stored error is no
+        language model failure, e.g. a worker that died)."""
+        from tutor.llm import failure_reason
+
+        return failure_reason(self.error) if self.status == self.Status.FAILED else ""
+
     def for_criterion(self, criterion_id: int) -> dict:
         return self.criteria.get(str(criterion_id)) or {}
 

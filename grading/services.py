@@ -438,9 +438,9 @@ def proposal_retry(*, proposal: Proposal) -> Proposal:
     return proposal
 
 
-def proposal_run_llm(*, proposal_id: int) -> Proposal:
-    """Grade a claimed proposal with the language model. LLM errors propagate; the task
-    decides whether to retry."""
+def proposal_run_llm(*, proposal_id: int, retry: int = 0) -> Proposal:
+    """Grade a claimed proposal with the language model (``retry``: how many times the task
+    tried before). LLM errors propagate; the task decides whether to retry."""
     from grading.llm_grading import essay_grade
 
     proposal = Proposal.objects.select_related("submission__assignment", "submission__learner").get(
@@ -454,6 +454,7 @@ def proposal_run_llm(*, proposal_id: int) -> Proposal:
         exemplars=list(assignment.exemplars.all()),
         text=submission.text,
         language=submission.learner.preferred_language,
+        retry=retry,
     )
     return _proposal_finish(
         proposal=proposal,

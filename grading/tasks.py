@@ -6,7 +6,8 @@ or redelivered task grades nothing twice. The worker renews the claim's lease wh
 grades; if the worker dies, the recovery sweep queues the proposal again. When the
 language model is unreachable the proposal goes back to queued and the task retries
 later; after the last retry it is marked failed and the essay waits for the teacher, who
-can grade it or try the AI again.
+can grade it or try the AI again. A permanent failure (a parameter or schema the server
+refuses, an essay over its context) fails at once, with its reason on the review page.
 """
 
 from __future__ import annotations
@@ -42,33 +43,30 @@ def retry_countdown(retries: int) -> int:
 @shared_task(name="grading.tasks.proposal_llm", bind=True, acks_late=True, max_retries=LLM_RETRIES)
 def proposal_llm(self, proposal_id: int) -> str | None:
     """Grade one proposal with the language model."""
-    from tutor.llm import LLMBadResponse, LLMError, LLMNotConfigured, LLMUnavailable
+    from tutor.llm import LLMBadResponse, LLMError, LLMUnavailable, llm_error_stored
 
     claimed_at = services.proposal_claim(proposal_id=proposal_id)
     if claimed_at is None:
         return None
     try:
         with Lease(services.proposal_claimed(proposal_id=proposal_id, claimed_at=claimed_at)):
-            services.proposal_run_llm(proposal_id=proposal_id)
-    except LLMNotConfigured as error:
-        # Offline mode began after this was queued: waiting would not help.
-        services.proposal_fail(proposal_id=proposal_id, error=f"LLMNotConfigured: {error.detail}")
-        return "failed"
-    except (LLMUnavailable, LLMBadResponse) as error:
+            # A retry after an unusable answer asks differently (a higher temperature).
+            services.proposal_run_llm(proposal_id=proposal_id, retry=self.request.retries)
+    except LLMError as error:
+        detail = llm_error_stored(error)
         retries = self.request.retries
+        # Permanent (offline mode, a refused parameter or schema, a prompt over the
+        # context): asking again cannot help, so the proposal fails at once and the review
+        # page says why. Transient (unreachable, overloaded) or an unusable answer: retried.
+        transient = not error.permanent and isinstance(error, (LLMUnavailable, LLMBadResponse))
         bound = LLM_RETRIES if isinstance(error, LLMUnavailable) else BAD_RESPONSE_RETRIES
-        detail = f"{type(error).__name__}: {error.detail or error}"
-        if retries >= bound:
+        if not transient or retries >= bound:
+            logger.warning("AI grading of proposal %s failed: %s", proposal_id, detail)
             services.proposal_fail(proposal_id=proposal_id, error=detail)
             return "failed"
         countdown = retry_countdown(retries)
         services.proposal_requeue(proposal_id=proposal_id, error=detail, delay=countdown)
         raise self.retry(countdown=countdown, max_retries=bound) from error
-    except LLMError as error:
-        services.proposal_fail(
-            proposal_id=proposal_id, error=f"{type(error).__name__}: {error.detail or error}"
-        )
-        return "failed"
     except Exception as error:
         services.proposal_fail(proposal_id=proposal_id, error=repr(error))
         raise

@@ -73,6 +73,10 @@ class LLMError(Exception):
     """
 
     student_message = gettext_noop("The tutor could not answer just now; try again.")
+    # The same, for whoever runs a job that failed (a teacher's grading, practice).
+    reason = gettext_noop("The language model could not answer; try again later.")
+    # A short fixed word for metrics (tutoring_llm_errors{kind}).
+    kind = "error"
     permanent = False
 
     def __init__(
@@ -95,6 +99,10 @@ class LLMUnavailable(LLMError):
     student_message = gettext_noop(
         "The tutor's language model is not reachable right now; try again in a minute."
     )
+    reason = gettext_noop(
+        "The language model server was not reachable or kept timing out; try again later."
+    )
+    kind = "unavailable"
 
 
 class LLMNotConfigured(LLMUnavailable):
@@ -105,18 +113,27 @@ class LLMNotConfigured(LLMUnavailable):
     student_message = gettext_noop(
         "No language model is configured, so the tutor is in offline mode."
     )
+    reason = gettext_noop("No language model is configured (offline mode).")
+    kind = "not_configured"
 
 
 class LLMBadResponse(LLMError):
     """The server answered with something unusable: malformed, cut off, or off-schema."""
 
     student_message = gettext_noop("The tutor's reply was cut off or could not be read; try again.")
+    reason = gettext_noop(
+        "The language model's answer was cut off or did not follow the required format, "
+        "even after a correction was asked for."
+    )
+    kind = "bad_response"
 
 
 class LLMRequestRejected(LLMError):
     """The server refused the request itself (HTTP 4xx other than 429), e.g. too long."""
 
     student_message = gettext_noop("The tutor could not take this request; try a shorter message.")
+    reason = gettext_noop("The language model server refused the request.")
+    kind = "rejected"
     permanent = True
 
     def __init__(self, message: str | None = None, *, status_code: int, **kwargs: Any) -> None:
@@ -131,6 +148,11 @@ class LLMContextExceeded(LLMRequestRejected):
     student_message = gettext_noop(
         "Your message is too long for the tutor to read; shorten your message and send it again."
     )
+    reason = gettext_noop(
+        "The request is longer than the language model can read at once (its context "
+        "window); shorten the text or raise the server's context size."
+    )
+    kind = "context_exceeded"
 
 
 class LLMUnsupported(LLMRequestRejected):
@@ -141,6 +163,60 @@ class LLMUnsupported(LLMRequestRejected):
         "The language model server refused this request (it does not support something the "
         "product asked for); an administrator needs to check its settings."
     )
+    reason = gettext_noop(
+        "The language model server does not support what the product asked for (a "
+        "parameter or structured output); an administrator needs to check the server."
+    )
+    kind = "unsupported"
+
+
+def llm_error_stored(error: LLMError) -> str:
+    """How a job stores its failure: the class (for ``failure_reason``) and the server's
+    own words (for whoever reads the logs or the admin)."""
+    return f"{type(error).__name__}: {error.detail or error}"
+
+
+def failure_reason(stored: str) -> str:
+    """The translated reason, for the page where the user looks, of a failure stored by
+    ``llm_error_stored`` ('' when ``stored`` is no LLM failure)."""
+    from django.utils.translation import gettext
+
+    name = stored.split(":", 1)[0].strip()
+    for cls in _error_classes():
+        if cls.__name__ == name:
+            return gettext(cls.reason)
+    return ""
+
+
+def _error_classes() -> list[type[LLMError]]:
+    classes: list[type[LLMError]] = [LLMError]
+    for cls in classes:
+        classes.extend(cls.__subclasses__())
+    return classes
+
+
+def llm_error_observed(error: LLMError, *, prompt_version: str) -> None:
+    """Count a failed call in metrics (tutoring_llm_errors by kind and purpose)."""
+    from config.metrics import llm_error_counted
+
+    llm_error_counted(kind=error.kind, purpose=_purpose(prompt_version))
+
+
+def _usage_observed(usage: LLMUsage) -> None:
+    """Every call in metrics: requests, real token counts, timings (never fails a call)."""
+    from config.metrics import llm_usage_observed
+
+    try:
+        llm_usage_observed(usage, purpose=_purpose(usage.prompt_version))
+    except Exception as error:  # noqa: BLE001 - metrics must never fail a reply
+        logger.warning("Could not record LLM metrics: %r", error)
+
+
+def _purpose(prompt_version: str) -> str:
+    """A short fixed word from a prompt version ("tutor-v1", "grade.v1"...): metrics
+    labels must not take free text."""
+    word = re.split(r"[-._]", prompt_version or "", maxsplit=1)[0].lower()
+    return word if word.isalpha() and len(word) <= 20 else "other"
 
 
 # --- usage -----------------------------------------------------------------------------
@@ -522,6 +598,7 @@ class ChatStream:
                 queue_wait_s=queue_wait,
                 attempts=attempts,
             )
+            _usage_observed(self.usage)
             return self.usage
 
         try:
@@ -576,6 +653,7 @@ class ChatStream:
             outcome = LLMOutcome.FAILED
             error.usage = record(outcome)
             error.partial_text = self.text
+            llm_error_observed(error, prompt_version=self._prompt_version)
             logger.warning("LLM stream failed: %s (%s)", error.detail, error.usage)
             raise
         finally:
@@ -704,6 +782,34 @@ def chat_json(
     request or a prompt over the context raise a permanent ``LLMRequestRejected``.
     Raises ``LLMBadResponse`` when the reply is still not valid JSON for the schema.
     """
+    try:
+        data, usage = _chat_json(
+            messages=messages,
+            schema=schema,
+            schema_name=schema_name,
+            prompt_version=prompt_version,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+    except LLMError as error:
+        llm_error_observed(error, prompt_version=prompt_version)
+        if error.usage is not None:
+            _usage_observed(error.usage)
+        raise
+    _usage_observed(usage)
+    return data, usage
+
+
+def _chat_json(
+    *,
+    messages: Sequence[Message],
+    schema: Mapping[str, Any],
+    schema_name: str,
+    prompt_version: str,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+) -> tuple[dict[str, Any], LLMUsage]:
+    """``chat_json`` less its metrics."""
     import jsonschema
 
     runtime = _runtime()

@@ -65,7 +65,8 @@ def test_a_50000_word_essay_is_graded_from_an_excerpt_with_a_notice(assignment, 
     messages, notice = _messages(assignment, " ".join(words))
     user = messages[1]["content"]
     assert "50000 words" in notice and "excerpt" in notice
-    tokens = (len(messages[0]["content"].split()) + len(user.split())) * 1.6
+    # No server: counted by UTF-8 bytes, a bound no tokenizer exceeds.
+    tokens = sum(len(m["content"].encode()) for m in messages)
     assert tokens + llm_grading.answer_tokens(list(assignment.criteria.all())) < 8192
     assert "w0 " in user and "w49999" in user and "w25000" in user  # start, middle, end
     assert "words omitted" in user
@@ -100,6 +101,47 @@ def test_quotes_must_be_in_the_essay():
         text, ['The "green" leaf holds', "leaf holds chlorophyll", "purple leaf", "a", "leaf"]
     )
     assert kept == ["The “green” leaf\nholds", "leaf\nholds chlorophyll", "leaf"]
+    assert dropped == 2
+
+
+RUSSIAN = (
+    "Фотосинтез превращает энергию света в химическую энергию, запасённую в сахаре. "
+    "Растениям нужны углекислый газ и вода, а кислород они выделяют как побочный продукт. "
+)
+
+
+def test_a_long_russian_essay_is_excerpted_by_its_bytes_not_its_words(assignment, settings):
+    # 1,725 Russian words: ~2,800 tokens by the old words x 1.6 estimate, ~9,700 by the
+    # real tokenizer. The byte bound (~19,000) makes it an excerpt, within the context.
+    settings.LLM_CONTEXT_TOKENS = 8192
+    essay = RUSSIAN * 75
+    assert len(essay.split()) == 1725
+    messages, notice = _messages(assignment, essay)
+    assert "1725 words" in notice
+    sent = sum(len(m["content"].encode()) for m in messages)
+    assert sent + llm_grading.answer_tokens(list(assignment.criteria.all())) <= 8192
+
+
+def test_rubric_and_exemplars_over_the_context_are_a_permanent_error(assignment, settings):
+    from tutor.llm import LLMContextExceeded
+
+    settings.LLM_CONTEXT_TOKENS = 600
+    with pytest.raises(LLMContextExceeded) as raised:
+        _messages(assignment, ESSAY)
+    assert raised.value.permanent
+
+
+def test_near_verbatim_quotes_are_kept_as_the_essays_own_words():
+    text = "Photosynthesis turns light energy into chemical energy, stored in sugar."
+    kept, dropped = llm_grading.quotes_verify(
+        text,
+        [
+            "photosynthesis turns light energy in to chemical energy stored",  # a model's fix
+            "Plants make food from sunlight and air",  # a paraphrase
+            "turns ligth energy",  # short: must be verbatim
+        ],
+    )
+    assert kept == ["Photosynthesis turns light energy into chemical energy, stored"]
     assert dropped == 2
 
 

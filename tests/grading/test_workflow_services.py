@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils import timezone
 
-from grading import services, tasks
+from grading import llm_grading, services, tasks
 from grading.models import (
     Assignment,
     CriterionScore,
@@ -227,6 +229,55 @@ def test_an_llm_that_stays_down_leaves_the_essay_for_the_teacher(
     assert review in Review.objects.in_queue()
     services.proposal_retry(proposal=proposal)
     assert Proposal.objects.get(pk=proposal.pk).status == Proposal.Status.QUEUED
+
+
+def test_a_refused_request_fails_at_once_with_its_reason_for_the_teacher(
+    llm_server, settings, client, teacher, student, assignment, submit
+):
+    settings.LLM_MAX_RETRIES = 3
+    llm_server.fail_next(10, status=400, message="Unsupported parameter: 'temperature'")
+    submission = submit(student)
+    proposal = Proposal.objects.get(submission=submission)
+    assert tasks.proposal_llm.apply(args=[proposal.pk]).get() == "failed"
+    proposal.refresh_from_db()
+    assert proposal.status == Proposal.Status.FAILED
+    assert proposal.error.startswith("LLMUnsupported:")
+    assert "temperature" in proposal.error  # the server's own words, for the logs
+    # One try per structured-output form, no retry loop.
+    assert llm_server.stats.chat_requests == 3
+    assert submission.text == ESSAY  # the essay stays
+    client.force_login(teacher)
+    html = client.get(
+        reverse("grading:review-essay", args=[assignment.course_id, assignment.pk, submission.pk])
+    ).content.decode()
+    assert "grading failed." in html
+    assert "does not support what the product asked for" in html
+
+
+def test_a_server_refusing_json_schema_grades_in_its_own_form(
+    llm_server, student, assignment, submit
+):
+    llm_server.refused_formats = {"json_schema"}
+    llm_server.script(json_reply=grade_reply(assignment))
+    submission = submit(student)
+    proposal = Proposal.objects.get(submission=submission)
+    assert tasks.proposal_llm.apply(args=[proposal.pk]).get() == "done"
+    assert llm_server.stats.last_request["response_format"]["type"] == "json_object"
+
+
+def test_a_retry_after_an_unusable_answer_asks_at_another_temperature(
+    llm_server, student, assignment, submit
+):
+    replies = iter(["{", "{", json.dumps(grade_reply(assignment))])
+    llm_server.refused_formats = {"json_schema", "json_object"}  # plain JSON, unconstrained
+    llm_server.script(reply=lambda body: next(replies))
+    submission = submit(student)
+    proposal = Proposal.objects.get(submission=submission)
+    # The client's one repair fails too; the task's retry samples differently.
+    assert tasks.proposal_llm.apply(args=[proposal.pk]).get() == "done"
+    temperatures = [body.get("temperature") for body in llm_server.chat_bodies[-3:]]
+    assert temperatures[0] == temperatures[1] == 0.0
+    assert temperatures[2] == llm_grading.RETRY_TEMPERATURE
 
 
 def test_a_running_proposal_is_not_claimed_twice(student, assignment, submit, llm_server):
