@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import urllib.error
+import urllib.request
+
 import redis
 from django.conf import settings
 from django.db import connection
@@ -46,10 +51,45 @@ def _worker() -> dict:
     return {"ok": True, "workers": sorted(name for reply in replies for name in reply)}
 
 
+# The language model server is asked at most this often (load balancers poll /healthz
+# every few seconds; a slow CPU server should not spend its time answering them).
+LLM_CHECK_CACHE_SECONDS = 5.0
+LLM_CHECK_TIMEOUT_SECONDS = 2.0
+_llm_checked: dict[str, tuple[float, dict]] = {}
+_llm_lock = threading.Lock()
+
+
 def _llm() -> dict:
-    if not settings.LLM_BASE_URL:
+    """Offline mode is healthy; when ``LLM_BASE_URL`` is set, its server must answer a
+    cheap ``GET /models`` within LLM_CHECK_TIMEOUT_SECONDS (cached a few seconds)."""
+    base_url = settings.LLM_BASE_URL
+    if not base_url:
         return {"ok": True, "mode": "offline"}
-    return {"ok": True, "mode": "online", "model": settings.LLM_MODEL}
+    now = time.monotonic()
+    with _llm_lock:
+        cached = _llm_checked.get(base_url)
+    if cached is not None and now - cached[0] < LLM_CHECK_CACHE_SECONDS:
+        return cached[1]
+    result = _llm_models_check(base_url)
+    with _llm_lock:
+        _llm_checked[base_url] = (now, result)
+    return result
+
+
+def _llm_models_check(base_url: str) -> dict:
+    part = {"mode": "online", "model": settings.LLM_MODEL}
+    headers = {"Authorization": f"Bearer {settings.LLM_API_KEY}"} if settings.LLM_API_KEY else {}
+    url = f"{base_url.rstrip('/')}/models"
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - the configured server
+    try:
+        with urllib.request.urlopen(request, timeout=LLM_CHECK_TIMEOUT_SECONDS) as response:  # noqa: S310
+            response.read(65536)
+    except urllib.error.HTTPError as error:
+        return {**part, "ok": False, "error": f"the LLM server at {url} answered {error.code}"}
+    except Exception as error:  # noqa: BLE001 - unreachable, refused, timed out
+        reason = getattr(error, "reason", error)
+        return {**part, "ok": False, "error": f"the LLM server at {url} is down: {reason}"[:300]}
+    return {**part, "ok": True}
 
 
 CHECKS = {
