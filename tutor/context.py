@@ -1,29 +1,32 @@
 """What the tutor model is given for one reply, fitted to a token budget.
 
-The budget is ``LLM_CONTEXT_TOKENS - LLM_MAX_TOKENS`` (the reply must fit in the model's
-window too) less a small safety margin. Tokens are *estimated*, never counted with the
-model's tokenizer (the web and worker processes do not load it), and the estimate errs
-high: one token per 3 ASCII characters, but one per digit (tokenizers such as Qwen's split
-numbers into single digits) and one per character outside ASCII (accents, Greek, CJK:
-byte-level BPE rarely does better than one token per such character), plus a fixed
-overhead per chat message for the template's role markers. BPE tokenizers average about 4
-characters per token on English prose, so English is overestimated by about a third; a
-test checks the estimate never undercounts a real tokenizer on sample texts.
-Overestimating wastes a little context; underestimating would make the server reject the
-request.
+The budget is the model's context window (the server's own when it says, else
+``LLM_CONTEXT_TOKENS``) less ``LLM_MAX_TOKENS`` (the reply must fit in it too) less a small
+safety margin. Pieces are first sized with an estimate that errs high: one token per 3
+ASCII characters but one per digit (tokenizers such as Qwen's and SmolLM2's split numbers
+into single digits), and one per UTF-8 *byte* outside ASCII (measured on SmolLM2's
+tokenizer: Chinese 1.2-1.4 tokens per character, Korean 1.8, Telugu 2.5: no fraction of
+the bytes is safe for every language), plus a fixed overhead per chat message for the
+template's role markers. When the server has a tokenizer (llama.cpp, vLLM,
+llama-cpp-python) the caller passes ``count``: the estimate is then scaled to the real
+ratio of this prompt's text, the student's message is counted for real, and the finished
+prompt is counted again and trimmed until it fits. A student's message that alone does
+not fit is never cut: ``context_build`` raises ``LLMContextExceeded``, whose message asks
+the learner to shorten it.
 
 What goes in, in order of priority:
 
 1. the system prompt (a versioned file in ``tutor/prompts/``) with the learner's profile:
    preferred language and what the caller knows of their level; never their name;
-2. the student's new message (cut only if it alone would not fit);
+2. the student's new message (whole, or refused as too long);
 3. the course passages, numbered [1], [2] ... in rank order (up to 60% of what is left);
 4. memory summaries of earlier sessions, newest first (up to 10%);
 5. the conversation's recent turns, newest first, with whatever is left.
 
 Passages, memories and the message go in the last user turn, each inside its own tag, so
-the model can tell data from instructions; the stable system prompt and earlier turns come
-first, which keeps the prompt prefix reusable by the server's prefix cache.
+the model can tell data from instructions; earlier student turns are wrapped and defused
+the same way. The stable system prompt and earlier turns come first, which keeps the
+prompt prefix reusable by the server's prefix cache.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import dataclasses
 import functools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from django.conf import settings
@@ -68,20 +71,20 @@ class Passage:
     score: float | None = None
 
     @property
-    def source(self) -> str:
-        parts = [self.title]
+    def label(self) -> str:
+        """Title and section, once each: a section path often starts with the document's
+        own title (its top heading), which is left out."""
         section = self.section
-        # A section path often starts with the document's own title (its top heading).
         if section == self.title:
             section = ""
         elif section.startswith(f"{self.title} › "):
             section = section[len(self.title) + 3 :]
-        if section:
-            parts.append(section)
-        label = " — ".join(p for p in parts if p)
-        if self.page is not None:
-            label += f" (p. {self.page})"
-        return label
+        return " — ".join(p for p in (self.title, section) if p)
+
+    @property
+    def source(self) -> str:
+        """The label with the page, as the prompt gives it to the model."""
+        return self.label + (f" (p. {self.page})" if self.page is not None else "")
 
     def citation(self, *, excerpt_chars: int = 280) -> dict:
         """The JSON stored with a reply for ``[n]``."""
@@ -94,6 +97,8 @@ class Passage:
             "page": self.page,
             "url": self.url,
             "excerpt": excerpt,
+            # One clean label: the title, and the section when it adds to it.
+            "label": self.label,
         }
 
 
@@ -140,8 +145,8 @@ def tokens_estimate(text: str) -> int:
     """A conservative estimate of the tokens in ``text`` (see the module docstring)."""
     ascii_chars = len(text.encode("ascii", "ignore"))
     digits = sum(map(str.isdigit, text))
-    other = len(text) - ascii_chars
-    return math.ceil(max(ascii_chars - digits, 0) / ASCII_CHARS_PER_TOKEN) + digits + other
+    other_bytes = len(text.encode("utf-8")) - ascii_chars
+    return math.ceil(max(ascii_chars - digits, 0) / ASCII_CHARS_PER_TOKEN) + digits + other_bytes
 
 
 def message_tokens_estimate(message: dict[str, str]) -> int:
@@ -149,8 +154,10 @@ def message_tokens_estimate(message: dict[str, str]) -> int:
 
 
 def context_budget() -> int:
+    from tutor.llm import llm_context_tokens
+
     return max(
-        settings.LLM_CONTEXT_TOKENS - settings.LLM_MAX_TOKENS - SAFETY_MARGIN_TOKENS,
+        llm_context_tokens() - settings.LLM_MAX_TOKENS - SAFETY_MARGIN_TOKENS,
         256,
     )
 
@@ -168,18 +175,9 @@ def untrusted(text: str) -> str:
     return _TAG_RE.sub(lambda m: f"‹{m.group(1)}{m.group(2)}", text)
 
 
-def _cut_to_tokens(text: str, tokens: int) -> str:
-    """The longest prefix of ``text`` whose estimate fits ``tokens`` (a binary search)."""
-    if tokens_estimate(text) <= tokens:
-        return text
-    low, high = 0, len(text)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if tokens_estimate(text[:middle]) + 1 <= tokens:
-            low = middle
-        else:
-            high = middle - 1
-    return text[:low].rstrip() + " …"
+def student_block(text: str) -> str:
+    """A student's message as the model reads it, new or earlier: defused, in its tag."""
+    return f"<student_message>\n{untrusted(text)}\n</student_message>"
 
 
 def _system_prompt(*, course_title: str, profile: LearnerProfile) -> tuple[str, str]:
@@ -225,77 +223,121 @@ def context_build(
     passages: Sequence[Passage],
     memories: Sequence[str] = (),
     history: Sequence[Turn] = (),
+    count: Callable[[list[str]], int] | None = None,
 ) -> TutorContext:
-    """The chat messages for one reply, within ``context_budget()`` estimated tokens.
+    """The chat messages for one reply, within ``context_budget()`` tokens.
 
     ``passages`` in rank order, ``memories`` newest first, ``history`` oldest first
-    (without the new ``question``).
+    (without the new ``question``). ``count``: the server's tokenizer (texts in, tokens
+    out, one call), when it has one. Raises ``LLMContextExceeded`` when the question alone
+    does not fit.
     """
+    from tutor.llm import LLMContextExceeded
+
     budget = context_budget()
     prompt_version, system = _system_prompt(course_title=course_title, profile=profile)
     system_message = {"role": "system", "content": system}
+    question_block = student_block(question)
+    earlier = [
+        {
+            "role": t.role,
+            "content": student_block(t.text) if t.role == "user" else untrusted(t.text),
+        }
+        for t in history
+        if t.text.strip()
+    ]
+    blocks = [_passage_block(p) for p in passages]
+    memory_lines = [f"- {untrusted(m).strip()}" for m in memories]
 
-    # The wrapper around the question, with the empty blocks, costs tokens as well.
-    # (counting the placeholders of empty blocks even when the blocks will be filled).
+    # The estimate errs high; with the server's tokenizer it is scaled to this prompt's
+    # real ratio (one call on all of its text), plus a margin for pieces that differ.
+    scale = 1.0
+    if count is not None:
+        texts = [system, *blocks, *memory_lines, *(m["content"] for m in earlier)]
+        estimated = sum(tokens_estimate(t) for t in texts)
+        if estimated:
+            scale = min(max(count(texts) / estimated * 1.15, 0.05), 1.0)
+
+    def cost(text: str) -> int:
+        return math.ceil(tokens_estimate(text) * scale) + 1
+
     frame = (
         f"<course_material>\n{NO_PASSAGES}\n</course_material>\n\n"
         f"<learner_memory>\n{NO_MEMORIES}\n</learner_memory>\n\n"
-        "<student_message>\n\n</student_message>"
     )
     fixed = (
-        message_tokens_estimate(system_message) + tokens_estimate(frame) + MESSAGE_OVERHEAD_TOKENS
-    )
-    question = _cut_to_tokens(untrusted(question), budget - fixed)
-    remaining = budget - fixed - tokens_estimate(question)
+        tokens_estimate(system) + tokens_estimate(frame) + 2 * MESSAGE_OVERHEAD_TOKENS
+    )  # the shared part is counted unscaled: it is always sent
+    if count is not None:
+        question_cost = count([question_block])
+    else:
+        question_cost = tokens_estimate(question_block)
+    remaining = budget - fixed - question_cost
+    if remaining < 0:
+        raise LLMContextExceeded(
+            detail=f"the student's message takes {question_cost} tokens; {budget - fixed} fit",
+            status_code=400,
+        )
 
     passage_allowance = int(remaining * PASSAGE_SHARE)
     kept: list[Passage] = []
-    for passage in passages:
-        cost = tokens_estimate(_passage_block(passage)) + 1
-        if cost > passage_allowance:
+    for passage, block in zip(passages, blocks, strict=True):
+        if cost(block) > passage_allowance:
             break  # lower-ranked passages must not jump ahead of a better one
         # Renumber so the prompt's numbers are 1..n without gaps.
         kept.append(dataclasses.replace(passage, n=len(kept) + 1))
-        passage_allowance -= cost
-        remaining -= cost
+        passage_allowance -= cost(block)
+        remaining -= cost(block)
 
     memory_allowance = int(remaining * MEMORY_SHARE / (1 - PASSAGE_SHARE))
-    memory_lines: list[str] = []
-    for memory in memories:
-        line = f"- {untrusted(memory).strip()}"
-        cost = tokens_estimate(line) + 1
-        if cost > memory_allowance:
+    kept_memories: list[str] = []
+    for line in memory_lines:
+        if cost(line) > memory_allowance:
             break
-        memory_lines.append(line)
-        memory_allowance -= cost
-        remaining -= cost
+        kept_memories.append(line)
+        memory_allowance -= cost(line)
+        remaining -= cost(line)
 
     turns: list[dict[str, str]] = []
-    for turn in reversed(history):
-        if not turn.text.strip():
-            continue
-        message = {"role": turn.role, "content": turn.text}
-        cost = message_tokens_estimate(message)
-        if cost > remaining:
+    for message in reversed(earlier):
+        turn_cost = cost(message["content"]) + MESSAGE_OVERHEAD_TOKENS
+        if turn_cost > remaining:
             break
         turns.append(message)
-        remaining -= cost
+        remaining -= turn_cost
     turns.reverse()
-    # A chat template expects the turns after the system message to start with the user.
-    while turns and turns[0]["role"] != "user":
-        turns.pop(0)
 
-    material = "\n\n".join(_passage_block(p) for p in kept) or NO_PASSAGES
-    final = (
-        f"<course_material>\n{material}\n</course_material>\n\n"
-        f"<learner_memory>\n{chr(10).join(memory_lines) or NO_MEMORIES}\n</learner_memory>\n\n"
-        f"<student_message>\n{question}\n</student_message>"
-    )
-    messages = [system_message, *_alternating([*turns, {"role": "user", "content": final}])]
+    def assemble() -> list[dict[str, str]]:
+        # A chat template expects the turns after the system message to start with the user.
+        while turns and turns[0]["role"] != "user":
+            turns.pop(0)
+        material = "\n\n".join(_passage_block(p) for p in kept) or NO_PASSAGES
+        final = (
+            f"<course_material>\n{material}\n</course_material>\n\n"
+            f"<learner_memory>\n{chr(10).join(kept_memories) or NO_MEMORIES}\n"
+            f"</learner_memory>\n\n{question_block}"
+        )
+        return [system_message, *_alternating([*turns, {"role": "user", "content": final}])]
+
+    messages = assemble()
+    used = sum(message_tokens_estimate(m) for m in messages)
+    if count is not None:
+        # The real count decides: trim the oldest turn, then the lowest passage, until it fits.
+        for _attempt in range(8):
+            used = count([m["content"] for m in messages]) + MESSAGE_OVERHEAD_TOKENS * len(messages)
+            if used <= budget or not (turns or kept or kept_memories):
+                break
+            if turns:
+                del turns[:2]
+            elif kept:
+                kept.pop()
+            else:
+                kept_memories.pop()
+            messages = assemble()
     return TutorContext(
         messages=messages,
         passages=kept,
         prompt_version=prompt_version,
-        tokens_estimate=sum(message_tokens_estimate(m) for m in messages),
+        tokens_estimate=used,
         budget=budget,
     )

@@ -45,6 +45,9 @@ class CitationSerializer(serializers.Serializer):
     page = serializers.IntegerField(allow_null=True)
     url = serializers.CharField()
     excerpt = serializers.CharField()
+    label = serializers.CharField(required=False)
+    # False: the reply cites none of the passages; they are related passages, not sources.
+    cited = serializers.BooleanField(required=False)
 
 
 class FeedbackSerializer(serializers.Serializer):

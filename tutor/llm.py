@@ -354,6 +354,22 @@ def prompt_tokens(messages: Sequence[Message]) -> tuple[int, str]:
     return prompt_tokens_count(caps, list(messages), api_key=api_key)
 
 
+def server_tokens_counter() -> Callable[[list[str]], int] | None:
+    """Counts tokens with the server's own tokenizer (texts in, their tokens summed out,
+    one request), or None when the server has none (or in offline mode)."""
+    if not llm_is_configured():
+        return None
+    try:
+        caps = capabilities()
+    except Exception as error:  # noqa: BLE001 - budgeting falls back to the byte bound
+        logger.warning("Could not learn the LLM server's capabilities: %r", error)
+        return None
+    if not caps.tokenize_form:
+        return None
+    api_key = _runtime().config.api_key
+    return lambda texts: tokens_count(caps, texts, api_key=api_key)[0]
+
+
 def _counted_usage(messages: Sequence[Message], text: str) -> tuple[int | None, int | None, str]:
     """Prompt and completion tokens of a call whose server reported none."""
     try:

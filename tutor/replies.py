@@ -26,6 +26,7 @@ from learners.ai_budget import ai_budget_reached
 from tutor import streams
 from tutor.concept_tags import passage_concept_ids
 from tutor.context import (
+    TUTOR_PROMPT,
     LearnerProfile,
     Passage,
     Turn,
@@ -41,14 +42,18 @@ from tutor.conversation_selectors import (
 )
 from tutor.conversations import reply_max_seconds
 from tutor.llm import (
+    LLMContextExceeded,
     LLMError,
     chat_json,
     chat_stream,
+    llm_error_observed,
     llm_is_configured,
     llm_supports_images,
+    server_tokens_counter,
     user_message_with_image,
 )
 from tutor.models import Conversation, Message
+from tutor.reply_clean import reply_citations, reply_text_clean
 from tutor.retrieval import chunks_search
 
 logger = logging.getLogger(__name__)
@@ -239,16 +244,26 @@ def _write_online(
         Turn(role=m.role, text=message_prompt_text(m) if m.role == Message.Role.USER else m.text)
         for m in conversation_history(conversation=conversation, before_id=question.pk)
     ]
-    context = context_build(
-        course_title=conversation.course.title,
-        profile=learner_profile(learner=learner, course=conversation.course),
-        question=message_prompt_text(question),
-        passages=passages,
-        memories=memories_for_context(
-            learner=learner, course=conversation.course, exclude_conversation_id=conversation.pk
-        ),
-        history=history,
-    )
+    try:
+        context = context_build(
+            course_title=conversation.course.title,
+            profile=learner_profile(learner=learner, course=conversation.course),
+            question=message_prompt_text(question),
+            passages=passages,
+            memories=memories_for_context(
+                learner=learner,
+                course=conversation.course,
+                exclude_conversation_id=conversation.pk,
+            ),
+            history=history,
+            count=server_tokens_counter(),
+        )
+    except LLMContextExceeded as error:
+        # Asking the model cannot help: the learner is told to shorten the message (which
+        # stays in the conversation to copy from).
+        llm_error_observed(error, prompt_version=prompt_load(TUTOR_PROMPT).version)
+        logger.info("Reply %s refused: %s", reply.pk, error.detail)
+        return _finish(reply, status=Message.Status.FAILED, error=str(error)[:300])
     messages = context.messages
     if question.image and not question.image_ocr and llm_supports_images():
         with question.image.open("rb") as file:
@@ -269,7 +284,7 @@ def _write_online(
     stream = chat_stream(messages=messages, prompt_version=context.prompt_version, should_stop=stop)
     common = {
         "mode": Message.Mode.ONLINE,
-        "citations": [p.citation() for p in context.passages],
+        "citations": reply_citations("", context.passages),
         "prompt_version": context.prompt_version,
         "context_tokens_estimate": context.tokens_estimate,
     }
@@ -290,12 +305,13 @@ def _write_online(
                 streams.reply_stream_append(message_id=reply.pk, text="".join(pending))
     except LLMError as error:
         logger.warning("Reply %s failed: %s", reply.pk, error.detail)
+        partial = reply_text_clean(error.partial_text)
         return _finish(
             reply,
             status=Message.Status.FAILED,
-            text=error.partial_text,
+            text=partial,
             error=str(error)[:300],
-            **common,
+            **{**common, "citations": reply_citations(partial, context.passages)},
             **_usage_fields(error.usage),
         )
     if stop.timed_out:
@@ -304,12 +320,14 @@ def _write_online(
         status, error_text = Message.Status.STOPPED, ""
     else:
         status, error_text = Message.Status.DONE, ""
+    text = reply_text_clean(stream.text)
+    common["citations"] = reply_citations(text, context.passages)
     if status == Message.Status.DONE:
         common["check_question"] = _check_question(conversation, context.passages)
     return _finish(
         reply,
         status=status,
-        text=stream.text,
+        text=text,
         error=error_text,
         **common,
         **_usage_fields(stream.usage),

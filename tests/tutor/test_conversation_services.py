@@ -161,7 +161,10 @@ def test_online_reply_streams_the_model_text_and_stores_how_it_was_made(
     # The server's own token counts, next to the context builder's estimate (which errs high).
     assert reply.completion_tokens == len(reply.text.split())
     assert 0 < reply.prompt_tokens <= reply.context_tokens_estimate
-    assert [c["n"] for c in reply.citations] == [1, 2]
+    # Only the passage the reply cites is its source; one clean label each.
+    assert [c["n"] for c in reply.citations] == [1]
+    assert reply.citations[0]["cited"] is True
+    assert reply.citations[0]["label"] == "Photosynthesis — What photosynthesis does"
     assert streams.reply_stream_text(message_id=reply.pk) == reply.text
 
     body = llm_server.stats.last_request
@@ -193,7 +196,8 @@ def test_online_reply_includes_earlier_turns_and_memories(
     _post(conversation, student, "Second question", django_capture_on_commit_callbacks)
     messages = llm_server.stats.last_request["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
-    assert messages[1]["content"] == "First question"
+    # The earlier question is wrapped and defused like the new one.
+    assert messages[1]["content"] == "<student_message>\nFirst question\n</student_message>"
     assert messages[2]["content"] == "First answer."
     assert "Struggled with the Calvin cycle" in messages[3]["content"]
 
@@ -555,3 +559,35 @@ def test_a_passive_sentence_is_not_taken_for_a_definition(passages):
 
     passage = replace(passages[0], text="The energy carried by the electrons is used to make ATP.")
     assert "what is the energy" not in check_question(passage)
+
+
+def test_a_message_too_long_for_the_model_fails_its_reply_with_shorten_your_message(
+    conversation,
+    student,
+    search,
+    eager_tasks,
+    django_capture_on_commit_callbacks,
+    llm_server,
+    settings,
+):
+    settings.LLM_CONTEXT_TOKENS = 2048
+    settings.LLM_MAX_TOKENS = 256
+    question = "光合作用是植物利用光能的过程。" * 120  # 1,800 characters, 5,400 bytes
+    _q, reply = _post(conversation, student, question, django_capture_on_commit_callbacks)
+    reply.refresh_from_db()
+    assert reply.status == Message.Status.FAILED
+    assert "shorten your message" in reply.error
+    assert llm_server.stats.chat_requests == 0  # refused before asking the model
+    assert Message.objects.get(pk=_q.pk).text == question  # the message stays
+
+
+def test_a_reply_that_cites_nothing_shows_related_passages_and_no_leaked_tags(
+    conversation, student, search, eager_tasks, django_capture_on_commit_callbacks, llm_server
+):
+    llm_server.script(reply="Plants use light.\n</student_message>")
+    _q, reply = _post(
+        conversation, student, "How do plants make food?", django_capture_on_commit_callbacks
+    )
+    reply.refresh_from_db()
+    assert reply.text == "Plants use light."
+    assert reply.citations and not any(c["cited"] for c in reply.citations)
