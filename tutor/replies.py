@@ -471,17 +471,33 @@ class Summary:
     usage: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+# No maxLength in the schema (grammar engines compile long bounds into huge automata); the
+# summary is cut to MEMORY_SUMMARY_CHARS here.
 MEMORY_SCHEMA = {
     "type": "object",
-    "properties": {"summary": {"type": "string", "maxLength": 800}},
+    "properties": {"summary": {"type": "string"}},
     "required": ["summary"],
     "additionalProperties": False,
 }
+MEMORY_SUMMARY_CHARS = 800
 MEMORY_INPUT_TOKENS = 3000
+MEMORY_ANSWER_TOKENS = 300
+
+
+def _memory_offline(questions: list[str]) -> Summary:
+    """What was asked, in the learner's words: the memory when no model can write one."""
+    shown = [" ".join(q.split())[:120] for q in questions[-5:]]
+    return Summary(text="Asked about: " + "; ".join(shown), prompt_version="memory_offline.v1")
 
 
 def conversation_summarize(*, conversation: Conversation) -> Summary | None:
-    """A short summary of a session for later ones; None when there is nothing to keep."""
+    """A short summary of a session for later ones; None when there is nothing to keep.
+
+    When the model cannot write it (unreachable, refusing, unusable answers) the memory
+    is the offline one, and the failure a log line: a session's end never fails.
+    """
+    from tutor.llm import llm_context_tokens
+
     turns = [
         m
         for m in conversation.messages.order_by("pk")
@@ -493,32 +509,48 @@ def conversation_summarize(*, conversation: Conversation) -> Summary | None:
     if not llm_is_configured() or ai_budget_reached(
         user=conversation.learner, course=conversation.course
     ):
-        # No model to summarise with (or none for this learner today): remember what was
-        # asked, in the learner's words.
-        shown = [" ".join(q.split())[:120] for q in questions[-5:]]
-        return Summary(text="Asked about: " + "; ".join(shown), prompt_version="memory_offline.v1")
+        # No model to summarise with (or none for this learner today).
+        return _memory_offline(questions)
+    prompt = prompt_load(MEMORY_PROMPT)
+    # The transcript's room: at most MEMORY_INPUT_TOKENS, and what the model's context
+    # leaves (estimated high: non-ASCII text counts a token per byte).
+    budget = min(
+        MEMORY_INPUT_TOKENS,
+        llm_context_tokens() - MEMORY_ANSWER_TOKENS - tokens_estimate(prompt.text) - 64,
+    )
     lines: list[str] = []
-    budget = MEMORY_INPUT_TOKENS
     for message in reversed(turns):
         line = f"{message.role}: {untrusted(message.text)}"
         budget -= tokens_estimate(line)
         if budget < 0:
             break
         lines.append(line)
-    prompt = prompt_load(MEMORY_PROMPT)
     transcript = "\n\n".join(reversed(lines))
-    data, usage = chat_json(
-        messages=[
-            {"role": "system", "content": prompt.text},
-            {"role": "user", "content": f"<conversation>\n{transcript}\n</conversation>"},
-        ],
-        schema=MEMORY_SCHEMA,
-        schema_name="memory_summary",
-        prompt_version=prompt.version,
-        max_tokens=300,
-    )
+    try:
+        data, usage = chat_json(
+            messages=[
+                {"role": "system", "content": prompt.text},
+                {"role": "user", "content": f"<conversation>\n{transcript}\n</conversation>"},
+            ],
+            schema=MEMORY_SCHEMA,
+            schema_name="memory_summary",
+            prompt_version=prompt.version,
+            max_tokens=MEMORY_ANSWER_TOKENS,
+        )
+    except LLMError as error:
+        logger.warning(
+            "The memory of conversation %s is the offline one: the model could not write it "
+            "(%s: %s)",
+            conversation.pk,
+            type(error).__name__,
+            error.detail,
+        )
+        return _memory_offline(questions)
+    text = reply_text_clean(str(data["summary"]).strip())[:MEMORY_SUMMARY_CHARS]
+    if not text:
+        return _memory_offline(questions)
     return Summary(
-        text=data["summary"].strip(),
+        text=text,
         model=usage.model,
         prompt_version=prompt.version,
         usage=usage.as_dict(),

@@ -3,6 +3,7 @@ retry, the stale check, feedback and memories."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -411,6 +412,36 @@ def test_online_memory_is_the_models_summary(
     assert memory.summary == "- Worked on light reactions; confused ATP/NADPH."
     assert memory.prompt_version == "memory_summary.v1"
     assert memory.model == llm_server.model
+
+
+def test_a_server_like_llama_cpp_python_still_gets_a_model_summary(
+    conversation, student, eager_tasks, django_capture_on_commit_callbacks, llm_server
+):
+    # It answers json_schema with HTTP 500: its own json_object form is used instead.
+    llm_server.refused_formats = {"json_schema"}
+    llm_server.stream_usage = False
+    llm_server.script(json_reply={"summary": "- Light reactions. " + "x" * 2000})
+    _finished_reply(conversation)
+    with django_capture_on_commit_callbacks(execute=True):
+        conversations.conversation_end(conversation=conversation, learner=student)
+    memory = Memory.objects.get()
+    assert memory.summary.startswith("- Light reactions.")
+    assert len(memory.summary) <= 800  # bounded here, not by the schema
+    sent = llm_server.stats.last_request["response_format"]
+    assert sent["type"] == "json_object" and "maxLength" not in json.dumps(sent)
+
+
+def test_when_the_model_cannot_summarise_the_memory_is_the_offline_one(
+    conversation, student, eager_tasks, django_capture_on_commit_callbacks, llm_server, settings
+):
+    settings.LLM_MAX_RETRIES = 0
+    llm_server.fail_next(10, status=400, message="Unsupported parameter: 'max_tokens'")
+    _finished_reply(conversation)
+    with django_capture_on_commit_callbacks(execute=True):
+        conversations.conversation_end(conversation=conversation, learner=student)
+    memory = Memory.objects.get()
+    assert memory.summary.startswith("Asked about: ")
+    assert memory.prompt_version == "memory_offline.v1"
 
 
 def test_starting_a_new_conversation_ends_the_previous_one(
