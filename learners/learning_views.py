@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from learners import concepts as concept_services
 from learners import practice as practice_services
+from learners import practice_jobs
 from learners.models import Concept, PracticeQuestion
 from learners.profiles import ProfileForm, profile_for, profile_update
 from learners.progress import (
@@ -92,6 +93,7 @@ def _concepts_context(request: HttpRequest, course, **extra) -> dict:
         "suggestions": concept_services.concept_suggestions(course=course, headings=headings),
         "has_material": bool(sections),
         "llm_available": _llm_available(),
+        "generations": practice_jobs.generations_recent(course=course),
         **extra,
     }
 
@@ -174,23 +176,16 @@ def questions_generate(request: HttpRequest, course_id: int) -> HttpResponse:
     text = request.POST.get("text", "")[:50000]
     use_llm = request.POST.get("use_llm") == "1" and _llm_available()
     if use_llm:
-        from learners.tasks import practice_questions_generate
-
-        try:
-            practice_questions_generate.apply_async(
-                args=[concept.pk, text, True], ignore_result=True
-            )
-        except Exception:  # the broker (Redis) is away: say so rather than fail the page
-            logger.warning("Could not queue question writing for concept %s", concept.pk)
-            messages.error(
-                request,
-                _("Questions cannot be written right now; try again in a minute."),
-            )
-        else:
-            messages.success(
-                request,
-                _("The language model is writing questions; they appear below for your review."),
-            )
+        # A tracked job: its row shows on the concepts page (queued, writing, done or
+        # failed and why); if the broker is away it waits for the recovery sweep.
+        practice_jobs.generation_request(concept=concept, requested_by=request.user, text=text)
+        messages.success(
+            request,
+            _(
+                "The language model is writing questions; this page shows how it is going, "
+                "and they appear below for your review."
+            ),
+        )
         return redirect("learning:concepts", course_id=course.pk)
     texts = (
         [text] if text.strip() else concept_services.material_texts(course=course, concept=concept)

@@ -434,6 +434,58 @@ class PracticeQuestion(models.Model):
         return self.prompt[:80]
 
 
+class QuestionGeneration(models.Model):
+    """One request to the language model for practice questions on a concept: a tracked
+    job like a tutor reply or a grade proposal. The row exists before its task is sent
+    (on commit); the task claims it with a conditional update and holds a lease while it
+    works, and the recovery sweep queues again one whose worker died or whose task was
+    lost. The teacher sees its state on the concepts page, and why it failed."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Writing")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    concept = models.ForeignKey(Concept, on_delete=models.CASCADE, related_name="generations")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    # The teacher's pasted text; empty: the concept's material.
+    text = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    questions_created = models.PositiveSmallIntegerField(default=0)
+    # "LLMUnsupported: <the server's words>" (tutor.llm.llm_error_stored) or a worker's death.
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["lease_until"],
+                name="generation_unfinished_lease",
+                condition=models.Q(status__in=["queued", "running"]),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"questions for {self.concept_id} ({self.status})"
+
+    @property
+    def failure_reason(self) -> str:
+        """Why it failed, translated, for the concepts page."""
+        from tutor.llm import failure_reason
+
+        if self.status != self.Status.FAILED:
+            return ""
+        return failure_reason(self.error) or str(_("The questions could not be written."))
+
+
 class PracticeAttempt(models.Model):
     learner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="practice_attempts"

@@ -220,6 +220,14 @@ def questions_draft_offline(
     return drafts
 
 
+# Lengths the model's questions are cut to (the schema leaves them out, see _llm_schema).
+PROMPT_MAX_CHARS = 1000
+ANSWER_MAX_CHARS = 100
+EXPLANATION_MAX_CHARS = 1500
+MATERIAL_MAX_CHARS = 12000
+MATERIAL_MARGIN_TOKENS = 64
+
+
 def _llm_schema(limit: int) -> dict:
     return {
         "type": "object",
@@ -235,14 +243,16 @@ def _llm_schema(limit: int) -> dict:
                     "required": ["kind", "prompt", "answers", "explanation"],
                     "properties": {
                         "kind": {"type": "string", "enum": ["cloze", "short_answer"]},
-                        "prompt": {"type": "string", "minLength": 5, "maxLength": 1000},
+                        # No maxLength: grammar engines compile long bounds into huge
+                        # automata (llama.cpp's crashed on 1000); lengths are cut below.
+                        "prompt": {"type": "string", "minLength": 5},
                         "answers": {
                             "type": "array",
                             "minItems": 1,
                             "maxItems": 6,
-                            "items": {"type": "string", "minLength": 1, "maxLength": 100},
+                            "items": {"type": "string", "minLength": 1},
                         },
-                        "explanation": {"type": "string", "maxLength": 1500},
+                        "explanation": {"type": "string"},
                     },
                 },
             }
@@ -255,13 +265,24 @@ def questions_draft_llm(
 ) -> tuple[list[DraftQuestion], dict]:
     """Questions written by the language model under a JSON schema, and the generation
     record (model, prompt version, usage). Raises ``tutor.llm.LLMError`` on failure."""
-    from tutor.llm import chat_json  # the tutor app owns the model client
+    from django.conf import settings
+
+    from tutor.context import tokens_estimate
+    from tutor.llm import chat_json, llm_context_tokens, text_fit  # the tutor's model client
 
     description = f" ({concept.description})" if concept.description else ""
     system = _PROMPT_FILE.read_text().format(
         count=limit, concept=concept.name, description=description
     )
-    material = "\n\n".join(texts)[:12000]
+    # The material gets what the model's context leaves after the instructions and the
+    # answer, in real tokens (the server's tokenizer, else a byte bound).
+    room = (
+        llm_context_tokens()
+        - int(settings.LLM_MAX_TOKENS)
+        - tokens_estimate(system)
+        - MATERIAL_MARGIN_TOKENS
+    )
+    material = text_fit("\n\n".join(texts)[:MATERIAL_MAX_CHARS], room)
     data, usage = chat_json(
         messages=[
             {"role": "system", "content": system},
@@ -274,15 +295,15 @@ def questions_draft_llm(
     )
     drafts = []
     for item in data["questions"][:limit]:
-        prompt = item["prompt"].strip()
+        prompt = item["prompt"].strip()[:PROMPT_MAX_CHARS]
         if item["kind"] == "cloze" and BLANK not in prompt:
             continue  # a cloze with no blank cannot be answered
         drafts.append(
             DraftQuestion(
                 kind=item["kind"],
                 prompt=prompt,
-                answers=[a.strip() for a in item["answers"] if a.strip()],
-                explanation=item["explanation"].strip(),
+                answers=[a.strip()[:ANSWER_MAX_CHARS] for a in item["answers"] if a.strip()],
+                explanation=item["explanation"].strip()[:EXPLANATION_MAX_CHARS],
             )
         )
     return drafts, usage.as_dict()

@@ -2,28 +2,58 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
-from learners.models import Concept, Course
+from learners.models import Course
+
+logger = logging.getLogger(__name__)
+
+
+# Tries of a job whose model is unreachable: 30 s, 1, 2, 4 minutes apart.
+GENERATION_RETRIES = 4
+GENERATION_RETRY_SECONDS = 30
 
 
 @shared_task(
     name="learners.tasks.practice_questions_generate",
-    autoretry_for=(ConnectionError,),
-    max_retries=3,
-    retry_backoff=True,
+    bind=True,
+    acks_late=True,
+    max_retries=GENERATION_RETRIES,
 )
-def practice_questions_generate(concept_id: int, text: str = "", use_llm: bool = True) -> int:
-    """Generate questions for a concept (LLM questions wait for a teacher's approval);
-    a prompt the concept already has is not stored twice, so a redelivery adds nothing."""
-    from learners.concepts import material_texts
-    from learners.practice import questions_generate
+def practice_questions_generate(self, generation_id: int) -> int | None:
+    """Run one question-writing job (``learners.practice_jobs``); LLM questions wait for a
+    teacher's approval, and a prompt the concept already has is not stored twice."""
+    from config.leases import Lease
+    from learners import practice_jobs
+    from tutor.llm import LLMError, LLMUnavailable, llm_error_stored
 
-    concept = Concept.objects.select_related("course").filter(pk=concept_id).first()
-    if concept is None:
-        return 0
-    texts = [text] if text.strip() else material_texts(course=concept.course, concept=concept)
-    return len(questions_generate(concept=concept, texts=texts, use_llm=use_llm))
+    claimed_at = practice_jobs.generation_claim(generation_id=generation_id)
+    if claimed_at is None:
+        return None  # done, failed, or another worker has it
+    claimed = practice_jobs.generation_claimed(generation_id=generation_id, claimed_at=claimed_at)
+    try:
+        with Lease(claimed):
+            return practice_jobs.generation_run(generation_id=generation_id, claimed_at=claimed_at)
+    except LLMError as error:
+        detail = llm_error_stored(error)
+        retries = self.request.retries
+        # Unreachable or overloaded: later. Anything else (refused, over the context,
+        # unusable answers after a repair) would fail the same way again: fail now.
+        transient = isinstance(error, LLMUnavailable) and not error.permanent
+        if transient and retries < GENERATION_RETRIES:
+            countdown = GENERATION_RETRY_SECONDS * 2**retries
+            practice_jobs.generation_requeue(
+                generation_id=generation_id, error=detail, delay=countdown
+            )
+            raise self.retry(countdown=countdown) from error
+        logger.warning("Question generation %s failed: %s", generation_id, detail)
+        practice_jobs.generation_fail(generation_id=generation_id, error=detail)
+        return None
+    except Exception as error:
+        practice_jobs.generation_fail(generation_id=generation_id, error=repr(error)[:2000])
+        raise
 
 
 @shared_task(name="learners.tasks.mastery_fit_course")

@@ -370,6 +370,24 @@ def server_tokens_counter() -> Callable[[list[str]], int] | None:
     return lambda texts: tokens_count(caps, texts, api_key=api_key)[0]
 
 
+def text_fit(text: str, tokens: int) -> str:
+    """The longest beginning of ``text`` (roughly: cut at a word) within ``tokens`` tokens,
+    counted with the server's tokenizer when it has one, else by the UTF-8 byte bound."""
+    from tutor.llm_capabilities import bytes_bound
+
+    tokens = max(tokens, 0)
+    count = server_tokens_counter()
+    measure = (lambda t: count([t])) if count is not None else bytes_bound
+    for _attempt in range(4):
+        used = measure(text)
+        if used <= tokens:
+            return text
+        keep = int(len(text) * tokens / used * 0.95)
+        cut = text[:keep]
+        text = cut.rsplit(None, 1)[0] if " " in cut[-40:] else cut
+    return text[: max(tokens // 4, 0)]
+
+
 def _counted_usage(messages: Sequence[Message], text: str) -> tuple[int | None, int | None, str]:
     """Prompt and completion tokens of a call whose server reported none."""
     try:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -9,6 +11,7 @@ from learners.models import (
     MasteryEvidence,
     PracticeAttempt,
     PracticeQuestion,
+    QuestionGeneration,
     ReviewCard,
 )
 from learners.practice import (
@@ -311,8 +314,72 @@ def test_llm_questions_are_written_by_a_real_worker(
     question = PracticeQuestion.objects.get()
     assert question.status == PracticeQuestion.Status.PENDING
     assert question.origin == PracticeQuestion.Origin.LLM
+    generation = QuestionGeneration.objects.get(concept=concept)
+    while generation.status != "done" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        generation.refresh_from_db()
+    assert (generation.status, generation.questions_created) == ("done", 1)
     page = client.get(f"/courses/{course.pk}/concepts/").content.decode()
     assert "Why do plants need light?" in page
+    assert "1 question to review." in page
+    # No maxLength reaches the server's grammar compiler.
+    assert "maxLength" not in json.dumps(llm_server.stats.last_request["response_format"])
+
+
+def test_a_question_job_the_server_refuses_fails_at_once_and_says_why(
+    llm_server,
+    settings,
+    client,
+    teacher,
+    course,
+    make_concept,
+    django_capture_on_commit_callbacks,
+    eager_tasks,
+):
+    settings.LLM_MAX_RETRIES = 3
+    llm_server.fail_next(10, status=400, message="json_schema: grammar too large")
+    concept = make_concept("Photosynthesis")
+    client.force_login(teacher)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            f"/courses/{course.pk}/questions/generate/",
+            {"concept": concept.pk, "text": PHOTOSYNTHESIS, "use_llm": "1"},
+        )
+    generation = QuestionGeneration.objects.get(concept=concept)
+    assert generation.status == QuestionGeneration.Status.FAILED
+    assert generation.error.startswith("LLMUnsupported:")
+    assert llm_server.stats.chat_requests == 3  # one try per structured-output form
+    page = client.get(f"/courses/{course.pk}/concepts/").content.decode()
+    assert "does not support what the product asked for" in page
+
+
+def test_a_lost_question_job_is_sent_again_by_the_recovery_sweep(
+    llm_server, settings, teacher, make_concept, django_capture_on_commit_callbacks, eager_tasks
+):
+    from config.recovery import work_recover
+    from learners.practice_jobs import generation_request
+
+    llm_server.script(
+        json_reply={
+            "questions": [
+                {
+                    "kind": "short_answer",
+                    "prompt": "What is osmosis?",
+                    "answers": ["water"],
+                    "explanation": "",
+                }
+            ]
+        }
+    )
+    settings.WORK_REQUEUE_SECONDS = 0
+    concept = make_concept("Osmosis")
+    generation = generation_request(concept=concept, requested_by=teacher, text="Osmosis.")
+    # Its task message was lost (no on-commit run here); the sweep finds the lapsed lease.
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = work_recover()
+    assert counts["question_generations"] == 1
+    generation.refresh_from_db()
+    assert (generation.status, generation.questions_created) == ("done", 1)
 
 
 def test_malformed_ids_are_not_found_not_errors(client, teacher, student, course):

@@ -10,6 +10,7 @@ in-process one) runs everything, on the real broker, database and LLM test serve
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -24,7 +25,7 @@ from config import embedded
 from config.env import env_str
 from config.recovery import work_recover
 from grading.models import Proposal, Review, Submission
-from learners.models import Concept
+from learners.models import Concept, QuestionGeneration
 from tests.grading.workflow_factories import ESSAY, grade_reply
 from tests.llm_server import LLMTestServer
 from tests.trust.workers import wait_for
@@ -255,15 +256,17 @@ def test_with_redis_down_pages_answer_and_stored_work_resumes_when_it_is_back(
     client.force_login(teacher)
     for url in teacher_pages(course, assignment, submission):
         assert answers(client, url).status_code == 200, url
-    # Asking the model for practice questions says plainly that it cannot be done now.
+    # Asking the model for practice questions is a job that waits, shown as queued.
     concept = Concept.objects.create(course=course, name="Osmosis")
     response = answers(
         client,
         reverse("learning:questions-generate", args=[course.pk]),
-        data={"concept": str(concept.pk), "use_llm": "1"},
+        data={"concept": str(concept.pk), "use_llm": "1", "text": "Osmosis moves water."},
     )
     assert response.status_code == 302
-    assert "Questions cannot be written right now" in answers(client, response.url).content.decode()
+    generation = QuestionGeneration.objects.get(concept=concept)
+    assert generation.status == QuestionGeneration.Status.QUEUED
+    assert "Queued" in answers(client, response.url).content.decode()
 
     # An erasure would leave the learner's reply streams behind: it is refused, whole.
     eraser = Client()
@@ -278,6 +281,7 @@ def test_with_redis_down_pages_answer_and_stored_work_resumes_when_it_is_back(
     # broker the worker has reconnected to.
     counts = work_recover.delay().get(timeout=45)
     assert counts["replies_resent"] == 1 and counts["proposals"] == 1
+    assert counts["question_generations"] == 1
     reply = wait_for(
         lambda: Message.objects.filter(pk=reply.pk, status__in=Message.FINISHED).first(),
         timeout=30,
@@ -292,7 +296,17 @@ def test_with_redis_down_pages_answer_and_stored_work_resumes_when_it_is_back(
         what="the stored essay to be graded",
     )
     assert Proposal.objects.filter(submission=submission).count() == 1
-    assert llm_server.stats.chat_requests == 2  # one reply, one grading: nothing twice
+    wait_for(
+        lambda: QuestionGeneration.objects.filter(
+            pk=generation.pk, status__in=["done", "failed"]
+        ).exists(),
+        timeout=30,
+        what="the stored question job to run",
+    )
+    # One reply and one grading: nothing twice.
+    bodies = llm_server.chat_bodies
+    assert sum(1 for b in bodies if b.get("stream")) == 1
+    assert sum(1 for b in bodies if "rubric_grade" in json.dumps(b.get("response_format"))) == 1
     client.force_login(student)
     assert answers(client, tutor_page).status_code == 200
     assert client.get(reverse("healthz")).status_code == 200
