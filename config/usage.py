@@ -1,9 +1,10 @@
 """Language model usage of one course: requests, tokens, time to first token and energy.
 
 Only calls that really reached the model count: tutor replies that name a model (offline
-replies name none) and grade proposals from the model that carry a usage record. Practice
-question generation is left out: one call's usage is copied onto every question it wrote,
-so summing it would count the call once per question.
+replies name none), and grade proposals, memory summaries and practice question jobs that
+carry a usage record (a job's usage is counted once, from its ``QuestionGeneration`` row,
+not from each question it wrote). Tokens are the server's own counts, or counted with its
+tokenizer when it reported none (``tutor.llm``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from grading.models import Proposal
-from learners.models import Course
-from tutor.models import Message
+from learners.models import Course, QuestionGeneration
+from tutor.models import Memory, Message
 
 JOULES_PER_WATT_HOUR = 3600
 
@@ -84,17 +85,35 @@ def _tutor_requests(course: Course, since: datetime.datetime) -> QuerySet:
     )
 
 
-def _grading_requests(course: Course, since: datetime.datetime) -> QuerySet:
-    return Proposal.objects.filter(
-        submission__assignment__course=course,
-        source=Proposal.Source.LLM,
-        usage__has_key="outcome",
-        created_at__gte=since,
-    ).annotate(
-        when=F("created_at"),
+def _usage_requests(rows: QuerySet, *, when: str) -> QuerySet:
+    """Rows that keep a call's usage record in a ``usage`` JSON field."""
+    return rows.filter(usage__has_key="outcome").annotate(
+        when=F(when),
         p_tokens=Cast(KT("usage__prompt_tokens"), IntegerField()),
         c_tokens=Cast(KT("usage__completion_tokens"), IntegerField()),
         ttft=Cast(KT("usage__time_to_first_token_s"), FloatField()),
+    )
+
+
+def _memory_requests(course: Course, since: datetime.datetime) -> QuerySet:
+    return _usage_requests(Memory.objects.filter(course=course, created__gte=since), when="created")
+
+
+def _practice_requests(course: Course, since: datetime.datetime) -> QuerySet:
+    return _usage_requests(
+        QuestionGeneration.objects.filter(concept__course=course, created_at__gte=since),
+        when="created_at",
+    )
+
+
+def _grading_requests(course: Course, since: datetime.datetime) -> QuerySet:
+    return _usage_requests(
+        Proposal.objects.filter(
+            submission__assignment__course=course,
+            source=Proposal.Source.LLM,
+            created_at__gte=since,
+        ),
+        when="created_at",
     )
 
 
@@ -155,9 +174,10 @@ def _combined(totals: list[UsageRow]) -> UsageRow:
 
 def course_llm_usage(*, course: Course, days: int = 30) -> dict[str, Any]:
     """Per-day and total usage of the course's language model calls over the last ``days``
-    days, per feature (tutor, grading), in four queries whatever the number of rows.
+        days, per feature (tutor, grading, memory, practice), in two queries per feature whatever
+    the number of rows.
 
-    Energy is tokens × ``settings.LLM_JOULES_PER_TOKEN``; at 0 it is not measured (None).
+        Energy is tokens × ``settings.LLM_JOULES_PER_TOKEN``; at 0 it is not measured (None).
     """
     joules = float(settings.LLM_JOULES_PER_TOKEN)
     now = timezone.now()
@@ -165,6 +185,10 @@ def course_llm_usage(*, course: Course, days: int = 30) -> dict[str, Any]:
     features = [
         _feature("tutor", _("Tutor replies"), _tutor_requests(course, since), joules=joules),
         _feature("grading", _("Grade proposals"), _grading_requests(course, since), joules=joules),
+        _feature("memory", _("Memory summaries"), _memory_requests(course, since), joules=joules),
+        _feature(
+            "practice", _("Practice questions"), _practice_requests(course, since), joules=joules
+        ),
     ]
     return {
         "course": course,

@@ -76,7 +76,8 @@ def generation_run(*, generation_id: int, claimed_at: datetime) -> int:
     """Write the questions of a claimed job; returns how many were stored. LLM errors
     propagate: the task decides whether to try again."""
     from learners.concepts import material_texts
-    from learners.practice import questions_generate
+    from learners.models import PracticeQuestion
+    from learners.practice import questions_draft_llm, questions_save
 
     generation = QuestionGeneration.objects.select_related("concept__course").get(pk=generation_id)
     concept = generation.concept
@@ -85,10 +86,17 @@ def generation_run(*, generation_id: int, claimed_at: datetime) -> int:
         if generation.text.strip()
         else material_texts(course=concept.course, concept=concept)
     )
-    created = questions_generate(concept=concept, texts=texts, use_llm=True)
+    texts = [t for t in texts if t and t.strip()]
+    created, usage = [], {}
+    if texts:
+        drafts, usage = questions_draft_llm(concept=concept, texts=texts)
+        created = questions_save(
+            concept=concept, drafts=drafts, origin=PracticeQuestion.Origin.LLM, generation=usage
+        )
     generation_claimed(generation_id=generation_id, claimed_at=claimed_at).update(
         status=QuestionGeneration.Status.DONE,
         questions_created=len(created),
+        usage=usage,
         error="",
         finished_at=timezone.now(),
         lease_until=None,

@@ -223,7 +223,7 @@ def _page_queries(client, django_assert_num_queries, course, count: int) -> None
 
 # Session, user, course, per feature its per-day rows and its totals, and the learner
 # profile the base template reads for display preferences.
-PAGE_QUERIES = 8
+PAGE_QUERIES = 12
 
 
 def test_the_page_query_count_does_not_grow_with_rows(
@@ -264,3 +264,36 @@ def test_the_admin_course_list_links_to_the_usage_page(client, staff_user, cours
 
     assert response.status_code == 200
     assert reverse("course-usage", args=[course.pk]) in response.content.decode()
+
+
+def test_memory_summaries_and_question_jobs_count_once_each(course, student, teacher):
+    from learners.models import Concept, PracticeQuestion, QuestionGeneration
+    from tutor.models import Memory
+
+    Memory.objects.create(
+        learner=student, course=course, summary="- x", usage=_usage(300, 40, None)
+    )
+    Memory.objects.create(learner=student, course=course, summary="Asked about: x")  # offline
+    concept = Concept.objects.create(course=course, name="Osmosis")
+    usage = _usage(900, 250, None)
+    QuestionGeneration.objects.create(
+        concept=concept, requested_by=teacher, status="done", questions_created=2, usage=usage
+    )
+    # The job's usage is copied onto each question it wrote: those are not counted again.
+    for prompt in ("What is osmosis?", "Why does water move?"):
+        PracticeQuestion.objects.create(
+            concept=concept,
+            kind="short_answer",
+            prompt=prompt,
+            answers=["water"],
+            origin="llm",
+            generation=usage,
+        )
+
+    usage_page = course_llm_usage(course=course)
+
+    memory = _feature(usage_page, "memory").total
+    assert (memory.requests, memory.prompt_tokens, memory.completion_tokens) == (1, 300, 40)
+    practice = _feature(usage_page, "practice").total
+    assert (practice.requests, practice.prompt_tokens, practice.completion_tokens) == (1, 900, 250)
+    assert usage_page["total"].prompt_tokens == 1200
