@@ -473,6 +473,16 @@ def _is_context_overflow(exc: BaseException) -> bool:
     )
 
 
+def _retry_now(exc: BaseException) -> bool:
+    """Worth asking again at once, within this call: transient, but not a timeout. A
+    server that timed out is still computing the abandoned request (a one-slot CPU server
+    would queue the retry behind it), so a timeout goes back to the caller: the job
+    retries later with backoff, or the learner is told to try again."""
+    import openai
+
+    return _is_transient(exc) and not isinstance(exc, openai.APITimeoutError)
+
+
 def _is_transient(exc: BaseException) -> bool:
     """Worth asking again the same way: connection errors, timeouts, 408/429 and 5xx from
     overload (never a prompt over the context, whatever the status says)."""
@@ -672,7 +682,7 @@ class ChatStream:
                     raise
                 except Exception as exc:
                     delivered = first_token_at is not None
-                    if not delivered and _is_transient(exc) and attempts <= config.max_retries:
+                    if not delivered and _retry_now(exc) and attempts <= config.max_retries:
                         delay = _backoff_seconds(config=config, attempt=attempts, exc=exc)
                         logger.warning(
                             "LLM stream attempt %d failed (%r); retrying in %.2fs",
@@ -912,7 +922,7 @@ def _chat_json(
                     # Refused, or a server that answers an unsupported form with 500
                     # (llama-cpp-python): the next form decides which it was.
                     raise _FormRefused(exc) from exc
-                if _is_transient(exc) and attempts <= config.max_retries:
+                if _retry_now(exc) and attempts <= config.max_retries:
                     delay = _backoff_seconds(config=config, attempt=attempts, exc=exc)
                     logger.warning(
                         "LLM JSON attempt %d failed (%r); retrying in %.2fs", attempts, exc, delay

@@ -342,6 +342,20 @@ def test_the_context_window_comes_from_the_server_when_it_says(llm_server, setti
     assert llm.llm_context_tokens() == 32768
 
 
+def test_a_timeout_is_not_retried_at_once_behind_the_abandoned_request(llm_server, settings):
+    # A one-slot CPU server keeps computing a request the client gave up on; asking again
+    # at once would queue behind it. The caller (a job's backoff, the learner) retries.
+    settings.LLM_MAX_RETRIES = 3
+    settings.LLM_TIMEOUT_SECONDS = 0.3
+    llm_server.script(ttft=1.0)
+
+    with pytest.raises(LLMUnavailable) as raised:
+        chat_json(messages=MESSAGES, schema=GRADE_SCHEMA, schema_name="grade", prompt_version="v1")
+
+    assert not raised.value.permanent
+    assert llm_server.stats.chat_requests == 1
+
+
 def test_it_fails_fast_when_the_server_is_down(settings):
     settings.LLM_BASE_URL = f"http://127.0.0.1:{free_port()}/v1"
     settings.LLM_MAX_RETRIES = 2
