@@ -190,9 +190,12 @@ def course_llm_usage(*, course: Course, days: int = 30) -> dict[str, Any]:
             "practice", _("Practice questions"), _practice_requests(course, since), joules=joules
         ),
     ]
+    wrong_language = _tutor_requests(course, since).filter(usage__language__matches=False).count()
     return {
         "course": course,
         "days": days,
+        # Tutor replies whose language is not the learner's (a weak model's slip).
+        "wrong_language_replies": wrong_language,
         "since": timezone.localdate(since),
         "until": timezone.localdate(now),
         "joules_per_token": joules,

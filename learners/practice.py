@@ -81,9 +81,24 @@ def normalise(text: str) -> str:
 
 
 def _language(text: str) -> str:
+    return text_language(text) or "en"
+
+
+def text_language(text: str, *, min_words: int = 3) -> str | None:
+    """The product language (``en``, ``es``) ``text`` is written in, by its function words;
+    ``other`` when it has letters but hardly any Latin ones (Chinese, Russian...); None when
+    too short to tell."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if (
+        len(letters) >= 20
+        and sum(ch.isascii() or "À" <= ch <= "ɏ" for ch in letters) < len(letters) / 2
+    ):
+        return "other"
     words = [w.casefold() for w in _WORD.findall(text)]
     es = sum(w in _STOPWORDS["es"] for w in words)
     en = sum(w in _STOPWORDS["en"] for w in words)
+    if max(es, en) < min_words:
+        return None
     return "es" if es > en else "en"
 
 

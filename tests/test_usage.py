@@ -223,7 +223,7 @@ def _page_queries(client, django_assert_num_queries, course, count: int) -> None
 
 # Session, user, course, per feature its per-day rows and its totals, and the learner
 # profile the base template reads for display preferences.
-PAGE_QUERIES = 12
+PAGE_QUERIES = 13
 
 
 def test_the_page_query_count_does_not_grow_with_rows(
@@ -297,3 +297,14 @@ def test_memory_summaries_and_question_jobs_count_once_each(course, student, tea
     practice = _feature(usage_page, "practice").total
     assert (practice.requests, practice.prompt_tokens, practice.completion_tokens) == (1, 900, 250)
     assert usage_page["total"].prompt_tokens == 1200
+
+
+def test_replies_in_another_language_than_the_learners_are_counted(course, tutor_reply):
+    from tutor.models import Message
+
+    wrong = tutor_reply(course)
+    tutor_reply(course)
+    Message.objects.filter(pk=wrong.pk).update(
+        usage={**wrong.usage, "language": {"expected": "es", "detected": "en", "matches": False}}
+    )
+    assert course_llm_usage(course=course)["wrong_language_replies"] == 1

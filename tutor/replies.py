@@ -53,7 +53,7 @@ from tutor.llm import (
     user_message_with_image,
 )
 from tutor.models import Conversation, Message
-from tutor.reply_clean import reply_citations, reply_text_clean
+from tutor.reply_clean import reply_citations, reply_language, reply_text_clean
 from tutor.retrieval import chunks_search
 
 logger = logging.getLogger(__name__)
@@ -324,14 +324,11 @@ def _write_online(
     common["citations"] = reply_citations(text, context.passages)
     if status == Message.Status.DONE:
         common["check_question"] = _check_question(conversation, context.passages)
-    return _finish(
-        reply,
-        status=status,
-        text=text,
-        error=error_text,
-        **common,
-        **_usage_fields(stream.usage),
-    )
+    usage = _usage_fields(stream.usage)
+    if usage:
+        # A weak model may answer in another language than the learner's: the turn says so.
+        usage["usage"]["language"] = reply_language(text, expected=learner.preferred_language)
+    return _finish(reply, status=status, text=text, error=error_text, **common, **usage)
 
 
 def _check_question(conversation: Conversation, passages: Sequence[Passage]):

@@ -7,6 +7,9 @@ open a ``<course_material>`` block of its own. Those tags (and their defused ``â
 Sources: the passages a reply cites with ``[n]`` are its sources, shown under it, each with
 one label. A reply that cites none still shows the passages it was given, as *related
 passages* (``cited`` false on each), so the learner is not told they are its sources.
+
+Language: a reply is checked against the learner's language (``reply_language``); a reply
+in another one is recorded in the turn's usage record and counted on the usage page.
 """
 
 from __future__ import annotations
@@ -41,3 +44,17 @@ def reply_citations(text: str, passages: Sequence[Passage]) -> list[dict]:
     if chosen:
         return [{**p.citation(), "cited": True} for p in chosen]
     return [{**p.citation(), "cited": False} for p in passages]
+
+
+def reply_language(text: str, *, expected: str) -> dict:
+    """What the reply's language is against the learner's: ``{"expected", "detected",
+    "matches"}`` (``matches`` None when the reply is too short to tell)."""
+    from learners.practice import text_language
+
+    detected = text_language(text)
+    expected = (expected or "").split("-")[0]
+    return {
+        "expected": expected,
+        "detected": detected,
+        "matches": None if detected is None else detected == expected,
+    }

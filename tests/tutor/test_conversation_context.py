@@ -255,3 +255,22 @@ def test_sources_are_the_cited_passages_or_else_related_passages():
     assert [c["n"] for c in cited] == [2, 5] and all(c["cited"] for c in cited)
     related = reply_citations("No citation here.", passages)
     assert len(related) == 6 and not any(c["cited"] for c in related)
+
+
+def test_a_replys_language_is_checked_against_the_learners():
+    from tutor.reply_clean import reply_language
+
+    spanish = "La fotosíntesis es el proceso en el que las plantas usan la luz."
+    assert reply_language(spanish, expected="es")["matches"] is True
+    assert reply_language("Photosynthesis is how the plants use the light.", expected="es") == {
+        "expected": "es",
+        "detected": "en",
+        "matches": False,
+    }
+    assert (
+        reply_language("光合作用是植物利用光能把二氧化碳和水转化为葡萄糖的过程。", expected="en")[
+            "detected"
+        ]
+        == "other"
+    )
+    assert reply_language("OK [1]", expected="es")["matches"] is None  # too short to tell

@@ -166,6 +166,8 @@ def test_online_reply_streams_the_model_text_and_stores_how_it_was_made(
     assert [c["n"] for c in reply.citations] == [1]
     assert reply.citations[0]["cited"] is True
     assert reply.citations[0]["label"] == "Photosynthesis — What photosynthesis does"
+    # The learner reads Spanish; the model answered in English: the turn says so.
+    assert reply.usage["language"] == {"expected": "es", "detected": "en", "matches": False}
     assert streams.reply_stream_text(message_id=reply.pk) == reply.text
 
     body = llm_server.stats.last_request
