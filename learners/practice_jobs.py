@@ -75,9 +75,9 @@ def generation_claimed(*, generation_id: int, claimed_at: datetime):
 def generation_run(*, generation_id: int, claimed_at: datetime) -> int:
     """Write the questions of a claimed job; returns how many were stored. LLM errors
     propagate: the task decides whether to try again."""
+    from learners import practice
     from learners.concepts import material_texts
     from learners.models import PracticeQuestion
-    from learners.practice import questions_draft_llm, questions_save
 
     generation = QuestionGeneration.objects.select_related("concept__course").get(pk=generation_id)
     concept = generation.concept
@@ -89,8 +89,10 @@ def generation_run(*, generation_id: int, claimed_at: datetime) -> int:
     texts = [t for t in texts if t and t.strip()]
     created, usage = [], {}
     if texts:
-        drafts, usage = questions_draft_llm(concept=concept, texts=texts)
-        created = questions_save(
+        drafts, usage = practice.questions_draft_llm(
+            concept=concept, texts=texts, limit=practice.QUESTIONS_PER_GENERATION
+        )
+        created = practice.questions_save(
             concept=concept, drafts=drafts, origin=PracticeQuestion.Origin.LLM, generation=usage
         )
     generation_claimed(generation_id=generation_id, claimed_at=claimed_at).update(
