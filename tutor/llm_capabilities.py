@@ -34,6 +34,8 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 CACHE_SECONDS = 300.0
+# A server that did not answer its probe is asked again this soon (it may be starting).
+UNANSWERED_CACHE_SECONDS = 15.0
 PROBE_TIMEOUT_SECONDS = 3.0
 # What a chat template adds around each message (role markers, separators): generous.
 MESSAGE_OVERHEAD_TOKENS = 8
@@ -54,6 +56,7 @@ class Capabilities:
     structured_form: str | None = None  # the form that worked last; None: not known yet
     refused_forms: set[str] = dataclasses.field(default_factory=set)
     probed_at: float = 0.0
+    answered: bool = True  # False: /models did not answer; probed again soon
 
     @property
     def root_url(self) -> str:
@@ -94,7 +97,8 @@ def capabilities_for(*, base_url: str, model: str, api_key: str = "") -> Capabil
     key = (base_url, model)
     with _lock:
         caps = _cache.get(key)
-        if caps is not None and time.monotonic() - caps.probed_at < CACHE_SECONDS:
+        ttl = CACHE_SECONDS if caps is not None and caps.answered else UNANSWERED_CACHE_SECONDS
+        if caps is not None and time.monotonic() - caps.probed_at < ttl:
             return caps
     fresh = _probe(base_url=base_url, model=model, api_key=api_key)
     with _lock:
@@ -155,6 +159,10 @@ def _probe(*, base_url: str, model: str, api_key: str) -> Capabilities:
     caps = Capabilities(base_url=base_url, model=model, probed_at=time.monotonic())
     with _http(api_key) as client:
         models = _get_json(client, f"{base_url.rstrip('/')}/models")
+        if models is None:
+            # Down or starting: learn nothing now (the call itself will say what is wrong).
+            caps.answered = False
+            return caps
         entries = models.get("data", []) if isinstance(models, dict) else []
         entry = next((e for e in entries if e.get("id") == model), entries[0] if entries else {})
         owned_by = str(entry.get("owned_by", "")).lower()
