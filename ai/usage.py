@@ -1,8 +1,10 @@
 """Language model usage of one course: requests, tokens, time to first token and energy.
 
-Read from the ledger (``ai.models.LLMCall``): every call made for the course, whatever its
-outcome, counted once, per purpose (tutor replies, memory summaries, grade proposals,
-practice questions). Offline replies and the learned scorer make no call. A call's tokens
+Read from the ledger (``ai.models.LLMCall``): every call made for the course that reached
+the model, whatever its outcome, counted once, per purpose (tutor replies, memory
+summaries, grade proposals, practice questions: one call however many questions it
+wrote). Calls that never reached the model (no tokens, reported or estimated) cost nothing
+and are left out; offline replies and the learned scorer make no call. A call's tokens
 are its prompt plus completion tokens, as the daily budget (``ai.budget``) counts them,
 and energy is those tokens times ``LLM_JOULES_PER_TOKEN``, as the metrics count it.
 """
@@ -135,7 +137,11 @@ def course_llm_usage(*, course: Course, days: int = 30) -> dict[str, Any]:
     joules = float(settings.LLM_JOULES_PER_TOKEN)
     now = timezone.now()
     since = now - datetime.timedelta(days=days)
-    calls = LLMCall.objects.filter(course=course, created_at__gte=since).order_by()
+    calls = (
+        LLMCall.objects.filter(course=course, created_at__gte=since)
+        .exclude(tokens_source=LLMCall.TokensSource.NONE)
+        .order_by()
+    )
     daily = (
         calls.annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
         .values("purpose", "day")
