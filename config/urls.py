@@ -3,9 +3,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from ai.usage_views import course_usage
 from config.health import healthz
 from config.metrics import metrics_view
-from config.usage_views import course_usage
 from learners.views import ThrottledLoginView
 
 urlpatterns = [

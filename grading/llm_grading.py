@@ -30,6 +30,7 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from ai.ledger import LLMCallFor, Purpose
 from grading.manipulation import ESSAY_CLOSE, ESSAY_OPEN, invisible_characters_remove
 
 PROMPT_VERSION = "grade.v1"
@@ -310,8 +311,11 @@ def answer_check(*, data: dict[str, Any], criteria, text: str, capped: bool) -> 
     )
 
 
-def essay_grade(*, assignment, criteria, exemplars, text: str, language: str) -> GradeResult:
-    """Ask the model; raises ``tutor.llm.LLMError`` subclasses on failure."""
+def essay_grade(
+    *, assignment, criteria, exemplars, text: str, language: str, learner_id: int | None = None
+) -> GradeResult:
+    """Ask the model; raises ``tutor.llm.LLMError`` subclasses on failure. The call goes
+    in the ledger under the learner whose essay it is (``learner_id``) and the course."""
     from tutor.llm import chat_json
 
     messages, notice = grade_messages(
@@ -324,6 +328,9 @@ def essay_grade(*, assignment, criteria, exemplars, text: str, language: str) ->
         prompt_version=PROMPT_VERSION,
         max_tokens=answer_tokens(criteria),
         temperature=0.0,
+        call=LLMCallFor(
+            purpose=Purpose.GRADING, user_id=learner_id, course_id=assignment.course_id
+        ),
     )
     result = answer_check(data=data, criteria=criteria, text=text, capped=bool(notice))
     result.feedback["language"] = language

@@ -30,8 +30,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ai.budget import ai_budget_reached
 from config.celery import enqueue_on_commit
 from config.leases import lapsed, lease_until, queued_until
+from config.metrics import grading_observed
 from grading import manipulation
 from grading.models import (
     Assignment,
@@ -293,7 +295,6 @@ def grading_sources(*, submission: Submission) -> list[str]:
     """Which proposals this submission gets: the LLM (configured, allowed by consent and
     within the learner's AI token budget for today) and the learned scorer (when one is
     trained for this rubric)."""
-    from learners.ai_budget import ai_budget_reached
     from learners.consent import ai_access
     from tutor.llm import llm_is_configured
 
@@ -417,14 +418,31 @@ def proposal_requeue(*, proposal_id: int, error: str, delay: float = 0.0) -> Non
 
 
 def proposal_fail(*, proposal_id: int, error: str) -> None:
-    Proposal.objects.filter(pk=proposal_id).exclude(status=Proposal.Status.DONE).update(
-        status=Proposal.Status.FAILED,
-        error=error[:2000],
-        finished_at=timezone.now(),
-        lease_until=None,
+    failed = (
+        Proposal.objects.filter(pk=proposal_id)
+        .exclude(status=Proposal.Status.DONE)
+        .update(
+            status=Proposal.Status.FAILED,
+            error=error[:2000],
+            finished_at=timezone.now(),
+            lease_until=None,
+        )
     )
     proposal = Proposal.objects.select_related("submission").get(pk=proposal_id)
+    if failed:
+        _grading_observed(proposal, outcome="failed")
     review_refresh(submission=proposal.submission)
+
+
+def _grading_observed(proposal: Proposal, *, outcome: str) -> None:
+    """Grading throughput for ``/metrics``: the time from the proposal's last claim (or
+    its creation, when no worker ever claimed it) to its end."""
+    began = proposal.started_at or proposal.created_at
+    grading_observed(
+        source=proposal.source,
+        outcome=outcome,
+        seconds=max(0.0, (timezone.now() - began).total_seconds()),
+    )
 
 
 def proposal_retry(*, proposal: Proposal) -> Proposal:
@@ -454,6 +472,7 @@ def proposal_run_llm(*, proposal_id: int) -> Proposal:
         exemplars=list(assignment.exemplars.all()),
         text=submission.text,
         language=submission.learner.preferred_language,
+        learner_id=submission.learner_id,
     )
     return _proposal_finish(
         proposal=proposal,
@@ -520,6 +539,7 @@ def _proposal_finish(*, proposal: Proposal, **fields: Any) -> Proposal:
         if not updated:  # someone else finished, failed or took it over meanwhile
             return Proposal.objects.get(pk=proposal.pk)
         review_refresh(submission=proposal.submission)
+    _grading_observed(proposal, outcome="proposed")
     proposal.refresh_from_db()
     return proposal
 

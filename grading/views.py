@@ -20,9 +20,9 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from ai.budget import GRADED_WITHOUT_AI, ai_budget_reached
 from grading import forms, selectors, services
 from grading.models import Assignment, Proposal, RegradeRequest, Review
-from learners.ai_budget import GRADED_WITHOUT_AI, ai_budget_reached
 from learners.selectors import course_for_member, course_for_teacher, user_can_teach
 
 UNPROCESSABLE = 422

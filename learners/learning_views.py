@@ -178,7 +178,9 @@ def questions_generate(request: HttpRequest, course_id: int) -> HttpResponse:
 
         try:
             practice_questions_generate.apply_async(
-                args=[concept.pk, text, True], ignore_result=True
+                args=[concept.pk, text, True],
+                kwargs={"requested_by_id": request.user.pk},
+                ignore_result=True,
             )
         except Exception:  # the broker (Redis) is away: say so rather than fail the page
             logger.warning("Could not queue question writing for concept %s", concept.pk)

@@ -26,6 +26,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ai.ledger import LLMCallFor, Purpose
 from learners.evidence import mastery_evidence_record
 from learners.models import (
     Concept,
@@ -251,10 +252,15 @@ def _llm_schema(limit: int) -> dict:
 
 
 def questions_draft_llm(
-    *, concept: Concept, texts: Sequence[str], limit: int = QUESTIONS_PER_GENERATION
+    *,
+    concept: Concept,
+    texts: Sequence[str],
+    limit: int = QUESTIONS_PER_GENERATION,
+    requested_by_id: int | None = None,
 ) -> tuple[list[DraftQuestion], dict]:
     """Questions written by the language model under a JSON schema, and the generation
-    record (model, prompt version, usage). Raises ``tutor.llm.LLMError`` on failure."""
+    record (model, prompt version, usage). Raises ``tutor.llm.LLMError`` on failure. The
+    call goes in the ledger once, under the course and the teacher who asked."""
     from tutor.llm import chat_json  # the tutor app owns the model client
 
     description = f" ({concept.description})" if concept.description else ""
@@ -271,6 +277,9 @@ def questions_draft_llm(
         schema_name="practice_questions",
         prompt_version=PROMPT_VERSION,
         temperature=0.3,
+        call=LLMCallFor(
+            purpose=Purpose.PRACTICE, user_id=requested_by_id, course_id=concept.course_id
+        ),
     )
     drafts = []
     for item in data["questions"][:limit]:
@@ -327,14 +336,21 @@ def questions_save(
 
 
 def questions_generate(
-    *, concept: Concept, texts: Sequence[str], use_llm: bool = False
+    *,
+    concept: Concept,
+    texts: Sequence[str],
+    use_llm: bool = False,
+    requested_by_id: int | None = None,
 ) -> list[PracticeQuestion]:
-    """Generate and store questions for ``concept`` from ``texts``."""
+    """Generate and store questions for ``concept`` from ``texts`` (``requested_by_id``:
+    the teacher who asked, for the ledger of model calls)."""
     texts = [t for t in texts if t and t.strip()]
     if not texts:
         return []
     if use_llm:
-        drafts, generation = questions_draft_llm(concept=concept, texts=texts)
+        drafts, generation = questions_draft_llm(
+            concept=concept, texts=texts, requested_by_id=requested_by_id
+        )
         return questions_save(
             concept=concept,
             drafts=drafts,

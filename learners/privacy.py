@@ -115,6 +115,24 @@ REGISTRY: dict[str, PrivacyRule] = {
     "grading.regraderequest": PrivacyRule(
         "grading", "submission__learner", ("submission_id", "comment", "created_at"), DELETE
     ),
+    # The ledger of language model calls made for the person: no content, but when and
+    # for what they used AI, so it goes with them (the course's usage page loses them).
+    "ai.llmcall": PrivacyRule(
+        "ai",
+        "user",
+        (
+            "created_at",
+            "course__title",
+            "purpose",
+            "model",
+            "prompt_version",
+            "prompt_tokens",
+            "completion_tokens",
+            "tokens_source",
+            "outcome",
+        ),
+        DELETE,
+    ),
 }
 
 

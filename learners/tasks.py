@@ -13,9 +13,12 @@ from learners.models import Concept, Course
     max_retries=3,
     retry_backoff=True,
 )
-def practice_questions_generate(concept_id: int, text: str = "", use_llm: bool = True) -> int:
+def practice_questions_generate(
+    concept_id: int, text: str = "", use_llm: bool = True, requested_by_id: int | None = None
+) -> int:
     """Generate questions for a concept (LLM questions wait for a teacher's approval);
-    a prompt the concept already has is not stored twice, so a redelivery adds nothing."""
+    a prompt the concept already has is not stored twice, so a redelivery adds nothing.
+    ``requested_by_id`` (the teacher who asked) is optional so older messages still run."""
     from learners.concepts import material_texts
     from learners.practice import questions_generate
 
@@ -23,7 +26,11 @@ def practice_questions_generate(concept_id: int, text: str = "", use_llm: bool =
     if concept is None:
         return 0
     texts = [text] if text.strip() else material_texts(course=concept.course, concept=concept)
-    return len(questions_generate(concept=concept, texts=texts, use_llm=use_llm))
+    return len(
+        questions_generate(
+            concept=concept, texts=texts, use_llm=use_llm, requested_by_id=requested_by_id
+        )
+    )
 
 
 @shared_task(name="learners.tasks.mastery_fit_course")

@@ -1,16 +1,9 @@
 """What the tutor model is given for one reply, fitted to a token budget.
 
 The budget is ``LLM_CONTEXT_TOKENS - LLM_MAX_TOKENS`` (the reply must fit in the model's
-window too) less a small safety margin. Tokens are *estimated*, never counted with the
-model's tokenizer (the web and worker processes do not load it), and the estimate errs
-high: one token per 3 ASCII characters, but one per digit (tokenizers such as Qwen's split
-numbers into single digits) and one per character outside ASCII (accents, Greek, CJK:
-byte-level BPE rarely does better than one token per such character), plus a fixed
-overhead per chat message for the template's role markers. BPE tokenizers average about 4
-characters per token on English prose, so English is overestimated by about a third; a
-test checks the estimate never undercounts a real tokenizer on sample texts.
-Overestimating wastes a little context; underestimating would make the server reject the
-request.
+window too) less a small safety margin. Tokens are *estimated* by ``ai.tokens`` (the one
+estimate the product uses where no tokenizer counts), which errs high: overestimating
+wastes a little context; underestimating would make the server reject the request.
 
 What goes in, in order of priority:
 
@@ -30,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,11 +30,11 @@ from pathlib import Path
 from django.conf import settings
 from django.utils.translation import get_language_info
 
+from ai.tokens import MESSAGE_OVERHEAD_TOKENS, message_tokens_estimate, tokens_estimate
+
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 TUTOR_PROMPT = "tutor_system.v1"
 
-ASCII_CHARS_PER_TOKEN = 3
-MESSAGE_OVERHEAD_TOKENS = 8
 SAFETY_MARGIN_TOKENS = 64
 PASSAGE_SHARE = 0.6
 MEMORY_SHARE = 0.1
@@ -134,18 +126,6 @@ def prompt_load(version: str) -> Prompt:
     if not re.fullmatch(r"[a-z_]+\.v\d+", version):
         raise ValueError(f"{version!r} is not a prompt version name.")
     return Prompt(version=version, text=(PROMPTS_DIR / f"{version}.md").read_text("utf-8"))
-
-
-def tokens_estimate(text: str) -> int:
-    """A conservative estimate of the tokens in ``text`` (see the module docstring)."""
-    ascii_chars = len(text.encode("ascii", "ignore"))
-    digits = sum(map(str.isdigit, text))
-    other = len(text) - ascii_chars
-    return math.ceil(max(ascii_chars - digits, 0) / ASCII_CHARS_PER_TOKEN) + digits + other
-
-
-def message_tokens_estimate(message: dict[str, str]) -> int:
-    return tokens_estimate(message["content"]) + MESSAGE_OVERHEAD_TOKENS
 
 
 def context_budget() -> int:

@@ -20,9 +20,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ai.budget import ai_budget_resets_in
 from config.api_fields import StrictCharField, StrictChoiceField, StrictIntegerField, not_blank
 from config.openapi import ErrorSerializer
-from learners.ai_budget import ai_budget_resets_in
 from learners.selectors import course_for_member
 from tutor import conversations
 from tutor.conversation_selectors import (

@@ -1,29 +1,39 @@
 """Language model usage of one course: requests, tokens, time to first token and energy.
 
-Only calls that really reached the model count: tutor replies that name a model (offline
-replies name none) and grade proposals from the model that carry a usage record. Practice
-question generation is left out: one call's usage is copied onto every question it wrote,
-so summing it would count the call once per question.
+Read from the ledger (``ai.models.LLMCall``): every call made for the course that reached
+the model, whatever its outcome, counted once, per purpose (tutor replies, memory
+summaries, grade proposals, practice questions: one call however many questions it
+wrote). Calls that never reached the model (no tokens, reported or estimated) cost nothing
+and are left out; offline replies and the learned scorer make no call. A call's tokens
+are its prompt plus completion tokens, as the daily budget (``ai.budget``) counts them,
+and energy is those tokens times ``LLM_JOULES_PER_TOKEN``, as the metrics count it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Any
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db.models import Aggregate, Avg, Count, F, FloatField, IntegerField, QuerySet, Sum
-from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, TruncDate
+from django.db.models import Aggregate, Avg, Count, FloatField, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
-from grading.models import Proposal
-from learners.models import Course
-from tutor.models import Message
+from ai.models import LLMCall
+
+if TYPE_CHECKING:
+    from learners.models import Course
 
 JOULES_PER_WATT_HOUR = 3600
+# Shown even when empty, in this order; any other purpose only when it has calls.
+SHOWN_PURPOSES = (
+    LLMCall.Purpose.TUTOR,
+    LLMCall.Purpose.MEMORY,
+    LLMCall.Purpose.GRADING,
+    LLMCall.Purpose.PRACTICE,
+)
 
 
 class Percentile95(Aggregate):
@@ -61,50 +71,19 @@ class UsageRow:
 
 @dataclasses.dataclass(frozen=True)
 class FeatureUsage:
-    key: str
+    key: str  # the calls' purpose
     label: str
     rows: list[UsageRow]
     total: UsageRow
 
 
-def _tutor_requests(course: Course, since: datetime.datetime) -> QuerySet:
-    return (
-        Message.objects.filter(
-            conversation__course=course,
-            role=Message.Role.ASSISTANT,
-            created__gte=since,
-        )
-        .exclude(model="")
-        .annotate(
-            when=F("created"),
-            p_tokens=F("prompt_tokens"),
-            c_tokens=F("completion_tokens"),
-            ttft=F("ttft_seconds"),
-        )
-    )
-
-
-def _grading_requests(course: Course, since: datetime.datetime) -> QuerySet:
-    return Proposal.objects.filter(
-        submission__assignment__course=course,
-        source=Proposal.Source.LLM,
-        usage__has_key="outcome",
-        created_at__gte=since,
-    ).annotate(
-        when=F("created_at"),
-        p_tokens=Cast(KT("usage__prompt_tokens"), IntegerField()),
-        c_tokens=Cast(KT("usage__completion_tokens"), IntegerField()),
-        ttft=Cast(KT("usage__time_to_first_token_s"), FloatField()),
-    )
-
-
 _AGGREGATES: dict[str, Any] = {
     "requests": Count("pk"),
-    "prompt": Sum("p_tokens"),
-    "completion": Sum("c_tokens"),
-    "ttft_count": Count("ttft"),
-    "ttft_mean": Avg("ttft"),
-    "ttft_p95": Percentile95("ttft"),
+    "prompt": Sum("prompt_tokens"),
+    "completion": Sum("completion_tokens"),
+    "ttft_count": Count("ttft_seconds"),
+    "ttft_mean": Avg("ttft_seconds"),
+    "ttft_p95": Percentile95("ttft_seconds"),
 }
 
 
@@ -123,18 +102,14 @@ def _row(values: dict[str, Any], *, date: datetime.date | None, joules: float) -
     )
 
 
-def _feature(key: str, label: str, requests: QuerySet, *, joules: float) -> FeatureUsage:
-    tz = timezone.get_current_timezone()
-    daily = (
-        requests.annotate(day=TruncDate("when", tzinfo=tz))
-        .order_by()
-        .values("day")
-        .annotate(**_AGGREGATES)
-        .order_by("day")
-    )
-    rows = [_row(values, date=values["day"], joules=joules) for values in daily]
-    total = _row(requests.order_by().aggregate(**_AGGREGATES), date=None, joules=joules)
-    return FeatureUsage(key=key, label=str(label), rows=rows, total=total)
+_EMPTY = {
+    "requests": 0,
+    "prompt": 0,
+    "completion": 0,
+    "ttft_count": 0,
+    "ttft_mean": None,
+    "ttft_p95": None,
+}
 
 
 def _combined(totals: list[UsageRow]) -> UsageRow:
@@ -155,16 +130,42 @@ def _combined(totals: list[UsageRow]) -> UsageRow:
 
 def course_llm_usage(*, course: Course, days: int = 30) -> dict[str, Any]:
     """Per-day and total usage of the course's language model calls over the last ``days``
-    days, per feature (tutor, grading), in four queries whatever the number of rows.
+    days, per purpose, in two queries whatever the number of rows.
 
     Energy is tokens × ``settings.LLM_JOULES_PER_TOKEN``; at 0 it is not measured (None).
     """
     joules = float(settings.LLM_JOULES_PER_TOKEN)
     now = timezone.now()
     since = now - datetime.timedelta(days=days)
+    calls = (
+        LLMCall.objects.filter(course=course, created_at__gte=since)
+        .exclude(tokens_source=LLMCall.TokensSource.NONE)
+        .order_by()
+    )
+    daily = (
+        calls.annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("purpose", "day")
+        .annotate(**_AGGREGATES)
+        .order_by("purpose", "day")
+    )
+    rows: dict[str, list[UsageRow]] = defaultdict(list)
+    for values in daily:
+        rows[values["purpose"]].append(_row(values, date=values["day"], joules=joules))
+    totals = {
+        values["purpose"]: values for values in calls.values("purpose").annotate(**_AGGREGATES)
+    }
+    shown = [
+        *SHOWN_PURPOSES,
+        *(p for p in LLMCall.Purpose if p not in SHOWN_PURPOSES and p in totals),
+    ]
     features = [
-        _feature("tutor", _("Tutor replies"), _tutor_requests(course, since), joules=joules),
-        _feature("grading", _("Grade proposals"), _grading_requests(course, since), joules=joules),
+        FeatureUsage(
+            key=purpose.value,
+            label=str(purpose.label),
+            rows=rows.get(purpose, []),
+            total=_row(totals.get(purpose, _EMPTY), date=None, joules=joules),
+        )
+        for purpose in shown
     ]
     return {
         "course": course,
