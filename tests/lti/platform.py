@@ -22,12 +22,14 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from jwcrypto.jwk import JWK
 from lti1p3platform.exceptions import LineItemNotFoundException, LtiServiceException
+from lti1p3platform.framework.django.response import wrap_json_resp
 from lti1p3platform.ltiplatform import LTI1P3PlatformConfAbstract
 from lti1p3platform.membership import Context
 from lti1p3platform.message_launch import LTIAdvantageMessageLaunchAbstract
 from lti1p3platform.oidc_login import OIDCLoginAbstract
 from lti1p3platform.registration import Registration
 from lti1p3platform.request import Request, TRequest
+from lti1p3platform.response import Response
 from lti1p3platform.score import UpdateScoreStatus
 from lti1p3platform.service_connector import (
     AssignmentsGradesService,
@@ -251,32 +253,32 @@ class LtiTestPlatform:
         request = WsgiRequest(environ)
         path = request.path.strip("/").split("/")
         try:
-            status, body, media = self._route(request, path)
+            result = self._route(request, path)
         except LtiServiceException as error:
-            status, body, media = error.status_code, {"error": error.message}, "application/json"
+            result = Response(None, error.status_code, error.message)
         except KeyError:
-            status, body, media = 404, {"error": "not found"}, "application/json"
-        headers = [("Content-Type", media)]
-        start_response(f"{status} X", headers)
-        return [json.dumps(body).encode() if body is not None else b""]
+            result = Response(None, 404, "not found")
+        if not isinstance(result, Response):
+            status, body = result
+            result = Response(body, status, "success" if status < 300 else str(body))
+        # The library's own rendering of a service response (content, Link: rel=next).
+        response = wrap_json_resp(result)
+        start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
+        return [response.content]
 
     def _route(self, request: WsgiRequest, path: list[str]):
         conf = PlatformConf(registration=self.registration)
         if self.down and path[0] in {"token", "lineitems", "nrps"}:
-            return 503, {"error": "maintenance"}, "application/json"
+            return 503, "maintenance"
         if path == ["jwks"]:
             self.keyset_requests += 1
-            return (
-                200,
-                {"keys": self.registration.get_jwks() + self.extra_published},
-                "application/json",
-            )
+            return 200, {"keys": self.registration.get_jwks() + self.extra_published}
         if path == ["token"]:
             self.token_requests += 1
-            return 200, conf.get_access_token(request.form_data), "application/json"
+            return 200, conf.get_access_token(request.form_data)
         if path == ["deep_link_return"]:
             self.deep_link_items.extend(conf.validate_deeplinking_resp(request.form_data))
-            return 200, {"ok": True}, "application/json"
+            return 200, {"ok": True}
         if path[0] == "nrps":
             service = Roster(request, conf, self.memberships_url(path[1]), self, path[1])
             response = service.handle_get_members()
@@ -292,7 +294,7 @@ class LtiTestPlatform:
                 response = service.handle_get_lineitem(path[2])
         else:
             raise KeyError(path)
-        return response.code, response.result, response.media_type
+        return response
 
 
 class Roster(NamesRoleProvisioningService):
