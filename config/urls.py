@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("tutor.urls")),
     path("", include("tutor.conversation_urls")),
     path("", include("grading.urls")),
+    path("", include("lti.urls")),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("staff/usage/courses/<int:course_id>/", course_usage, name="course-usage"),

@@ -48,6 +48,7 @@ from grading.models import (
     SubmissionVector,
     rubric_version_of,
 )
+from grading.signals import grade_released
 from learners.audit import audit_record
 from learners.evidence import mastery_evidence_record
 from learners.models import AuditEvent, MasteryEvidence
@@ -942,6 +943,9 @@ def review_release(*, review: Review, actor, acknowledge_flag: bool = False) -> 
                 "regrades_resolved": resolved,
             },
         )
+        # Inside the transaction: what listeners record (a grade to send to an LMS)
+        # commits with the release or not at all.
+        grade_released.send(sender=Review, review=review)
     return review
 
 

@@ -130,6 +130,24 @@ MATRIX.update(
     {route: Rule(allowed, kwargs="conversation") for route, allowed in CONVERSATION_ROUTES.items()}
 )
 
+# --- LTI (lti/urls.py): the launch endpoints answer an LMS, not a signed-in person;
+# without a valid launch each is a refusal page. The JWKS is public by design.
+MATRIX.update(
+    {
+        "lti/login/": Rule({"GET": NOBODY, "POST": NOBODY}),
+        "lti/launch/": Rule({"POST": NOBODY}),
+        "lti/jwks/": Rule({"GET": EVERYONE}),
+        "lti/landing/": Rule({"GET": NOBODY}),
+        "lti/resume/": Rule({"POST": NOBODY}),
+        "lti/deep-link/": Rule({"GET": NOBODY, "POST": NOBODY}),
+        "courses/<int:course_id>/lms/": Rule({"GET": COURSE_TEACHERS}, kwargs="course"),
+        # A grade post of another course (or none): 404 for everyone.
+        "courses/<int:course_id>/lms/grades/<int:post_id>/retry/": Rule(
+            {"POST": NOBODY}, kwargs="course"
+        ),
+    }
+)
+
 PUBLIC_STATUS_ROUTES = {"healthz"}
 
 
@@ -182,6 +200,7 @@ def _url(route: str, rule: Rule, cast: dict) -> str:
     if rule.kwargs == "course":
         path = path.replace("<int:course_id>", str(cast["_course"].pk))
         path = path.replace("<int:student_id>", str(cast["student"].pk))
+        path = path.replace("<int:post_id>", "999999")
     if rule.kwargs == "grading":
         from tests.grading.workflow_factories import grading_route_ids
 
