@@ -177,6 +177,10 @@ CELERY_TASK_ROUTES = {
     "tutor.conversation_tasks.memory_write": {"queue": "llm"},
     "grading.tasks.proposal_llm": {"queue": "llm"},
     "learners.tasks.practice_questions_generate": {"queue": "llm"},
+    # Network calls to the LMS: I/O-bound, so on the thread pool.
+    "lti.tasks.score_post": {"queue": "llm"},
+    "lti.tasks.roster_sync": {"queue": "llm"},
+    "lti.tasks.roster_sync_all": {"queue": "llm"},
     "tutor.tasks.material_ingest_task": {"queue": "cpu"},
     "grading.tasks.proposal_scorer": {"queue": "cpu"},
     "grading.tasks.scorer_train": {"queue": "cpu"},

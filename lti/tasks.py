@@ -1,43 +1,34 @@
 """Celery tasks of LTI: grade passback and roster sync. Both are network calls to the
-LMS, so they run on the I/O-bound ``llm`` queue (thread pool), not the ``cpu`` one."""
+LMS, so CELERY_TASK_ROUTES sends them to the I/O-bound ``llm`` queue (thread pool), not
+the ``cpu`` one."""
 
 from __future__ import annotations
 
 import logging
 
 from celery import shared_task
-from django.db import transaction
+
+from config.celery import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
-QUEUE = "llm"
-
-
-def _send_on_commit(task, *args, delay: float = 0.0) -> None:
-    """Like ``config.celery.enqueue_on_commit``, with a countdown for backoff. If the
-    broker is away the row stays queued for the recovery sweep."""
-    options = {"queue": QUEUE, "ignore_result": True}
-    if delay:
-        options["countdown"] = delay
-    transaction.on_commit(lambda: task.apply_async(args=list(args), **options), robust=True)
-
 
 def score_post_enqueue(*, post_id: int, delay: float = 0.0) -> None:
-    _send_on_commit(score_post, post_id, delay=delay)
+    enqueue_on_commit(score_post, post_id, countdown=delay)
 
 
 def roster_sync_enqueue(*, context_id: int) -> None:
-    _send_on_commit(roster_sync, context_id)
+    enqueue_on_commit(roster_sync, context_id)
 
 
-@shared_task(acks_late=True)
+@shared_task(name="lti.tasks.score_post", acks_late=True)
 def score_post(post_id: int) -> str:
     from lti.ags import score_post_send
 
     return str(score_post_send(post_id=post_id))
 
 
-@shared_task(acks_late=True)
+@shared_task(name="lti.tasks.roster_sync", acks_late=True)
 def roster_sync(context_id: int) -> dict | None:
     from lti.models import LtiContext
     from lti.roster import roster_sync as sync
@@ -55,7 +46,7 @@ def roster_sync(context_id: int) -> dict | None:
     return change.__dict__
 
 
-@shared_task
+@shared_task(name="lti.tasks.roster_sync_all")
 def roster_sync_all() -> int:
     """Beat, daily: every linked course with a roster service."""
     from lti.models import LtiContext
@@ -66,5 +57,5 @@ def roster_sync_all() -> int:
         .values_list("pk", flat=True)
     )
     for context_id in ids:
-        roster_sync.apply_async(args=[context_id], queue=QUEUE, ignore_result=True)
+        roster_sync.apply_async(args=[context_id], ignore_result=True)
     return len(ids)
