@@ -46,6 +46,7 @@ from grading.models import (
     SubmissionVector,
     rubric_version_of,
 )
+from grading.notices import release_notice_send
 from learners.audit import audit_record
 from learners.evidence import mastery_evidence_record
 from learners.models import AuditEvent, MasteryEvidence
@@ -922,6 +923,7 @@ def review_release(*, review: Review, actor, acknowledge_flag: bool = False) -> 
                 "regrades_resolved": resolved,
             },
         )
+        release_notice_send(review=review, regrade_answered=bool(resolved))
     return review
 
 
