@@ -188,6 +188,9 @@ CELERY_TASK_ROUTES = {
     "learners.tasks.mastery_fit_all_courses": {"queue": "cpu"},
     "learners.privacy_tasks.retention_purge": {"queue": "cpu"},
     "config.recovery.work_recover": {"queue": "cpu"},
+    "learners.tasks.email_send": {"queue": "cpu"},
+    "learners.tasks.first_sign_in_emails_send": {"queue": "cpu"},
+    "learners.tasks.notice_email_send": {"queue": "cpu"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

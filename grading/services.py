@@ -48,6 +48,7 @@ from grading.models import (
     SubmissionVector,
     rubric_version_of,
 )
+from grading.notices import release_notice_send
 from grading.signals import grade_released
 from learners.audit import audit_record
 from learners.evidence import mastery_evidence_record
@@ -943,6 +944,7 @@ def review_release(*, review: Review, actor, acknowledge_flag: bool = False) -> 
                 "regrades_resolved": resolved,
             },
         )
+        release_notice_send(review=review, regrade_answered=bool(resolved))
         # Inside the transaction: what listeners record (a grade to send to an LMS)
         # commits with the release or not at all.
         grade_released.send(sender=Review, review=review)

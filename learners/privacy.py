@@ -83,6 +83,12 @@ REGISTRY: dict[str, PrivacyRule] = {
     "learners.practiceattempt": PrivacyRule("learning", "learner", _learning, DELETE),
     "learners.reviewcard": PrivacyRule("learning", "learner", _learning, DELETE),
     "learners.practicequestion": PrivacyRule("staff", "reviewed_by", ("prompt",), DETACH),
+    "learners.invitation": PrivacyRule(
+        "staff", "created_by", ("course__title", "role", "created_at"), DETACH
+    ),
+    "learners.notice": PrivacyRule(
+        "account", "user", ("course__title", "kind", "title", "created_at", "read_at"), DELETE
+    ),
     "admin.logentry": PrivacyRule(
         "staff", "user", ("action_time", "object_repr", "change_message"), DELETE
     ),

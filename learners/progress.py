@@ -213,6 +213,7 @@ def learning_export(*, user: User) -> dict:
         "dyslexia_font",
         "reduced_motion",
         "read_aloud",
+        "email_notices",
         "onboarded_at",
     )
     return {

@@ -252,7 +252,8 @@ def _results(cursor, *, course_id: int, ranked: Sequence[tuple[int, float]], tsq
             continue
         _id, material_id, title, section, page, position, text, headline = row
         marked = escape(headline).replace(_START, "<mark>").replace(_STOP, "</mark>")
-        url = reverse("tutor:material-detail", args=[course_id, material_id]) + f"#chunk-{chunk_id}"
+        url = reverse("tutor:material-detail", args=[course_id, material_id])
+        url += f"?passage={chunk_id}#chunk-{chunk_id}"
         results.append(
             SearchResult(
                 chunk_id=chunk_id,

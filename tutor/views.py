@@ -1,5 +1,6 @@
-"""Pages of course material: the teacher's material page (upload with live progress),
-a material's passages (where citations and search results link), and search."""
+"""Pages of course material: the teacher's material page (upload with live progress)
+and search. Reading material (the library, a material's passages) is in
+``tutor/library_views.py``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from learners.selectors import course_for_member, course_for_teacher, user_can_teach
+from learners.selectors import course_for_member, course_for_teacher
 from tutor.models import Material
 from tutor.retrieval import chunks_search
 from tutor.services import material_delete, material_reingest, material_upload
@@ -73,25 +74,6 @@ def material_reingest_view(request: HttpRequest, course_id: int, material_id: in
     if request.htmx:
         return render(request, "tutor/materials.html#material-list", _materials_context(course))
     return redirect("tutor:materials", course_id=course.pk)
-
-
-@require_GET
-@login_required
-def material_detail(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
-    """A material's passages in order, each with an anchor (``#chunk-<id>``)."""
-    course = course_for_member(user=request.user, course_id=course_id)
-    material = get_object_or_404(Material.objects.for_course(course), pk=material_id)
-    chunks = material.chunks.only("id", "position", "section", "page", "text", "material_id")
-    return render(
-        request,
-        "tutor/material_detail.html",
-        {
-            "course": course,
-            "material": material,
-            "chunks": chunks,
-            "is_teacher": user_can_teach(user=request.user, course=course),
-        },
-    )
 
 
 @require_GET

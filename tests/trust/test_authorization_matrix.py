@@ -115,7 +115,8 @@ MATRIX.update(
     {
         _TM: Rule({"GET": COURSE_TEACHERS}, kwargs="material"),
         _TM + "upload/": Rule({"POST": NOBODY}, kwargs="material"),  # no files: refused
-        _TM + "<int:material_id>/": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
+        # The matrix's material is still queued: students read ready material only.
+        _TM + "<int:material_id>/": Rule({"GET": COURSE_TEACHERS}, kwargs="material"),
         _TM + "<int:material_id>/delete/": Rule({"POST": NOBODY}, kwargs="material"),
         _TM + "<int:material_id>/reingest/": Rule({"POST": NOBODY}, kwargs="material"),
         "courses/<int:course_id>/search/": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
@@ -145,6 +146,36 @@ MATRIX.update(
         "courses/<int:course_id>/lms/grades/<int:post_id>/retry/": Rule(
             {"POST": NOBODY}, kwargs="course"
         ),
+    }
+)
+
+# --- People (learners/people_urls.py), notices and password pages: "people" fills the
+# student's membership, an invitation of the course and a notice of the student.
+_PC = "courses/<int:course_id>/people/"
+MATRIX.update(
+    {
+        "courses/<int:course_id>/library/": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
+        # Whoever holds the link sees it; POST signs up (400 when empty) or joins (redirect).
+        # Before the rows that revoke the link or remove the student.
+        "join/<str:token>/": Rule({"GET": EVERYONE}, kwargs="people"),
+        _PC: Rule({"GET": COURSE_TEACHERS}, kwargs="people"),
+        _PC + "enrol/": Rule({"GET": COURSE_TEACHERS, "POST": NOBODY}, kwargs="people"),  # 400
+        # GET asks first; POST removes and redirects.
+        _PC + "<int:membership_id>/remove/": Rule(
+            {"GET": COURSE_TEACHERS, "POST": NOBODY}, kwargs="people"
+        ),
+        _PC + "invitations/": Rule({"POST": NOBODY}, kwargs="people"),
+        _PC + "invitations/<int:invitation_id>/revoke/": Rule({"POST": NOBODY}, kwargs="people"),
+        "staff/": Rule({"GET": ADMINS}),
+        "notices/": Rule({"GET": SIGNED_IN}),
+        "notices/<int:notice_id>/": Rule({"GET": NOBODY}, kwargs="people"),  # a redirect
+        "notices/read/": Rule({"POST": NOBODY}),  # a redirect
+        "password-reset/": Rule({"GET": EVERYONE, "POST": EVERYONE}),  # empty: form again
+        "password-reset/sent/": Rule({"GET": EVERYONE}),
+        "password-reset/done/": Rule({"GET": EVERYONE}),
+        # A link that does not work says so on a page, for anyone.
+        "password-reset/<uidb64>/<token>/": Rule({"GET": EVERYONE, "POST": EVERYONE}),
+        "first-sign-in/<uidb64>/<token>/": Rule({"GET": EVERYONE, "POST": EVERYONE}),
     }
 )
 
@@ -224,8 +255,32 @@ def _url(route: str, rule: Rule, cast: dict) -> str:
         path = path.replace("<int:course_id>", str(cast["_course"].pk))
         for name, value in ids.items():
             path = path.replace(f"<int:{name}>", str(value))
+    if rule.kwargs == "people":
+        if "_people" not in cast:
+            cast["_people"] = _people_route_ids(cast)
+        path = path.replace("<int:course_id>", str(cast["_course"].pk))
+        for name, value in cast["_people"].items():
+            path = path.replace(f"<{name}>", str(value))
+    path = path.replace("<uidb64>", "MQ").replace("<token>", "not-a-token")
     assert "<" not in path, f"the matrix does not know how to fill {route}"
     return "/" + path
+
+
+def _people_route_ids(cast: dict) -> dict:
+    from learners.invitations import invitation_create
+    from learners.models import Membership, Notice
+
+    course = cast["_course"]
+    invitation = invitation_create(course=course, role="student", days=7, actor=cast["admin"])
+    notice = Notice.objects.create(
+        user=cast["student"], course=course, kind="grade_released", title="Grade", url="/"
+    )
+    return {
+        "int:membership_id": Membership.objects.get(user=cast["student"], course=course).pk,
+        "int:invitation_id": invitation.pk,
+        "str:token": invitation.token,
+        "int:notice_id": notice.pk,
+    }
 
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

@@ -61,8 +61,9 @@ def test_search_page_highlights_and_links_to_the_passage(client, course, student
     body = response.content.decode()
     assert "<mark>chlorophyll</mark>" in body
     chunk = ready.chunks.get(text__contains="chlorophyll")
-    link = reverse("tutor:material-detail", args=[course.pk, ready.pk]) + f"#chunk-{chunk.pk}"
-    assert link in body
+    link = reverse("tutor:material-detail", args=[course.pk, ready.pk])
+    link += f"?passage={chunk.pk}#chunk-{chunk.pk}"
+    assert link.replace("&", "&amp;") in body
     detail = client.get(link.split("#")[0]).content.decode()
     assert f'id="chunk-{chunk.pk}"' in detail
 
