@@ -109,19 +109,18 @@ else:
 # an open connection instead of starting a PostgreSQL backend (milliseconds of CPU on both
 # sides, each time). Safe under ASGI, where a persistent connection (CONN_MAX_AGE) would be
 # left behind by each request's thread, and in prefork workers (Celery drops the parent's
-# pool in each child); a borrowed connection is checked first, so a restarted PostgreSQL
-# costs no errors. Size it so processes x DB_POOL_MAX_SIZE stays under max_connections.
+# pool in each child). A borrowed connection is checked first (CONN_HEALTH_CHECKS), so a
+# restarted PostgreSQL costs no errors. Keep processes x DB_POOL_MAX_SIZE under the
+# server's max_connections.
 DB_POOL = env_bool("DB_POOL", default=True)
 if DB_POOL:
-    from psycopg_pool import ConnectionPool
-
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's pool needs it
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("DB_POOL_MIN_SIZE", 1, minimum=0),
         "max_size": env_int("DB_POOL_MAX_SIZE", 16, minimum=1),
         "timeout": env_float("DB_POOL_TIMEOUT", 10.0, minimum=0.1),
         "max_idle": 300,
-        "check": ConnectionPool.check_connection,
     }
 
 REDIS_URL = env_str("REDIS_URL")
