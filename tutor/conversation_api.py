@@ -198,7 +198,6 @@ class ConversationDetailView(APIView):
         conversation = conversation_for_learner(
             user=request.user, course=course, conversation_id=conversation_id
         )
-        conversations.replies_expire_stale(conversation=conversation)
         data = ConversationDetailSerializer(conversation, context={"course_id": course.pk}).data
         return Response(data)
 
@@ -253,8 +252,6 @@ class ReplyDetailView(APIView):
         """One tutor reply: its status, text so far once final, citations and usage."""
         course = course_for_member(user=request.user, course_id=course_id)
         reply = reply_for_learner(user=request.user, course=course, message_id=message_id)
-        conversations.replies_expire_stale(conversation=reply.conversation)
-        reply.refresh_from_db()
         return Response(MessageSerializer(reply, context={"course_id": course.pk}).data)
 
 

@@ -77,7 +77,8 @@ def _page(
     status: int = 200,
 ) -> HttpResponse:
     if conversation is not None:
-        conversations.replies_expire_stale(conversation=conversation)
+        # Replies whose worker died are failed by the recovery sweep (config/recovery.py),
+        # not here: a GET writes nothing.
         rows = [_prepare(m) for m in conversation_messages(conversation=conversation)]
     else:
         rows = []
@@ -249,8 +250,6 @@ def reply_detail(request: HttpRequest, course_id: int, message_id: int) -> HttpR
     course, reply = _reply_or_404(request, course_id, message_id)
     if not request.htmx:
         return _back_to(reply)
-    conversations.replies_expire_stale(conversation=reply.conversation)
-    reply.refresh_from_db()
     # Fetched when the reply's stream ends: read it aloud if the learner asked for that.
     return _message_partial(request, course, reply, just_finished=not reply.is_unfinished)
 

@@ -297,13 +297,6 @@ def _replies_expire(messages) -> int:
     return expired
 
 
-def replies_expire_stale(*, conversation: Conversation) -> int:
-    """Mark failed the replies of a conversation whose worker is gone, so none stays
-    "writing" forever; the student can retry them, and the text they streamed is kept.
-    (Pages call this; the recovery sweep does it for every conversation.)"""
-    return _replies_expire(conversation.messages.all())
-
-
 def replies_recover() -> tuple[int, int]:
     """The recovery sweep's part for replies: fail those whose worker is gone, and send
     again the task of those still waiting after their lease (the broker may have been

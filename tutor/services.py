@@ -21,6 +21,7 @@ from config.leases import Lease, lapsed, lease_until, queued_until
 from tutor import chunking, parsing
 from tutor.concept_tags import chunks_tag_concepts
 from tutor.models import Chunk, Material
+from tutor.retrieval import course_stats_forget
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ def material_delete(*, material: Material) -> None:
     if material.file:
         material.file.delete(save=False)
     material.delete()
+    course_stats_forget(course_id=material.course_id)
 
 
 def material_import_path(
@@ -393,6 +395,9 @@ def _ingest(material: Material) -> Material:
                 ingested_at=timezone.now(),
                 updated=timezone.now(),
             )
+        if not unchanged:
+            # Search's cached chunk count and term frequencies of the course are stale.
+            course_stats_forget(course_id=material.course_id)
     except parsing.ParseError as error:
         logger.info("material %s refused: %s", material.pk, error)
         _fail(material, str(error))

@@ -290,7 +290,7 @@ def test_a_reply_is_claimed_once(conversation, student, search, monkeypatch):
     assert streams.reply_stream_text(message_id=reply.pk).count("offline") == 1
 
 
-def test_a_reply_whose_worker_vanished_is_failed_by_the_stale_check(
+def test_a_reply_whose_worker_vanished_is_failed_by_the_recovery_sweep(
     conversation, student, monkeypatch
 ):
     from datetime import timedelta
@@ -303,10 +303,10 @@ def test_a_reply_whose_worker_vanished_is_failed_by_the_stale_check(
         status=Message.Status.STREAMING, started=timezone.now() - timedelta(minutes=3)
     )
     streams.reply_stream_append(message_id=reply.pk, text="Half a rep")
-    assert conversations.replies_expire_stale(conversation=conversation) == 0  # still in time
+    assert conversations.replies_recover()[0] == 0  # still in time
 
     Message.objects.filter(pk=reply.pk).update(started=timezone.now() - timedelta(hours=1))
-    assert conversations.replies_expire_stale(conversation=conversation) == 1
+    assert conversations.replies_recover()[0] == 1
     reply.refresh_from_db()
     assert reply.status == Message.Status.FAILED
     assert reply.text == "Half a rep"
