@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
+from config.safe_redirect import safe_next_url
 from learners.consent import consent_record
 from learners.models import AIConsent
 from learners.selectors import course_for_member, home_courses, membership_role
@@ -75,14 +76,14 @@ def consent(request: HttpRequest) -> HttpResponse:
             if granted
             else _("Your consent is withdrawn; AI features are off for you."),
         )
-        return redirect(request.POST.get("next") or "consent")
+        return redirect(safe_next_url(request, request.POST.get("next")) or "consent")
     latest = AIConsent.objects.filter(user=request.user).first()
     return render(
         request,
         "learners/consent.html",
         {
             "latest": latest,
-            "next": request.GET.get("next", ""),
+            "next": safe_next_url(request, request.GET.get("next")),
             "version": settings.AI_CONSENT_VERSION,
         },
     )
