@@ -45,6 +45,12 @@ class UserAdmin(DjangoUserAdmin):
     list_display = ("username", "email", "display_name", "is_staff", "is_active")
     actions = ["export_personal_data", "erase_personal_data"]
 
+    def has_delete_permission(self, request, obj=None):
+        # Django's delete (the "Delete selected" action, the delete button) would take a
+        # student's submissions and released grades with it and leave no audit event;
+        # people leave through erasure (learners/privacy.py), audited, grades kept.
+        return False
+
     @admin.action(description=_("Export the selected user's personal data (zip)"))
     def export_personal_data(self, request, queryset):
         if queryset.count() != 1:
