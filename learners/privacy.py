@@ -192,7 +192,9 @@ def _anonymous_placeholder() -> User:
 def _keep_released_grades(*, user: User) -> None:
     from grading.models import Proposal, RegradeRequest, Review, Submission, SubmissionVector
 
-    released = Submission.objects.filter(learner=user, review__status=Review.Status.RELEASED)
+    # Released once is released: a grade whose regrade is pending is back in the queue
+    # (status "pending") but its released snapshot is still the school's record.
+    released = Submission.objects.filter(learner=user, review__released__isnull=False)
     ids = list(released.values_list("pk", flat=True))
     if not ids:
         return
@@ -200,7 +202,8 @@ def _keep_released_grades(*, user: User) -> None:
     RegradeRequest.objects.filter(submission_id__in=ids).delete()
     SubmissionVector.objects.filter(submission_id__in=ids).delete()
     # Flags quote the essay; the released snapshot and the scores are the grade itself.
-    Review.objects.filter(submission_id__in=ids).update(flags=[])
+    # The regrade went with its request, so the grade stands as it was released.
+    Review.objects.filter(submission_id__in=ids).update(flags=[], status=Review.Status.RELEASED)
     Submission.objects.filter(pk__in=ids).update(learner=_anonymous_placeholder(), text="")
 
 
