@@ -398,9 +398,11 @@ CELERY_IMPORTS = ["config.logging", "config.metrics", "config.recovery"]
 MIDDLEWARE.insert(0, "config.logging.RequestIdMiddleware")
 MIDDLEWARE.insert(1, "config.metrics.RequestMetricsMiddleware")
 
-# Metrics: /metrics on the web (a bearer token when METRICS_TOKEN is set); Celery workers
-# serve theirs on METRICS_WORKER_PORT (0: not at all).
+# Metrics: /metrics on the web, for a bearer token (METRICS_TOKEN) or a staff session;
+# METRICS_PUBLIC=1 opens it to anyone who can reach it. Celery workers serve theirs on
+# METRICS_WORKER_PORT (0: not at all).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", default=False)
 METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0, minimum=0)
 # Measured energy per generated token of the LLM server (joules), for the energy estimate
 # in the metrics; 0 means not measured, and no estimate is shown.
