@@ -24,6 +24,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from config.schema import schema_migrate_pending
 from grading.evaluation import (
     FAIRNESS_MIN_N,
     FAIRNESS_REQUIRED_N,
@@ -64,6 +65,7 @@ class Command(BaseCommand):
         if options["folds"] < 2:
             raise CommandError("--folds must be at least 2.")
         self.as_json = options["json"]
+        schema_migrate_pending(self)
         started = time.monotonic()
         try:
             if dataset:
