@@ -28,7 +28,7 @@ from django.db import models, transaction
 from django.utils.translation import gettext as _
 
 from learners.audit import audit_record
-from learners.models import AuditEvent, User
+from learners.models import AuditEvent, LoginThrottle, User
 
 DELETE = "delete"  # the rows go with the person (cascade, or deleted explicitly)
 DETACH = "detach"  # the row is the school's; its link to the person is nulled (SET_NULL)
@@ -257,6 +257,8 @@ def privacy_erase(*, user: User, actor: User | None) -> None:
         target=user,
         details={"self_service": actor is not None and actor.pk == user.pk},
     )
+    # Failed sign-ins name the account by username, not by key: they go with it.
+    LoginThrottle.objects.filter(username=user.username.strip().lower()).delete()
     # Every DELETE rule cascades from the user; DETACH rules are SET_NULL foreign keys.
     user.delete()
     transaction.on_commit(

@@ -167,3 +167,13 @@ def test_a_teacher_cannot_open_the_lockouts(client, teacher):
     client.force_login(teacher)
     response = client.get(reverse("admin:learners_loginthrottle_changelist"))
     assert response.status_code == 302  # to the admin's login
+
+
+def test_erasing_an_account_erases_its_failed_sign_ins(client, student):
+    from learners.privacy import privacy_erase
+
+    for _ in range(2):
+        _login(client, "Student", "nope")
+    assert LoginThrottle.objects.filter(username="student").count() == 2
+    privacy_erase(user=student, actor=None)
+    assert not LoginThrottle.objects.exists()
