@@ -177,3 +177,18 @@ def test_erasing_an_account_erases_its_failed_sign_ins(client, student):
     assert LoginThrottle.objects.filter(username="student").count() == 2
     privacy_erase(user=student, actor=None)
     assert not LoginThrottle.objects.exists()
+
+
+def test_the_admins_own_login_form_is_no_way_around_the_throttle(client, staff_user):
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": staff_user.username, "password": staff_user.raw_password},
+    )
+    assert response.status_code == 302
+    assert response.url == f"{reverse('login')}?next=/admin/"
+    assert "_auth_user_id" not in client.session  # no password was checked there
+    # Signing in goes through the throttled form, and back to the admin.
+    signed_in = _login(client, staff_user.username, staff_user.raw_password)
+    assert signed_in.status_code == 302
+    assert client.get("/admin/").status_code == 200
+    assert client.get(reverse("admin:login")).status_code == 302  # admin:login still resolves
