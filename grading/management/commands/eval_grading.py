@@ -65,7 +65,6 @@ class Command(BaseCommand):
         if options["folds"] < 2:
             raise CommandError("--folds must be at least 2.")
         self.as_json = options["json"]
-        schema_migrate_pending(self)
         started = time.monotonic()
         try:
             if dataset:
@@ -86,6 +85,7 @@ class Command(BaseCommand):
 
     def _load(self, directory: str) -> EssayDataset:
         dataset = dataset_load(directory)
+        schema_migrate_pending(self)  # a set that loads is stored next
         self._note(f"{dataset.name}: {len(dataset)} essays, {len(dataset.criteria)} criteria")
         return dataset
 
