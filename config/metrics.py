@@ -329,17 +329,29 @@ def _registry_for_web() -> CollectorRegistry:
 
 
 def _authorised(request: HttpRequest) -> bool:
-    token = settings.METRICS_TOKEN
-    if not token:
+    """Who may read /metrics: Prometheus with the bearer token (METRICS_TOKEN), a signed-in
+    staff member, or anyone when METRICS_PUBLIC opens it explicitly."""
+    if settings.METRICS_PUBLIC:
         return True
+    token = settings.METRICS_TOKEN
     offered = request.headers.get("Authorization", "")
-    return hmac.compare_digest(offered.encode(), f"Bearer {token}".encode())
+    if token and hmac.compare_digest(offered.encode(), f"Bearer {token}".encode()):
+        return True
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated and user.is_staff)
 
 
 @never_cache
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """``/metrics`` in Prometheus' text format; with METRICS_TOKEN set, a bearer token."""
+    """``/metrics`` in Prometheus' text format, for the bearer token (METRICS_TOKEN) or a
+    staff session; open to all only with METRICS_PUBLIC."""
     if not _authorised(request):
-        return HttpResponse("A bearer token is required.\n", status=401, content_type="text/plain")
+        response = HttpResponse(
+            "A bearer token (METRICS_TOKEN) or a staff sign-in is required.\n",
+            status=401,
+            content_type="text/plain",
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(generate_latest(_registry_for_web()), content_type=CONTENT_TYPE_LATEST)

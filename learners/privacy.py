@@ -28,7 +28,7 @@ from django.db import models, transaction
 from django.utils.translation import gettext as _
 
 from learners.audit import audit_record
-from learners.models import AuditEvent, User
+from learners.models import AuditEvent, LoginThrottle, User
 
 DELETE = "delete"  # the rows go with the person (cascade, or deleted explicitly)
 DETACH = "detach"  # the row is the school's; its link to the person is nulled (SET_NULL)
@@ -216,7 +216,9 @@ def _anonymous_placeholder() -> User:
 def _keep_released_grades(*, user: User) -> None:
     from grading.models import Proposal, RegradeRequest, Review, Submission, SubmissionVector
 
-    released = Submission.objects.filter(learner=user, review__status=Review.Status.RELEASED)
+    # Released once is released: a grade whose regrade is pending is back in the queue
+    # (status "pending") but its released snapshot is still the school's record.
+    released = Submission.objects.filter(learner=user, review__released__isnull=False)
     ids = list(released.values_list("pk", flat=True))
     if not ids:
         return
@@ -224,7 +226,8 @@ def _keep_released_grades(*, user: User) -> None:
     RegradeRequest.objects.filter(submission_id__in=ids).delete()
     SubmissionVector.objects.filter(submission_id__in=ids).delete()
     # Flags quote the essay; the released snapshot and the scores are the grade itself.
-    Review.objects.filter(submission_id__in=ids).update(flags=[])
+    # The regrade went with its request, so the grade stands as it was released.
+    Review.objects.filter(submission_id__in=ids).update(flags=[], status=Review.Status.RELEASED)
     Submission.objects.filter(pk__in=ids).update(learner=_anonymous_placeholder(), text="")
 
 
@@ -278,6 +281,8 @@ def privacy_erase(*, user: User, actor: User | None) -> None:
         target=user,
         details={"self_service": actor is not None and actor.pk == user.pk},
     )
+    # Failed sign-ins name the account by username, not by key: they go with it.
+    LoginThrottle.objects.filter(username=user.username.strip().lower()).delete()
     # Every DELETE rule cascades from the user; DETACH rules are SET_NULL foreign keys.
     user.delete()
     transaction.on_commit(

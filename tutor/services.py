@@ -42,6 +42,23 @@ class IngestInterrupted(Exception):
     """The database went away mid-way; the material is queued again for a retry."""
 
 
+class IngestCancelled(Exception):
+    """The material was removed (or taken over) while this worker read it; it stops."""
+
+
+class MaterialBusy(Exception):
+    """The material's passages are being written this moment; removing it must wait."""
+
+    message = _(
+        "This material is being saved right now and cannot be removed this moment. "
+        "Try again in a minute; nothing was removed."
+    )
+
+
+# PostgreSQL's "lock not available", the answer to SELECT ... FOR UPDATE NOWAIT.
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
 def _sha256(data: bytes | str) -> str:
     if isinstance(data, str):
         data = data.encode()
@@ -150,10 +167,40 @@ def material_reingest(*, material: Material) -> Material:
 
 
 def material_delete(*, material: Material) -> None:
-    if material.file:
-        material.file.delete(save=False)
-    material.delete()
-    course_stats_forget(course_id=material.course_id)
+    """Remove a material at any stage of its ingestion: cancel the job, remove the rows,
+    then the file, in that order.
+
+    Taking the material's row lock cancels the job: a worker still parsing or embedding
+    finds the row gone at its next progress report, or when it comes to write its
+    passages, and stops. A worker that is writing its passages holds that lock for the
+    seconds it takes; removal is then refused with ``MaterialBusy`` rather than waited
+    for. The file goes only after the rows are gone (on commit), so a material is never
+    left "ready" without its file.
+    """
+    try:
+        with transaction.atomic():
+            locked = Material.objects.select_for_update(nowait=True).filter(pk=material.pk)
+            locked = locked.first()
+            if locked is None:
+                return  # removed already (a second click)
+            Chunk.objects.filter(material_id=locked.pk).delete()
+            name, storage = locked.file.name, locked.file.storage
+            locked.delete()
+            if name:
+                transaction.on_commit(lambda: _file_remove(storage, name))
+        # Search's cached chunk count and term frequencies of the course are stale.
+        course_stats_forget(course_id=material.course_id)
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            raise MaterialBusy(str(MaterialBusy.message)) from error
+        raise
+
+
+def _file_remove(storage, name: str) -> None:
+    try:
+        storage.delete(name)
+    except OSError as error:  # the rows are gone; a stray file harms no one
+        logger.warning("the file %s of a removed material stays: %r", name, error)
 
 
 def material_import_path(
@@ -199,9 +246,11 @@ def _embedded_text(*, title: str, draft: chunking.ChunkDraft) -> str:
 
 
 def _progress(material: Material, percent: int) -> None:
-    Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
+    """Report progress; a material removed or taken over meanwhile stops the work here."""
+    if not Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
         progress=min(99, percent)
-    )
+    ):
+        raise IngestCancelled(material.pk)
 
 
 def _fail(material: Material, reason: str) -> None:
@@ -333,7 +382,7 @@ def material_ingest(*, material_id: int) -> Material | None:
         return _ingest(material)
 
 
-def _ingest(material: Material) -> Material:
+def _ingest(material: Material) -> Material | None:
     try:
         with material.file.open("rb") as handle:
             data = handle.read()
@@ -363,8 +412,11 @@ def _ingest(material: Material) -> Material:
                 ),
             )
         with transaction.atomic():
-            # Still ours? A re-upload may have queued the material again meanwhile.
-            current = Material.objects.select_for_update().get(pk=material.pk)
+            # Still ours? A re-upload may have queued the material again meanwhile, or
+            # the teacher removed it (then there is nothing to write to).
+            current = Material.objects.select_for_update().filter(pk=material.pk).first()
+            if current is None:
+                raise IngestCancelled(material.pk)
             if current.claimed_at != material.claimed_at:
                 return current
             if not unchanged:
@@ -398,6 +450,8 @@ def _ingest(material: Material) -> Material:
         if not unchanged:
             # Search's cached chunk count and term frequencies of the course are stale.
             course_stats_forget(course_id=material.course_id)
+    except IngestCancelled:
+        logger.info("material %s was removed or taken over while being read", material.pk)
     except parsing.ParseError as error:
         logger.info("material %s refused: %s", material.pk, error)
         _fail(material, str(error))
@@ -413,6 +467,9 @@ def _ingest(material: Material) -> Material:
             )
         raise IngestInterrupted(str(error)) from error
     except Exception:
+        if not Material.objects.filter(pk=material.pk).exists():
+            logger.info("material %s was removed while being read", material.pk)
+            return None
         logger.exception("material %s could not be ingested", material.pk)
         _fail(material, str(GENERIC_FAILURE))
-    return Material.objects.get(pk=material.pk)
+    return Material.objects.filter(pk=material.pk).first()

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from learners.selectors import course_for_member, course_for_teacher
 from tutor.models import Material
 from tutor.retrieval import chunks_search
-from tutor.services import material_delete, material_reingest, material_upload
+from tutor.services import MaterialBusy, material_delete, material_reingest, material_upload
 
 SEARCH_K = 10
 
@@ -58,9 +58,20 @@ def material_upload_view(request: HttpRequest, course_id: int) -> HttpResponse:
 @login_required
 def material_delete_view(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
-    material_delete(material=get_object_or_404(Material.objects.for_course(course), pk=material_id))
+    material = Material.objects.for_course(course).filter(pk=material_id).first()
+    notice = ""
+    if material is not None:  # gone already (a second click): the list shows it is
+        try:
+            material_delete(material=material)
+        except MaterialBusy as busy:
+            notice = str(busy)
     if request.htmx:
-        return render(request, "tutor/materials.html#material-list", _materials_context(course))
+        context = {**_materials_context(course), "notice": notice, "oob": True}
+        listing = render(request, "tutor/materials.html#material-list", context)
+        listing.write(render(request, "tutor/materials.html#material-notice", context).content)
+        return listing
+    if notice:
+        messages.error(request, notice)
     return redirect("tutor:materials", course_id=course.pk)
 
 

@@ -27,6 +27,13 @@ def metrics_probe(value: int) -> int:
     return value * 2
 
 
+@pytest.fixture(autouse=True)
+def _metrics_open(settings):
+    """These tests read /metrics as Prometheus would; who may read it is tested in
+    tests/security/test_metrics_access.py."""
+    settings.METRICS_PUBLIC = True
+
+
 def _samples(body: str) -> dict[tuple[str, frozenset], float]:
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
@@ -193,6 +200,7 @@ def test_grading_throughput_is_counted_by_source(
 
 def test_a_bearer_token_guards_metrics_when_one_is_set(client, settings):
     settings.METRICS_TOKEN = "s3cret-token"
+    settings.METRICS_PUBLIC = False
     assert client.get(reverse("metrics")).status_code == 401
     wrong = client.get(reverse("metrics"), HTTP_AUTHORIZATION="Bearer nope")
     assert wrong.status_code == 401

@@ -51,8 +51,8 @@ MATRIX: dict[str, Rule] = {
     # Without the typed username the erasure is refused with a redirect.
     "privacy/erase/": Rule({"POST": NOBODY}),
     "healthz": Rule({"GET": NOBODY}),  # 200 or 503 for everyone: checked separately
-    # Prometheus scrapes it; the proxy hides it from the public, METRICS_TOKEN guards it.
-    "metrics": Rule({"GET": EVERYONE}),
+    # Prometheus scrapes it with METRICS_TOKEN; signed in, only staff may read it.
+    "metrics": Rule({"GET": ADMINS}),
     "login/": Rule({"GET": EVERYONE, "POST": EVERYONE}),
     "logout/": Rule({"POST": NOBODY}),  # a redirect for everyone, never a page
     "api/schema/": Rule({"GET": SIGNED_IN}),
