@@ -82,15 +82,16 @@ def _concepts_context(request: HttpRequest, course, **extra) -> dict:
     )
     edit_id = request.GET.get("edit", "")
     editing = next((c for c in concepts if str(c.pk) == edit_id), None)
-    sections = concept_services.material_sections(course=course)
-    headings = concept_services.section_headings(sections)
+    headings = concept_services.section_headings(
+        concept_services.material_section_paths(course=course)
+    )
     return {
         "course": course,
         "concepts": concepts,
         "editing": editing,
         "pending": pending,
         "suggestions": concept_services.concept_suggestions(course=course, headings=headings),
-        "has_material": bool(sections),
+        "has_material": bool(headings) or concept_services.course_has_material(course=course),
         "llm_available": _llm_available(),
         **extra,
     }

@@ -94,6 +94,7 @@ MATRIX: dict[str, Rule] = {
     _GA + "review/release/": Rule({"POST": NOBODY}, kwargs="grading"),
     _GE: Rule({"GET": COURSE_TEACHERS}, kwargs="grading"),
     _GE + "criteria/<int:criterion_id>/": Rule({"POST": NOBODY}, kwargs="grading"),
+    _GE + "save/": Rule({"POST": NOBODY}, kwargs="grading"),
     _GE + "release/": Rule({"POST": NOBODY}, kwargs="grading"),
     _GE + "retry/": Rule({"POST": NOBODY}, kwargs="grading"),
     _GE + "feedback/": Rule({"POST": NOBODY}, kwargs="grading"),
