@@ -200,7 +200,11 @@ def questions_generate(request: HttpRequest, course_id: int) -> HttpResponse:
     if created:
         messages.success(
             request,
-            _("%(count)d questions made from the material.") % {"count": len(created)},
+            _(
+                "%(count)d questions made from the material. They wait below for your "
+                "approval before students see them."
+            )
+            % {"count": len(created)},
         )
     else:
         messages.error(request, _("No questions could be made: paste some material text first."))

@@ -147,7 +147,10 @@ def _cloze(
         match = re.search(r"\b" + re.escape(term) + r"\b", sentence)
         if match is None:
             return None
-    prompt = sentence[: match.start()] + BLANK + sentence[match.end() :]
+    # Every occurrence of the answer is blanked: a second mention would give it away.
+    prompt = re.sub(r"(?<!\w)" + re.escape(term) + r"(?!\w)", BLANK, sentence, flags=re.IGNORECASE)
+    if BLANK not in prompt:
+        prompt = sentence[: match.start()] + BLANK + sentence[match.end() :]
     return DraftQuestion(
         kind=PracticeQuestion.Kind.CLOZE,
         prompt=prompt,
@@ -295,12 +298,13 @@ def questions_save(
     origin: str,
     generation: dict | None = None,
 ) -> list[PracticeQuestion]:
-    """Store drafts; questions from the material are approved, the model's wait for a
-    teacher. A prompt the concept already has is skipped."""
+    """Store drafts. Generated questions (the language model's, and those made from the
+    material offline) wait in the teacher's queue; only a teacher's own are approved at
+    once. A prompt the concept already has is skipped."""
     status = (
-        PracticeQuestion.Status.PENDING
-        if origin == PracticeQuestion.Origin.LLM
-        else PracticeQuestion.Status.APPROVED
+        PracticeQuestion.Status.APPROVED
+        if origin == PracticeQuestion.Origin.TEACHER
+        else PracticeQuestion.Status.PENDING
     )
     saved = []
     for draft in drafts:
