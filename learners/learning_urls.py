@@ -17,6 +17,7 @@ urlpatterns = [
     path(_COURSE + "concepts/delete/", views.concept_delete, name="concept-delete"),
     path(_COURSE + "concepts/suggest/", views.concepts_suggest, name="concepts-suggest"),
     path(_COURSE + "concepts/accept/", views.concepts_accept, name="concepts-accept"),
+    path(_COURSE + "questions/", views.questions_page, name="questions"),
     path(_COURSE + "questions/generate/", views.questions_generate, name="questions-generate"),
     path(_COURSE + "questions/review/", views.question_review, name="question-review"),
     path(_COURSE + "practice/", views.practice_page, name="practice"),

@@ -434,6 +434,11 @@ class PracticeQuestion(models.Model):
         return self.prompt[:80]
 
     @property
+    def answers_text(self) -> str:
+        """The accepted answers (or key terms), one a line, as a teacher edits them."""
+        return "\n".join(str(answer) for answer in self.answers or [])
+
+    @property
     def names_its_answer(self) -> bool:
         """Whether showing the concept's name beside the question would give its answer
         away: a cloze whose blank is the concept (or part of its name)."""

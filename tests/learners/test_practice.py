@@ -253,8 +253,9 @@ def test_a_teacher_makes_questions_from_pasted_text(client, teacher, course, mak
     made = PracticeQuestion.objects.filter(concept=concept)
     assert made.count() >= 3 and not made.approved().exists()
     page = client.get(f"/courses/{course.pk}/concepts/").content.decode()
-    assert "Questions waiting for your review" in page
-    assert made.first().prompt in page
+    assert f"{made.count()} generated questions wait for your approval" in page
+    page = client.get(f"/courses/{course.pk}/questions/").content.decode()
+    assert all(question.prompt in page for question in made)
 
 
 def test_a_course_with_enough_answers_gets_its_own_fitted_model(
@@ -315,7 +316,7 @@ def test_llm_questions_are_written_by_a_real_worker(
     question = PracticeQuestion.objects.get()
     assert question.status == PracticeQuestion.Status.PENDING
     assert question.origin == PracticeQuestion.Origin.LLM
-    page = client.get(f"/courses/{course.pk}/concepts/").content.decode()
+    page = client.get(f"/courses/{course.pk}/questions/").content.decode()
     assert "Why do plants need light?" in page
 
 

@@ -65,6 +65,7 @@ MATRIX: dict[str, Rule] = {
     "courses/<int:course_id>/concepts/delete/": Rule({"POST": NOBODY}, kwargs="course"),
     "courses/<int:course_id>/concepts/suggest/": Rule({"POST": COURSE_TEACHERS}, kwargs="course"),
     "courses/<int:course_id>/concepts/accept/": Rule({"POST": NOBODY}, kwargs="course"),
+    "courses/<int:course_id>/questions/": Rule({"GET": COURSE_TEACHERS}, kwargs="course"),
     "courses/<int:course_id>/questions/generate/": Rule({"POST": NOBODY}, kwargs="course"),
     "courses/<int:course_id>/questions/review/": Rule({"POST": NOBODY}, kwargs="course"),
     "courses/<int:course_id>/practice/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
