@@ -120,6 +120,8 @@ MATRIX.update(
         _TM + "<int:material_id>/": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
         _TM + "<int:material_id>/delete/": Rule({"POST": NOBODY}, kwargs="material"),
         _TM + "<int:material_id>/reingest/": Rule({"POST": NOBODY}, kwargs="material"),
+        # An empty title is refused with a redirect back to the list.
+        _TM + "<int:material_id>/rename/": Rule({"POST": NOBODY}, kwargs="material"),
         "courses/<int:course_id>/search/": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
         "api/courses/<int:course_id>/search": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
         _TMA: Rule({"GET": COURSE_MEMBERS}, kwargs="material"),  # POST without files: 400
