@@ -46,11 +46,16 @@ LONG_NAMES = [
 ]
 
 
-def _look(page, name: str, width: int) -> None:
-    """A full-page screenshot, and nothing wider than the screen. (caret="initial":
-    hiding the caret leaves style="" on every field, which htmx then trips the CSP on.)"""
+def _shot(page, name: str, width: int) -> None:
+    """A full-page screenshot. (caret="initial": hiding the caret leaves style="" on
+    every field, which htmx then trips the CSP on.)"""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True, caret="initial")
+
+
+def _look(page, name: str, width: int) -> None:
+    """A full-page screenshot, and nothing wider than the screen."""
+    _shot(page, name, width)
     overflow = page.evaluate("document.documentElement.scrollWidth")
     assert overflow <= width, f"{name} is {overflow} px wide at {width} px"
 
@@ -248,3 +253,90 @@ def test_a_new_conversation_takes_its_title_and_loses_its_hint_without_a_reload(
     assert navigations == []
     _look(page, "tutor-sent", width)
     assert errors == []
+
+
+@WIDTHS
+def test_no_page_trips_the_csp_or_spills_sideways(
+    page,
+    width,
+    asgi_server,  # noqa: F811
+    teacher,
+    student,
+    course,
+    concepts,
+    queue_of_essays,  # noqa: F811
+    settings,
+):
+    """Every HTML page a student or a teacher opens, each loaded in a real browser with
+    the strict CSP: not one console error (an inline style or script would be one), and
+    none wider than the screen."""
+    from grading import services as grading
+    from tutor.models import Conversation, Message
+    from tutor.services import material_ingest, material_upload
+
+    settings.LLM_BASE_URL = ""
+    material = material_upload(course=course, file=ContentFile(MARKDOWN.encode(), name="c.md"))
+    material_ingest(material_id=material.pk)
+    questions_generate(concept=concepts[0], texts=[PHOTOSYNTHESIS])
+    PracticeQuestion.objects.update(status=PracticeQuestion.Status.APPROVED)
+    questions_generate(concept=concepts[1], texts=[PHOTOSYNTHESIS])
+    grading.submission_submit(assignment=queue_of_essays, learner=student, text=MARKDOWN)
+    chat = Conversation.objects.create(course=course, learner=student, title="Tables")
+    Message.objects.create(conversation=chat, role="user", text="A table, please")
+    Message.objects.create(
+        conversation=chat,
+        role="assistant",
+        status=Message.Status.DONE,
+        text="| Organelle | Energy |\n|:--|--:|\n| Mitochondrion | ATP |",
+    )
+    essay = queue_of_essays.submissions.order_by("pk").first()
+    c, a = f"/courses/{course.pk}", f"/courses/{course.pk}/assignments/{queue_of_essays.pk}"
+    pages = {
+        student: [
+            "/",
+            f"{c}/",
+            f"{c}/practice/",
+            f"{c}/progress/",
+            f"{c}/tutor/",
+            f"{c}/tutor/conversations/{chat.pk}/",
+            f"{c}/tutor/memories/",
+            f"{c}/materials/{material.pk}/",
+            f"{c}/search/?q=chlorophyll",
+            f"{c}/assignments/",
+            f"{a}/",
+            "/profile/",
+            "/privacy/",
+            "/consent/",
+        ],
+        teacher: [
+            "/",
+            f"{c}/",
+            f"{c}/concepts/",
+            f"{c}/questions/",
+            f"{c}/progress/class/",
+            f"{c}/progress/students/{student.pk}/",
+            f"{c}/materials/",
+            f"{c}/assignments/",
+            f"{c}/assignments/new/",
+            f"{a}/review/",
+            f"{a}/review/{essay.pk}/",
+            f"{a}/agreement/",
+        ],
+    }
+    page.set_viewport_size({"width": width, "height": 900})
+    errors = console_errors(page)
+    spills = []
+    for user, urls in pages.items():
+        page.context.clear_cookies()
+        login_through_form(page, asgi_server.url, user)
+        for url in urls:
+            response = page.goto(f"{asgi_server.url}{url}")
+            assert response is not None and response.status == 200, url
+            page.wait_for_load_state("networkidle")
+            assert errors == [], f"{url}: {errors}"
+            name = re.sub(r"\W+", "-", url.split("?")[0]).strip("-") or "home"
+            _shot(page, f"{user.username}-{name}", width)
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            if wide > width:
+                spills.append(f"{url} ({wide} px)")
+    assert spills == []
