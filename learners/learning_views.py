@@ -229,6 +229,8 @@ def _questions_context(request: HttpRequest, course, *, shown=None, **extra) -> 
     )
     page = Paginator(questions, QUESTIONS_PER_PAGE).get_page(request.GET.get("page"))
     items = [shown if shown is not None and q.pk == shown.pk else q for q in page]
+    if shown is not None and all(q is not shown for q in items):
+        items.insert(0, shown)  # it was on another page: keep it, and its errors, in view
     counts = dict(
         PracticeQuestion.objects.filter(concept__course=course)
         .values_list("status")

@@ -157,3 +157,33 @@ def test_only_the_courses_teachers_see_or_review_the_queue(
         assert response.status_code == 404
     waiting[0].refresh_from_db()
     assert waiting[0].status == PracticeQuestion.Status.PENDING
+
+
+def test_the_queue_is_paginated_and_a_refused_edit_stays_in_view(
+    client, teacher, course, make_concept, make_question
+):
+    from learners.learning_views import QUESTIONS_PER_PAGE
+
+    concept = make_concept("Photosynthesis")
+    made = [
+        make_question(
+            concept,
+            prompt=f"Plants store energy in _____ ({n}).",
+            status=PracticeQuestion.Status.PENDING,
+            origin=PracticeQuestion.Origin.MATERIAL,
+        )
+        for n in range(QUESTIONS_PER_PAGE + 3)
+    ]
+    client.force_login(teacher)
+    first = client.get(f"/courses/{course.pk}/questions/").content.decode()
+    assert made[0].prompt in first and made[-1].prompt not in first
+    assert "Page 1 of 2" in first
+    second = client.get(f"/courses/{course.pk}/questions/?status=pending&page=2").content.decode()
+    assert made[-1].prompt in second
+    response = client.post(
+        f"/courses/{course.pk}/questions/review/",
+        {"question": made[-1].pk, "decision": "approve", "prompt": "No blank", "answers": "x"},
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "No blank</textarea>" in page and "needs a blank" in page
