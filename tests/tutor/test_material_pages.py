@@ -94,6 +94,9 @@ def test_the_api_upload_queues_files_for_teachers_only(client, course, teacher, 
         ("a.md", "queued"),
         ("e.txt", "failed"),
     ]
+    queued = response.json()[0]
+    assert (queued["step"], queued["passages_done"], queued["passages_total"]) == ("", 0, 0)
+    assert response.json()[1]["can_process_again"] is False  # an empty file stays empty
 
 
 def test_strangers_cannot_search_through_the_api(client, course, other_student, ready):
