@@ -4,15 +4,14 @@ usual cast of a course, a real Celery worker and a real browser."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.llm_server import llm_server, llm_server_session  # noqa: F401
+from tests.real_llm_server import real_llm_server  # noqa: F401
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -151,23 +150,19 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-# --- A real LLM server (tests marked gpu) -------------------------------------------------
+# --- A real LLM server (tests marked real_llm) --------------------------------------------
 
 
 @pytest.fixture
-def real_llm(settings):
-    """The LLM server named by the LLM_BASE_URL environment variable (test settings clear
-    the setting itself, so every other test stays offline or on the loopback server)."""
-    base_url = os.environ.get("LLM_BASE_URL", "")
-    if not base_url:
-        pytest.skip("LLM_BASE_URL is not set; no real LLM server to test against")
-    settings.LLM_BASE_URL = base_url
-    if os.environ.get("LLM_MODEL"):
-        settings.LLM_MODEL = os.environ["LLM_MODEL"]
-    else:
-        with urllib.request.urlopen(f"{base_url.rstrip('/')}/models", timeout=10) as response:
-            settings.LLM_MODEL = json.load(response)["data"][0]["id"]
-    settings.LLM_TIMEOUT_SECONDS = 120.0
+def real_llm(settings, real_llm_server):  # noqa: F811 (the fixture imported above)
+    """Point the product at the real model server: llama.cpp's server with SmolLM2 started
+    for this run, or the one named by LLM_BASE_URL (test settings clear the setting itself,
+    so every other test stays offline or on the loopback fake server)."""
+    settings.LLM_BASE_URL = real_llm_server.base_url
+    settings.LLM_MODEL = real_llm_server.model
+    # A CPU server shares its few cores with the whole test run.
+    settings.LLM_TIMEOUT_SECONDS = 300.0
+    return real_llm_server
 
 
 # --- A real Celery worker -----------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The grading flow against a real LLM server (vLLM on a GPU): skipped unless the
-LLM_BASE_URL environment variable names one (`pytest -m gpu`)."""
+"""The grading flow against a real model server: llama.cpp with SmolLM2 started for
+the run, or the server LLM_BASE_URL names (`pytest -m real_llm`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.urls import reverse
 from grading.models import Proposal
 from tests.grading.workflow_factories import ESSAY
 
-pytestmark = [pytest.mark.gpu, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.real_llm, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_real_model_grades_an_essay_within_the_rubric_with_real_evidence(
@@ -32,7 +32,8 @@ def test_a_real_model_grades_an_essay_within_the_rubric_with_real_evidence(
         if proposal:
             break
         time.sleep(0.5)
-    assert proposal is not None and proposal.status == Proposal.Status.DONE, proposal
+    assert proposal is not None, "no proposal finished in time"
+    assert proposal.status == Proposal.Status.DONE, proposal.error
     essay = " ".join(ESSAY.lower().split())
     for criterion in assignment.criteria.all():
         item = proposal.for_criterion(criterion.pk)

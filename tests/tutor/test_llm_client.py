@@ -444,10 +444,10 @@ def test_the_client_is_rebuilt_when_settings_change(llm_server, settings):
     assert llm._runtime() is second
 
 
-# --- against a real server (vLLM) ------------------------------------------------------
+# --- against a real server (llama.cpp) ------------------------------------------------------
 
 
-@pytest.mark.gpu
+@pytest.mark.real_llm
 def test_a_real_server_streams_with_usage_and_honours_a_schema(real_llm):
     stream = chat_stream(
         messages=[{"role": "user", "content": "Say hello in five words."}],

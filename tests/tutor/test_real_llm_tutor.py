@@ -1,5 +1,5 @@
-"""The tutoring flow against a real LLM server (vLLM on a GPU): skipped unless the
-LLM_BASE_URL environment variable names one (`pytest -m gpu`)."""
+"""The tutoring flow against a real model server: llama.cpp with SmolLM2 started for
+the run, or the server LLM_BASE_URL names (`pytest -m real_llm`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.tutor.material_files import MARKDOWN
 
-pytestmark = [pytest.mark.gpu, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.real_llm, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_real_model_answers_from_the_course_material_with_usage(
