@@ -20,6 +20,7 @@ urlpatterns = [
     path(_COURSE + "questions/", views.questions_page, name="questions"),
     path(_COURSE + "questions/generate/", views.questions_generate, name="questions-generate"),
     path(_COURSE + "questions/review/", views.question_review, name="question-review"),
+    path(_COURSE + "questions/approve/", views.questions_approve, name="questions-approve"),
     path(_COURSE + "practice/", views.practice_page, name="practice"),
     path(_COURSE + "practice/answer/", views.practice_answer, name="practice-answer"),
     path(_COURSE + "progress/", views.progress_page, name="progress"),

@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from learners import concepts as concept_services
@@ -303,6 +304,38 @@ def question_review(request: HttpRequest, course_id: int) -> HttpResponse:
     messages.success(request, done)
     url = reverse("learning:questions", args=[course.pk])
     return redirect(f"{url}?status={status}")
+
+
+@require_POST
+@login_required
+def questions_approve(request: HttpRequest, course_id: int) -> HttpResponse:
+    """Approve, as they stand, the waiting questions the teacher had on screen."""
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    ids = [_id(value) for value in request.POST.getlist("question")][:QUESTIONS_PER_PAGE]
+    questions = PracticeQuestion.objects.filter(
+        concept__course=course, pk__in=ids, status=PracticeQuestion.Status.PENDING
+    ).select_related("concept")
+    approved, held = practice_services.questions_approve(
+        questions=list(questions), reviewer=request.user
+    )
+    messages.success(
+        request,
+        ngettext("%(count)d question approved.", "%(count)d questions approved.", len(approved))
+        % {"count": len(approved)},
+    )
+    if held:
+        messages.error(
+            request,
+            ngettext(
+                "%(count)d question was left waiting: it needs an edit first (no blank, no "
+                "answer, or the answer in the question).",
+                "%(count)d questions were left waiting: they need an edit first (no blank, "
+                "no answer, or the answer in the question).",
+                len(held),
+            )
+            % {"count": len(held)},
+        )
+    return redirect("learning:questions", course_id=course.pk)
 
 
 # --- practice and review (course members) --------------------------------------------

@@ -403,6 +403,24 @@ def question_review(
     return question
 
 
+def questions_approve(
+    *, questions: Sequence[PracticeQuestion], reviewer: User
+) -> tuple[list[PracticeQuestion], list[PracticeQuestion]]:
+    """Approve each waiting question as it stands; returns (approved, held back): one that
+    would give its answer away or cannot be answered stays waiting for an edit."""
+    approved, held = [], []
+    for question in questions:
+        if question.status != PracticeQuestion.Status.PENDING:
+            continue
+        try:
+            question_check(kind=question.kind, prompt=question.prompt, answers=question.answers)
+        except ValidationError:
+            held.append(question)
+            continue
+        approved.append(question_review(question=question, reviewer=reviewer, approve=True))
+    return approved, held
+
+
 # --- answering --------------------------------------------------------------------------
 
 

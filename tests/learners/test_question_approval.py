@@ -187,3 +187,49 @@ def test_the_queue_is_paginated_and_a_refused_edit_stays_in_view(
     assert response.status_code == 400
     page = response.content.decode()
     assert "No blank</textarea>" in page and "needs a blank" in page
+
+
+def test_a_teacher_approves_the_page_at_once_except_what_needs_an_edit(
+    client, teacher, course, make_concept, make_question, other_teacher
+):
+    concept = make_concept("Photosynthesis")
+    fine = [
+        make_question(
+            concept,
+            prompt=f"Plants store energy in _____ ({n}).",
+            status=PracticeQuestion.Status.PENDING,
+            origin=PracticeQuestion.Origin.LLM,
+        )
+        for n in range(3)
+    ]
+    leaky = make_question(
+        concept,
+        prompt="Glucose is made here: _____ stores glucose.",
+        status=PracticeQuestion.Status.PENDING,
+        origin=PracticeQuestion.Origin.LLM,
+    )
+    unseen = make_question(
+        concept,
+        prompt="Not on the teacher's screen: _____.",
+        status=PracticeQuestion.Status.PENDING,
+        origin=PracticeQuestion.Origin.LLM,
+    )
+    ids = [q.pk for q in [*fine, leaky]]
+    client.force_login(other_teacher)
+    assert (
+        client.post(f"/courses/{course.pk}/questions/approve/", {"question": ids}).status_code
+        == 404
+    )
+    client.force_login(teacher)
+    page = client.get(f"/courses/{course.pk}/questions/").content.decode()
+    assert "Approve the 5 questions on this page" in page
+    response = client.post(
+        f"/courses/{course.pk}/questions/approve/", {"question": ids}, follow=True
+    )
+    page = response.content.decode()
+    assert (
+        "3 questions approved." in page and "1 question was left waiting: it needs an edit" in page
+    )
+    statuses = dict(PracticeQuestion.objects.values_list("pk", "status"))
+    assert all(statuses[q.pk] == "approved" for q in fine)
+    assert statuses[leaky.pk] == statuses[unseen.pk] == "pending"

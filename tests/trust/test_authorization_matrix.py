@@ -68,6 +68,7 @@ MATRIX: dict[str, Rule] = {
     "courses/<int:course_id>/questions/": Rule({"GET": COURSE_TEACHERS}, kwargs="course"),
     "courses/<int:course_id>/questions/generate/": Rule({"POST": NOBODY}, kwargs="course"),
     "courses/<int:course_id>/questions/review/": Rule({"POST": NOBODY}, kwargs="course"),
+    "courses/<int:course_id>/questions/approve/": Rule({"POST": NOBODY}, kwargs="course"),
     "courses/<int:course_id>/practice/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
     "courses/<int:course_id>/practice/answer/": Rule({"POST": NOBODY}, kwargs="course"),
     "courses/<int:course_id>/progress/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
