@@ -740,6 +740,92 @@ def criterion_score_set(
     return existing
 
 
+@dataclass(frozen=True)
+class CriterionDecision:
+    """What the one-form review posts for one criterion: ``score`` None leaves it
+    undecided; ``comment`` None leaves the comment as it is."""
+
+    criterion: RubricCriterion
+    score: Decimal | None
+    comment: str | None = None
+    reason: str = ""
+
+
+class ReviewChangedError(ValidationError):
+    """Someone else changed the essay's grade after the page was loaded."""
+
+
+def review_version(*, submission: Submission) -> str:
+    """A fingerprint of the teacher's side of one essay (scores and comments): the review
+    form carries it, and a save against an older one is refused instead of overwriting."""
+    import hashlib
+    import json
+
+    scores = sorted(
+        (criterion_id, score_text(score))
+        for criterion_id, score in CriterionScore.objects.filter(submission=submission).values_list(
+            "criterion_id", "score"
+        )
+    )
+    comments = Review.objects.filter(submission=submission).values_list("comments", flat=True)
+    payload = json.dumps([scores, next(iter(comments), {}) or {}], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def review_scores_save(
+    *,
+    submission: Submission,
+    decisions: Sequence[CriterionDecision],
+    actor,
+    version: str | None = None,
+) -> dict[int, ValidationError]:
+    """Save every criterion of one essay at once: one audit entry per criterion that
+    changes, nothing for those that do not, and nothing at all if any is refused.
+
+    ``version`` (from :func:`review_version` when the page was loaded): if the essay's
+    grade changed since, nothing is saved and :class:`ReviewChangedError` is raised.
+    Returns the refusals by criterion id (empty when everything was saved).
+    """
+    errors: dict[int, ValidationError] = {}
+    with transaction.atomic():
+        Review.objects.select_for_update().get_or_create(submission=submission)
+        if version is not None and version != review_version(submission=submission):
+            raise ReviewChangedError(
+                _(
+                    "Someone else changed this essay's grade while you were looking at it. "
+                    "The page now shows their changes; your entries are kept below."
+                ),
+                code="changed",
+            )
+        existing = {s.criterion_id: s for s in submission.scores.all()}
+        comments = Review.objects.get(submission=submission).comments
+        for decision in decisions:
+            criterion = decision.criterion
+            if decision.score is None:
+                continue
+            current = existing.get(criterion.pk)
+            comment = decision.comment
+            if comment is not None and comment.strip() == comments.get(str(criterion.pk), ""):
+                comment = None
+            if current is not None and current.score == decision.score and comment is None:
+                continue  # unchanged: no audit entry
+            try:
+                with transaction.atomic():
+                    criterion_score_set(
+                        submission=submission,
+                        criterion=criterion,
+                        score=decision.score,
+                        comment=comment,
+                        reason=decision.reason,
+                        actor=actor,
+                    )
+            except ValidationError as error:
+                errors[criterion.pk] = error
+        if errors:
+            transaction.set_rollback(True)
+    return errors
+
+
 def bulk_approvable(*, review: Review, proposals, criteria, min_confidence: float) -> bool:
     """Whether the teacher's bulk approval may confirm this essay: never a flagged one, an
     open regrade, an excerpt-only grade, or one where the two sources disagree."""

@@ -436,6 +436,24 @@ class PracticeQuestion(models.Model):
     def __str__(self) -> str:
         return self.prompt[:80]
 
+    @property
+    def answers_text(self) -> str:
+        """The accepted answers (or key terms), one a line, as a teacher edits them."""
+        return "\n".join(str(answer) for answer in self.answers or [])
+
+    @property
+    def names_its_answer(self) -> bool:
+        """Whether showing the concept's name beside the question would give its answer
+        away: a cloze whose blank is the concept (or part of its name)."""
+        if self.kind != self.Kind.CLOZE:
+            return False
+        name = " ".join(self.concept.name.casefold().split())
+        for answer in self.answers or []:
+            answer = " ".join(str(answer).casefold().split())
+            if answer and (answer in name or name in answer):
+                return True
+        return False
+
 
 class PracticeAttempt(models.Model):
     learner = models.ForeignKey(

@@ -1,10 +1,10 @@
 """Practice questions: generated from the material, checked, and chosen where they help.
 
 - Offline (no language model, or as a teacher's choice): cloze and short-answer questions
-  built from the key sentences of the material's text. They are the material's own words,
-  so they are approved as they are made.
-- With a language model: questions written under a JSON schema; a teacher approves each
-  before any student sees it.
+  built from the key sentences of the material's text.
+- With a language model: questions written under a JSON schema.
+- Either way a teacher approves (or edits, or rejects) each generated question before any
+  student sees it (``question_review``).
 - ``practice_answer`` checks an answer, records it as evidence for the mastery model and
   schedules the question for spaced review; ``practice_next`` picks the next question where
   the learner is not yet at mastery and the prerequisites are met.
@@ -148,7 +148,10 @@ def _cloze(
         match = re.search(r"\b" + re.escape(term) + r"\b", sentence)
         if match is None:
             return None
-    prompt = sentence[: match.start()] + BLANK + sentence[match.end() :]
+    # Every occurrence of the answer is blanked: a second mention would give it away.
+    prompt = re.sub(r"(?<!\w)" + re.escape(term) + r"(?!\w)", BLANK, sentence, flags=re.IGNORECASE)
+    if BLANK not in prompt:
+        prompt = sentence[: match.start()] + BLANK + sentence[match.end() :]
     return DraftQuestion(
         kind=PracticeQuestion.Kind.CLOZE,
         prompt=prompt,
@@ -304,12 +307,13 @@ def questions_save(
     origin: str,
     generation: dict | None = None,
 ) -> list[PracticeQuestion]:
-    """Store drafts; questions from the material are approved, the model's wait for a
-    teacher. A prompt the concept already has is skipped."""
+    """Store drafts. Generated questions (the language model's, and those made from the
+    material offline) wait in the teacher's queue; only a teacher's own are approved at
+    once. A prompt the concept already has is skipped."""
     status = (
-        PracticeQuestion.Status.PENDING
-        if origin == PracticeQuestion.Origin.LLM
-        else PracticeQuestion.Status.APPROVED
+        PracticeQuestion.Status.APPROVED
+        if origin == PracticeQuestion.Origin.TEACHER
+        else PracticeQuestion.Status.PENDING
     )
     saved = []
     for draft in drafts:
@@ -361,16 +365,76 @@ def questions_generate(
     return questions_save(concept=concept, drafts=drafts, origin=PracticeQuestion.Origin.MATERIAL)
 
 
+def question_check(*, kind: str, prompt: str, answers: Sequence[str]) -> None:
+    """Raise ``ValidationError`` naming each thing that would make a question unusable."""
+    problems = []
+    if not prompt:
+        problems.append(_("Write the question."))
+    if not answers:
+        problems.append(_("Give at least one accepted answer."))
+    if kind == PracticeQuestion.Kind.CLOZE and prompt:
+        if BLANK not in prompt:
+            problems.append(
+                _("A fill-in-the-blank question needs a blank: %(blank)s.") % {"blank": BLANK}
+            )
+        shown = f" {normalise(prompt)} "
+        for answer in answers:
+            if normalise(answer) and f" {normalise(answer)} " in shown:
+                problems.append(
+                    _("The answer “%(answer)s” is in the question itself.") % {"answer": answer}
+                )
+    if problems:
+        raise ValidationError(problems)
+
+
 def question_review(
-    *, question: PracticeQuestion, reviewer: User, approve: bool
+    *,
+    question: PracticeQuestion,
+    reviewer: User,
+    approve: bool,
+    prompt: str | None = None,
+    answers: Sequence[str] | None = None,
+    explanation: str | None = None,
 ) -> PracticeQuestion:
+    """Approve a question (with the teacher's edits to its wording, when given) or reject
+    it. Edits are checked first: a question that cannot be answered is not approved."""
+    fields = ["status", "reviewed_by", "reviewed_at"]
+    if approve and prompt is not None:
+        prompt = prompt.strip()[:2000]
+        answers = [a.strip()[:200] for a in (answers or []) if a.strip()][:20]
+        question_check(kind=question.kind, prompt=prompt, answers=answers)
+        question.prompt, question.answers = prompt, answers
+        question.explanation = (explanation or "").strip()[:4000]
+        fields += ["prompt", "answers", "explanation"]
     question.status = (
         PracticeQuestion.Status.APPROVED if approve else PracticeQuestion.Status.REJECTED
     )
     question.reviewed_by = reviewer
     question.reviewed_at = timezone.now()
-    question.save(update_fields=["status", "reviewed_by", "reviewed_at"])
+    try:
+        with transaction.atomic():
+            question.save(update_fields=fields)
+    except IntegrityError:
+        raise ValidationError(_("This concept already has a question worded like that.")) from None
     return question
+
+
+def questions_approve(
+    *, questions: Sequence[PracticeQuestion], reviewer: User
+) -> tuple[list[PracticeQuestion], list[PracticeQuestion]]:
+    """Approve each waiting question as it stands; returns (approved, held back): one that
+    would give its answer away or cannot be answered stays waiting for an edit."""
+    approved, held = [], []
+    for question in questions:
+        if question.status != PracticeQuestion.Status.PENDING:
+            continue
+        try:
+            question_check(kind=question.kind, prompt=question.prompt, answers=question.answers)
+        except ValidationError:
+            held.append(question)
+            continue
+        approved.append(question_review(question=question, reviewer=reviewer, approve=True))
+    return approved, held
 
 
 # --- answering --------------------------------------------------------------------------

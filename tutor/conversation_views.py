@@ -67,6 +67,10 @@ def _prepare(message: Message) -> Message:
     return message
 
 
+def _sidebar(request: HttpRequest, course: Course) -> list[Conversation]:
+    return list(conversations_of_learner(user=request.user, course=course)[:SIDEBAR_CONVERSATIONS])
+
+
 def _page(
     request: HttpRequest,
     course: Course,
@@ -86,9 +90,7 @@ def _page(
         "course": course,
         "conversation": conversation,
         "messages_list": rows,
-        "conversations": conversations_of_learner(user=request.user, course=course)[
-            :SIDEBAR_CONVERSATIONS
-        ],
+        "conversations": _sidebar(request, course),
         "error": error,
         "draft": draft,
         "message_max_chars": conversations.MESSAGE_MAX_CHARS,
@@ -183,6 +185,9 @@ def message_create(request: HttpRequest, course_id: int) -> HttpResponse:
             "conversation": conversation,
             "turn": [question, _prepare(reply)],
             "message_max_chars": conversations.MESSAGE_MAX_CHARS,
+            # The sidebar again: the first message may just have given the conversation
+            # its title.
+            "conversations": _sidebar(request, course),
         },
     )
 

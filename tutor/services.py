@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
@@ -26,8 +27,9 @@ from tutor.retrieval import course_stats_forget
 logger = logging.getLogger(__name__)
 
 EMBED_BATCH = 64
-# Share of the progress bar for parsing; embedding fills the rest up to 99.
-PARSED_PERCENT = 10
+# The percentage (for the API) that each step of ingestion starts at; embedding fills the
+# span between by passages done.
+STEP_PERCENT = {"reading": 0, "embedding": 10, "saving": 95}
 GENERIC_FAILURE = _(
     "Something went wrong while reading this file. Try uploading it again; if it fails "
     "again, ask a site administrator to look at the logs."
@@ -120,7 +122,8 @@ def material_upload(
             material.file.delete(save=False)
         material.file_hash = material.text_hash = ""
         material.status, material.progress = Material.Status.FAILED, 0
-        material.failure_reason = str(error)
+        material.failure_reason, material.failure_retryable = str(error), False
+        material.step, material.passages_done, material.passages_total = "", 0, 0
         material.save()
         Chunk.objects.filter(material=material).delete()
         return material
@@ -137,6 +140,8 @@ def material_upload(
     material.file.save(name, file, save=False)
     material.file_hash = file_hash
     material.status, material.progress, material.failure_reason = Material.Status.QUEUED, 0, ""
+    material.failure_retryable = False
+    material.step, material.passages_done, material.passages_total = "", 0, 0
     material.claimed_at, material.lease_until, material.attempts = None, queued_until(), 0
     material.save()
     if enqueue:
@@ -154,7 +159,11 @@ def material_reingest(*, material: Material) -> Material:
         .update(
             status=Material.Status.QUEUED,
             progress=0,
+            step="",
+            passages_done=0,
+            passages_total=0,
             failure_reason="",
+            failure_retryable=False,
             claimed_at=None,
             lease_until=queued_until(),
             attempts=0,
@@ -163,6 +172,18 @@ def material_reingest(*, material: Material) -> Material:
     material.refresh_from_db()
     if updated:
         _enqueue(material.pk)
+    return material
+
+
+def material_rename(*, material: Material, title: str) -> Material:
+    """Give a material the title the teacher chose (what students and citations show)."""
+    title = " ".join(title.split())
+    if not title:
+        raise ValidationError(_("Give the material a title."))
+    if len(title) > Material._meta.get_field("title").max_length:
+        raise ValidationError(_("A title can be at most 300 characters long."))
+    material.title = title
+    material.save(update_fields=["title", "updated"])
     return material
 
 
@@ -245,21 +266,27 @@ def _embedded_text(*, title: str, draft: chunking.ChunkDraft) -> str:
     return chunking.SECTION_SEPARATOR.join(context) + "\n\n" + draft.text
 
 
-def _progress(material: Material, percent: int) -> None:
-    """Report progress; a material removed or taken over meanwhile stops the work here."""
+def _progress(material: Material, step: str, *, done: int = 0, total: int = 0) -> None:
+    """Record the step a worker is at (and passages embedded of how many); a material
+    removed or taken over meanwhile stops the work here."""
+    percent = STEP_PERCENT[step]
+    if step == Material.Step.EMBEDDING and total:
+        percent += int(done / total * (STEP_PERCENT["saving"] - percent))
     if not Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
-        progress=min(99, percent)
+        step=step, passages_done=done, passages_total=total, progress=min(99, percent)
     ):
         raise IngestCancelled(material.pk)
 
 
-def _fail(material: Material, reason: str) -> None:
+def _fail(material: Material, reason: str, *, retryable: bool = False) -> None:
     with transaction.atomic():
         Chunk.objects.filter(material=material).delete()
         Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
             status=Material.Status.FAILED,
             progress=0,
+            step="",
             failure_reason=reason[:500],
+            failure_retryable=retryable,
             text_hash="",
             lease_until=None,
         )
@@ -288,6 +315,9 @@ def _claim(material_id: int) -> Material | None:
         .update(
             status=Material.Status.PROCESSING,
             progress=0,
+            step=Material.Step.READING,
+            passages_done=0,
+            passages_total=0,
             failure_reason="",
             claimed_at=now,
             lease_until=lease_until(now=now),
@@ -308,7 +338,9 @@ def _fail_if_it_kills_workers(*, material_id: int, now) -> bool:
             .update(
                 status=Material.Status.FAILED,
                 progress=0,
+                step="",
                 failure_reason=str(WORKER_DIED_FAILURE),
+                failure_retryable=True,
                 text_hash="",
                 lease_until=None,
             )
@@ -339,6 +371,7 @@ def materials_recover() -> int:
             if Material.objects.filter(lost | _abandoned(now), pk=pk, claimed_at=claimed_at).update(
                 status=Material.Status.QUEUED,
                 progress=0,
+                step="",
                 claimed_at=None,
                 lease_until=queued_until(now=now),
             ):
@@ -349,19 +382,20 @@ def materials_recover() -> int:
 
 
 def _vectors(
-    texts: list[str], hashes: list[str], known: dict, on_progress: Callable[[float], None]
+    texts: list[str], hashes: list[str], known: dict, on_progress: Callable[[int, int], None]
 ) -> list:
     """One vector per text: reused where a chunk with the same text hash has one, the
-    rest embedded in batches."""
+    rest embedded in batches (``on_progress(done, total)`` after each)."""
     from tutor.embedding import embed_texts
 
     missing = list(dict.fromkeys(h for h in hashes if h not in known))
     text_of = dict(zip(hashes, texts, strict=True))
+    on_progress(0, len(missing))
     for start in range(0, len(missing), EMBED_BATCH):
         batch = missing[start : start + EMBED_BATCH]
         for text_hash, vector in zip(batch, embed_texts([text_of[h] for h in batch]), strict=True):
             known[text_hash] = vector
-        on_progress((start + len(batch)) / len(missing))
+        on_progress(start + len(batch), len(missing))
     return [known[h] for h in hashes]
 
 
@@ -393,7 +427,6 @@ def _ingest(material: Material) -> Material | None:
         texts = [_embedded_text(title=material.title, draft=d) for d in drafts]
         hashes = [_sha256(text) for text in texts]
         text_hash = _sha256("\x1e".join(hashes))
-        _progress(material, PARSED_PERCENT)
         unchanged = text_hash == material.text_hash and Chunk.objects.filter(
             material=material
         ).count() == len(drafts)
@@ -407,10 +440,11 @@ def _ingest(material: Material) -> Material | None:
                 texts,
                 hashes,
                 known,
-                lambda done: _progress(
-                    material, PARSED_PERCENT + int(done * (99 - PARSED_PERCENT))
+                lambda done, total: _progress(
+                    material, Material.Step.EMBEDDING, done=done, total=total
                 ),
             )
+        _progress(material, Material.Step.SAVING, done=len(drafts), total=len(drafts))
         with transaction.atomic():
             # Still ours? A re-upload may have queued the material again meanwhile, or
             # the teacher removed it (then there is nothing to write to).
@@ -442,7 +476,11 @@ def _ingest(material: Material) -> Material | None:
                 text_hash=text_hash,
                 status=Material.Status.READY,
                 progress=100,
+                step="",
+                passages_done=len(drafts),
+                passages_total=len(drafts),
                 failure_reason="",
+                failure_retryable=False,
                 lease_until=None,
                 ingested_at=timezone.now(),
                 updated=timezone.now(),
@@ -462,6 +500,7 @@ def _ingest(material: Material) -> Material | None:
             Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
                 status=Material.Status.QUEUED,
                 progress=0,
+                step="",
                 claimed_at=None,
                 lease_until=queued_until(),
             )
@@ -471,5 +510,5 @@ def _ingest(material: Material) -> Material | None:
             logger.info("material %s was removed while being read", material.pk)
             return None
         logger.exception("material %s could not be ingested", material.pk)
-        _fail(material, str(GENERIC_FAILURE))
+        _fail(material, str(GENERIC_FAILURE), retryable=True)
     return Material.objects.filter(pk=material.pk).first()

@@ -17,6 +17,7 @@ urlpatterns = [
     path(_M, library_views.material_detail, name="material-detail"),
     path(_M + "delete/", views.material_delete_view, name="material-delete"),
     path(_M + "reingest/", views.material_reingest_view, name="material-reingest"),
+    path(_M + "rename/", views.material_rename_view, name="material-rename"),
     path(_C + "search/", views.search_page, name="search"),
     path(_API + "search", api.CourseSearchView.as_view(), name="api-search"),
     path(_API + "materials", api.MaterialListView.as_view(), name="api-materials"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -15,7 +16,13 @@ from django.views.decorators.http import require_GET, require_POST
 from learners.selectors import course_for_member, course_for_teacher
 from tutor.models import Material
 from tutor.retrieval import chunks_search
-from tutor.services import MaterialBusy, material_delete, material_reingest, material_upload
+from tutor.services import (
+    MaterialBusy,
+    material_delete,
+    material_reingest,
+    material_rename,
+    material_upload,
+)
 
 SEARCH_K = 10
 
@@ -79,11 +86,41 @@ def material_delete_view(request: HttpRequest, course_id: int, material_id: int)
 @login_required
 def material_reingest_view(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
-    material_reingest(
-        material=get_object_or_404(Material.objects.for_course(course), pk=material_id)
-    )
+    material = get_object_or_404(Material.objects.for_course(course), pk=material_id)
+    if material.can_process_again:
+        material_reingest(material=material)
+        refused = ""
+    else:
+        refused = _(
+            "Processing “%(title)s” again would end the same way: upload a corrected file instead."
+        ) % {"title": material.title}
+    if request.htmx:
+        context = _materials_context(course)
+        context.update(row_error=refused, row_id=material.pk)
+        return render(request, "tutor/materials.html#material-list", context)
+    if refused:
+        messages.error(request, refused)
+    return redirect("tutor:materials", course_id=course.pk)
+
+
+@require_POST
+@login_required
+def material_rename_view(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    material = get_object_or_404(Material.objects.for_course(course), pk=material_id)
+    typed = request.POST.get("title", "")
+    try:
+        material_rename(material=material, title=typed)
+    except ValidationError as error:
+        if request.htmx:
+            context = _materials_context(course)
+            context.update(row_error=" ".join(error.messages), row_id=material.pk, renaming=True)
+            return render(request, "tutor/materials.html#material-list", context)
+        messages.error(request, " ".join(error.messages))
+        return redirect("tutor:materials", course_id=course.pk)
     if request.htmx:
         return render(request, "tutor/materials.html#material-list", _materials_context(course))
+    messages.success(request, _("The material is renamed."))
     return redirect("tutor:materials", course_id=course.pk)
 
 

@@ -65,8 +65,10 @@ MATRIX: dict[str, Rule] = {
     "courses/<int:course_id>/concepts/delete/": Rule({"POST": NOBODY}, kwargs="course"),
     "courses/<int:course_id>/concepts/suggest/": Rule({"POST": COURSE_TEACHERS}, kwargs="course"),
     "courses/<int:course_id>/concepts/accept/": Rule({"POST": NOBODY}, kwargs="course"),
+    "courses/<int:course_id>/questions/": Rule({"GET": COURSE_TEACHERS}, kwargs="course"),
     "courses/<int:course_id>/questions/generate/": Rule({"POST": NOBODY}, kwargs="course"),
     "courses/<int:course_id>/questions/review/": Rule({"POST": NOBODY}, kwargs="course"),
+    "courses/<int:course_id>/questions/approve/": Rule({"POST": NOBODY}, kwargs="course"),
     "courses/<int:course_id>/practice/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
     "courses/<int:course_id>/practice/answer/": Rule({"POST": NOBODY}, kwargs="course"),
     "courses/<int:course_id>/progress/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
@@ -94,6 +96,7 @@ MATRIX: dict[str, Rule] = {
     _GA + "review/release/": Rule({"POST": NOBODY}, kwargs="grading"),
     _GE: Rule({"GET": COURSE_TEACHERS}, kwargs="grading"),
     _GE + "criteria/<int:criterion_id>/": Rule({"POST": NOBODY}, kwargs="grading"),
+    _GE + "save/": Rule({"POST": NOBODY}, kwargs="grading"),
     _GE + "release/": Rule({"POST": NOBODY}, kwargs="grading"),
     _GE + "retry/": Rule({"POST": NOBODY}, kwargs="grading"),
     _GE + "feedback/": Rule({"POST": NOBODY}, kwargs="grading"),
@@ -119,6 +122,8 @@ MATRIX.update(
         _TM + "<int:material_id>/": Rule({"GET": COURSE_TEACHERS}, kwargs="material"),
         _TM + "<int:material_id>/delete/": Rule({"POST": NOBODY}, kwargs="material"),
         _TM + "<int:material_id>/reingest/": Rule({"POST": NOBODY}, kwargs="material"),
+        # An empty title is refused with a redirect back to the list.
+        _TM + "<int:material_id>/rename/": Rule({"POST": NOBODY}, kwargs="material"),
         "courses/<int:course_id>/search/": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
         "api/courses/<int:course_id>/search": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
         _TMA: Rule({"GET": COURSE_MEMBERS}, kwargs="material"),  # POST without files: 400

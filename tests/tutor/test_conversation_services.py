@@ -43,8 +43,8 @@ def test_posting_stores_the_message_and_a_pending_reply_and_queues_it_on_commit(
     assert question.text == "What is ATP?"
     assert question.role == Message.Role.USER
     assert reply.status == Message.Status.PENDING
-    # Fire and forget: nobody waits on a result (see config.celery.enqueue_on_commit);
-    # the queue comes from CELERY_TASK_ROUTES (tests/deploy/test_task_routes.py).
+    # Fire and forget: nobody waits on a result (see config.celery.enqueue_on_commit).
+    # Its queue comes from CELERY_TASK_ROUTES (tests/deploy/test_task_routes.py pins it).
     assert queued == [([reply.pk], {"ignore_result": True})]
     conversation.refresh_from_db()
     assert conversation.title == "What is ATP?"
@@ -556,3 +556,12 @@ def test_a_passive_sentence_is_not_taken_for_a_definition(passages):
 
     passage = replace(passages[0], text="The energy carried by the electrons is used to make ATP.")
     assert "what is the energy" not in check_question(passage)
+
+
+def test_an_aligned_markdown_table_has_no_inline_style():
+    from tutor.conversation_markdown import reply_html
+
+    html = reply_html(text="| a | b | c |\n|:--|--:|:-:|\n| 1 | 2 | 3 |")
+    assert "style=" not in html
+    assert '<th class="align-left">a</th>' in html
+    assert '<td class="align-right">2</td>' in html and '<td class="align-center">3</td>' in html

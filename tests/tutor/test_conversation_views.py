@@ -125,6 +125,31 @@ def test_an_htmx_post_returns_the_new_turn_that_follows_the_stream(
     assert no_tasks == [reply.pk]
 
 
+def test_the_first_message_names_the_conversation_and_hides_the_hint_without_a_reload(
+    client, student, course, no_tasks
+):
+    client.force_login(student)
+    client.post(_url("new", course))
+    conversation = Conversation.objects.get(learner=student)
+    page = client.get(_url("detail", course, conversation.pk)).content.decode()
+    assert f"Conversation {conversation.pk}</a>" in page
+    hint = page[page.index('id="tutor-empty-hint"') :].split(">")[0]
+    assert "hidden" not in hint
+    response = client.post(
+        _url("post", course),
+        {"text": "Why are leaves green?", "conversation": conversation.pk},
+        **HTMX,
+    )
+    html = response.content.decode()
+    sidebar = html[html.index('<div id="tutor-conversation-list" hx-swap-oob="true">') :]
+    assert "Why are leaves green?</a>" in sidebar.split("</div>")[0]
+    assert f"Conversation {conversation.pk}" not in html
+    assert '<p id="tutor-empty-hint" class="muted" hx-swap-oob="true" hidden>' in html
+    page = client.get(_url("detail", course, conversation.pk)).content.decode()
+    hint = page[page.index('id="tutor-empty-hint"') :].split(">")[0]
+    assert "hidden" in hint
+
+
 @pytest.mark.parametrize(
     ("text", "error"),
     [("   ", "Write a message first."), ("y" * 4001, "the limit is 4000")],
