@@ -1,4 +1,9 @@
-"""ASGI entry point (uvicorn): streaming views do not hold a thread per client."""
+"""ASGI entry point (uvicorn): streaming views do not hold a thread per client.
+
+The application also speaks ASGI's lifespan protocol (Django's handler does not): at
+startup each server process starts loading the embedding model in the background
+(``config/warmup.py``), so the first search or reply does not wait for it.
+"""
 
 import os
 
@@ -6,4 +11,19 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+
+async def application(scope, receive, send):
+    if scope["type"] != "lifespan":
+        return await django_application(scope, receive, send)
+    from config.warmup import warm_up_in_background
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            warm_up_in_background()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

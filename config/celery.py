@@ -20,8 +20,9 @@ app.autodiscover_tasks()
 app.conf.include = ["tutor.conversation_tasks", "learners.privacy_tasks"]
 
 
-def enqueue_on_commit(task, *args) -> None:
-    """Send ``task(*args)`` once the transaction commits, fire and forget.
+def enqueue_on_commit(task, *args, countdown: float = 0.0) -> None:
+    """Send ``task(*args)`` once the transaction commits (``countdown`` seconds later, for
+    a backoff), fire and forget.
 
     Nobody reads these tasks' results, so the sender does not subscribe to one (Redis's
     result backend would, and while Redis is away it retries that for twenty seconds).
@@ -31,6 +32,7 @@ def enqueue_on_commit(task, *args) -> None:
     """
     from django.db import transaction
 
-    transaction.on_commit(
-        lambda: task.apply_async(args=list(args), ignore_result=True), robust=True
-    )
+    options = {"ignore_result": True}
+    if countdown:
+        options["countdown"] = countdown
+    transaction.on_commit(lambda: task.apply_async(args=list(args), **options), robust=True)

@@ -1,7 +1,15 @@
-"""``/healthz``: is every part of the product up? JSON, 503 when a required part is down."""
+"""``/healthz``: is every part of the product up? JSON, 503 when a required part is down.
+
+``status`` is ``ok`` (200), ``unavailable`` (503: a part is down) or ``warming`` (503: up,
+but this web process or a worker is still loading the embedding model at start,
+``config/warmup.py``; ``warming`` names which). 503 while warming keeps load balancers and
+readiness probes from sending students to a process whose first answers would be slow;
+it lasts seconds after a start.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import urllib.error
@@ -14,6 +22,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from config import warmup
 from config.celery import app as celery_app
 
 
@@ -101,6 +110,15 @@ CHECKS = {
 }
 
 
+def _warming() -> list[str]:
+    """What is still warming up: this web process, and workers listed in Redis."""
+    names = ["web"] if warmup.state() == warmup.WARMING else []
+    # Redis being down is the redis part's to report.
+    with contextlib.suppress(Exception):
+        names += [f"worker {name}" for name in warmup.workers_warming()]
+    return names
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -110,8 +128,18 @@ def healthz(request: HttpRequest) -> JsonResponse:
             parts[name] = check()
         except Exception as error:  # noqa: BLE001 - any failure means "down", reported as such
             parts[name] = {"ok": False, "error": f"{type(error).__name__}: {error}"[:300]}
-    healthy = all(part["ok"] for part in parts.values())
+    warming = _warming()
+    down = [name for name, part in parts.items() if not part["ok"]]
+    if not down and not warming:
+        status = "ok"
+    elif warming and (
+        # A worker warming up answers no ping until it is warm.
+        not down or (down == ["worker"] and any(name.startswith("worker ") for name in warming))
+    ):
+        status = "warming"
+    else:
+        status = "unavailable"
     return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "parts": parts},
-        status=200 if healthy else 503,
+        {"status": status, "parts": parts, "warming": warming},
+        status=200 if status == "ok" else 503,
     )

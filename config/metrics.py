@@ -2,10 +2,12 @@
 
 Other modules report through the helpers here and never touch ``prometheus_client``:
 
-- ``llm_call_observed(...)`` / ``llm_usage_observed(usage, purpose=...)`` after each call to
-  the language model server: tokens in and out, time to first token, duration, outcome,
-  and an energy estimate when ``LLM_JOULES_PER_TOKEN`` is set;
-- ``grading_observed(...)`` when a submission has a proposed grade.
+- ``llm_call_observed(...)`` for each call to the language model server, from the ledger
+  (``ai.ledger.llm_call_record``, which the LLM client calls): tokens in and out, time to
+  first token, duration, outcome, and an energy estimate when ``LLM_JOULES_PER_TOKEN`` is
+  set;
+- ``grading_observed(...)`` when a submission's proposed grade is done or has failed
+  (``grading.services``).
 
 Requests are counted by ``RequestMetricsMiddleware``; Celery tasks (run time, and the time
 they waited in the queue) by signal hooks below; queue lengths are read from the broker
@@ -101,7 +103,8 @@ LLM_SLOT_WAIT_SECONDS = Histogram(
 )
 LLM_ENERGY_JOULES = Counter(
     "tutoring_llm_energy_joules_estimated",
-    "Estimated energy: completion tokens times LLM_JOULES_PER_TOKEN (absent when unset).",
+    "Estimated energy: prompt plus completion tokens times LLM_JOULES_PER_TOKEN (absent when"
+    " unset).",
     ["model", "purpose"],
 )
 LLM_ERRORS = Counter(
@@ -139,8 +142,10 @@ def llm_call_observed(
 ) -> None:
     """Record one finished call (any outcome) to the language model server.
 
-    ``purpose`` is a short fixed word (``tutor``, ``grading``, ...), never free text: every
-    distinct value is a new time series.
+    ``purpose`` and ``outcome`` are short fixed words (``ai.models.LLMCall.Purpose`` and
+    ``.Outcome``), never free text: every distinct value is a new time series. Energy is
+    counted as the usage page counts it: every token, prompt and completion, times
+    ``LLM_JOULES_PER_TOKEN``.
     """
     LLM_REQUESTS.labels(model, purpose, outcome).inc()
     LLM_REQUEST_SECONDS.labels(model, purpose, outcome).observe(total_s)
@@ -148,28 +153,14 @@ def llm_call_observed(
         LLM_TOKENS.labels(model, purpose, "prompt").inc(prompt_tokens)
     if completion_tokens:
         LLM_TOKENS.labels(model, purpose, "completion").inc(completion_tokens)
-        joules_per_token = settings.LLM_JOULES_PER_TOKEN
-        if joules_per_token > 0:
-            LLM_ENERGY_JOULES.labels(model, purpose).inc(completion_tokens * joules_per_token)
+    tokens = (prompt_tokens or 0) + (completion_tokens or 0)
+    joules_per_token = settings.LLM_JOULES_PER_TOKEN
+    if tokens and joules_per_token > 0:
+        LLM_ENERGY_JOULES.labels(model, purpose).inc(tokens * joules_per_token)
     if time_to_first_token_s is not None:
         LLM_TIME_TO_FIRST_TOKEN_SECONDS.labels(model, purpose).observe(time_to_first_token_s)
     if slot_wait_s is not None:
         LLM_SLOT_WAIT_SECONDS.labels(model, purpose).observe(slot_wait_s)
-
-
-def llm_usage_observed(usage: Any, *, purpose: str) -> None:
-    """Record a call from its usage record (``tutor.llm.LLMUsage`` or anything shaped so)."""
-    outcome = getattr(usage.outcome, "value", usage.outcome)
-    llm_call_observed(
-        model=usage.model,
-        purpose=purpose,
-        outcome=str(outcome),
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        total_s=usage.total_s,
-        time_to_first_token_s=usage.time_to_first_token_s,
-        slot_wait_s=getattr(usage, "queue_wait_s", None),
-    )
 
 
 def llm_error_counted(*, kind: str, purpose: str) -> None:
@@ -349,17 +340,29 @@ def _registry_for_web() -> CollectorRegistry:
 
 
 def _authorised(request: HttpRequest) -> bool:
-    token = settings.METRICS_TOKEN
-    if not token:
+    """Who may read /metrics: Prometheus with the bearer token (METRICS_TOKEN), a signed-in
+    staff member, or anyone when METRICS_PUBLIC opens it explicitly."""
+    if settings.METRICS_PUBLIC:
         return True
+    token = settings.METRICS_TOKEN
     offered = request.headers.get("Authorization", "")
-    return hmac.compare_digest(offered.encode(), f"Bearer {token}".encode())
+    if token and hmac.compare_digest(offered.encode(), f"Bearer {token}".encode()):
+        return True
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated and user.is_staff)
 
 
 @never_cache
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """``/metrics`` in Prometheus' text format; with METRICS_TOKEN set, a bearer token."""
+    """``/metrics`` in Prometheus' text format, for the bearer token (METRICS_TOKEN) or a
+    staff session; open to all only with METRICS_PUBLIC."""
     if not _authorised(request):
-        return HttpResponse("A bearer token is required.\n", status=401, content_type="text/plain")
+        response = HttpResponse(
+            "A bearer token (METRICS_TOKEN) or a staff sign-in is required.\n",
+            status=401,
+            content_type="text/plain",
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(generate_latest(_registry_for_web()), content_type=CONTENT_TYPE_LATEST)

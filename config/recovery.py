@@ -23,10 +23,11 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="config.recovery.work_recover")
 def work_recover() -> dict[str, int]:
-    """Queue again (or fail) the materials, replies, grade proposals and question-writing
-    jobs left behind."""
+    """Queue again (or fail) the materials, replies, grade proposals, question-writing jobs
+    and grades for an LMS left behind."""
     from grading.services import proposals_recover
     from learners.practice_jobs import generations_recover
+    from lti.ags import score_posts_recover
     from tutor.conversations import replies_recover
     from tutor.services import materials_recover
 
@@ -36,6 +37,7 @@ def work_recover() -> dict[str, int]:
         "replies_failed": replies_failed,
         "replies_resent": replies_resent,
         "proposals": proposals_recover(),
+        "lti_score_posts": score_posts_recover(),
         "question_generations": generations_recover(),
     }
     if any(counts.values()):

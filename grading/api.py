@@ -12,9 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ai.budget import GRADED_WITHOUT_AI, ai_budget_reached
 from grading import selectors, serializers, services
 from grading.models import Review
-from learners.ai_budget import GRADED_WITHOUT_AI, ai_budget_reached
 from learners.selectors import user_can_teach
 
 

@@ -109,6 +109,13 @@ class CriterionDecisionForm(forms.Form):
     reason = forms.CharField(label=_("Reason for a change"), required=False, max_length=2000)
 
 
+class EssayCriterionForm(CriterionDecisionForm):
+    """One criterion inside the essay's single review form: a criterion left without a
+    score stays undecided."""
+
+    score = forms.DecimalField(label=_("Score"), max_digits=6, decimal_places=2, required=False)
+
+
 class BulkApproveForm(forms.Form):
     min_confidence = forms.DecimalField(
         label=_("Approve essays whose every criterion is at least this confident"),

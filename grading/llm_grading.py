@@ -33,6 +33,7 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from ai.ledger import LLMCallFor, Purpose
 from grading.manipulation import ESSAY_CLOSE, ESSAY_OPEN, invisible_characters_remove
 
 PROMPT_VERSION = "grade.v1"
@@ -385,11 +386,19 @@ def answer_check(*, data: dict[str, Any], criteria, text: str, capped: bool) -> 
 
 
 def essay_grade(
-    *, assignment, criteria, exemplars, text: str, language: str, retry: int = 0
+    *,
+    assignment,
+    criteria,
+    exemplars,
+    text: str,
+    language: str,
+    learner_id: int | None = None,
+    retry: int = 0,
 ) -> GradeResult:
-    """Ask the model; raises ``tutor.llm.LLMError`` subclasses on failure. A retry (after an
-    unusable answer) samples at RETRY_TEMPERATURE: the same question at temperature 0 would
-    get the same answer."""
+    """Ask the model; raises ``tutor.llm.LLMError`` subclasses on failure. The call goes
+    in the ledger under the learner whose essay it is (``learner_id``) and the course. A
+    retry (after an unusable answer) samples at RETRY_TEMPERATURE: the same question at
+    temperature 0 would get the same answer."""
     from tutor.llm import chat_json
 
     messages, notice = grade_messages(
@@ -402,6 +411,9 @@ def essay_grade(
         prompt_version=PROMPT_VERSION,
         max_tokens=answer_tokens(criteria),
         temperature=0.0 if retry == 0 else RETRY_TEMPERATURE,
+        call=LLMCallFor(
+            purpose=Purpose.GRADING, user_id=learner_id, course_id=assignment.course_id
+        ),
     )
     result = answer_check(data=data, criteria=criteria, text=text, capped=bool(notice))
     result.feedback["language"] = language

@@ -30,8 +30,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ai.budget import ai_budget_reached
 from config.celery import enqueue_on_commit
 from config.leases import lapsed, lease_until, queued_until
+from config.metrics import grading_observed
 from grading import manipulation
 from grading.models import (
     Assignment,
@@ -46,6 +48,8 @@ from grading.models import (
     SubmissionVector,
     rubric_version_of,
 )
+from grading.notices import release_notice_send
+from grading.signals import grade_released
 from learners.audit import audit_record
 from learners.evidence import mastery_evidence_record
 from learners.models import AuditEvent, MasteryEvidence
@@ -293,7 +297,6 @@ def grading_sources(*, submission: Submission) -> list[str]:
     """Which proposals this submission gets: the LLM (configured, allowed by consent and
     within the learner's AI token budget for today) and the learned scorer (when one is
     trained for this rubric)."""
-    from learners.ai_budget import ai_budget_reached
     from learners.consent import ai_access
     from tutor.llm import llm_is_configured
 
@@ -417,14 +420,31 @@ def proposal_requeue(*, proposal_id: int, error: str, delay: float = 0.0) -> Non
 
 
 def proposal_fail(*, proposal_id: int, error: str) -> None:
-    Proposal.objects.filter(pk=proposal_id).exclude(status=Proposal.Status.DONE).update(
-        status=Proposal.Status.FAILED,
-        error=error[:2000],
-        finished_at=timezone.now(),
-        lease_until=None,
+    failed = (
+        Proposal.objects.filter(pk=proposal_id)
+        .exclude(status=Proposal.Status.DONE)
+        .update(
+            status=Proposal.Status.FAILED,
+            error=error[:2000],
+            finished_at=timezone.now(),
+            lease_until=None,
+        )
     )
     proposal = Proposal.objects.select_related("submission").get(pk=proposal_id)
+    if failed:
+        _grading_observed(proposal, outcome="failed")
     review_refresh(submission=proposal.submission)
+
+
+def _grading_observed(proposal: Proposal, *, outcome: str) -> None:
+    """Grading throughput for ``/metrics``: the time from the proposal's last claim (or
+    its creation, when no worker ever claimed it) to its end."""
+    began = proposal.started_at or proposal.created_at
+    grading_observed(
+        source=proposal.source,
+        outcome=outcome,
+        seconds=max(0.0, (timezone.now() - began).total_seconds()),
+    )
 
 
 def proposal_retry(*, proposal: Proposal) -> Proposal:
@@ -454,6 +474,7 @@ def proposal_run_llm(*, proposal_id: int, retry: int = 0) -> Proposal:
         exemplars=list(assignment.exemplars.all()),
         text=submission.text,
         language=submission.learner.preferred_language,
+        learner_id=submission.learner_id,
         retry=retry,
     )
     return _proposal_finish(
@@ -521,6 +542,7 @@ def _proposal_finish(*, proposal: Proposal, **fields: Any) -> Proposal:
         if not updated:  # someone else finished, failed or took it over meanwhile
             return Proposal.objects.get(pk=proposal.pk)
         review_refresh(submission=proposal.submission)
+    _grading_observed(proposal, outcome="proposed")
     proposal.refresh_from_db()
     return proposal
 
@@ -717,6 +739,92 @@ def criterion_score_set(
         if review.status == Review.Status.CONFIRMED:
             scorer_train_enqueue(assignment_id=submission.assignment_id)
     return existing
+
+
+@dataclass(frozen=True)
+class CriterionDecision:
+    """What the one-form review posts for one criterion: ``score`` None leaves it
+    undecided; ``comment`` None leaves the comment as it is."""
+
+    criterion: RubricCriterion
+    score: Decimal | None
+    comment: str | None = None
+    reason: str = ""
+
+
+class ReviewChangedError(ValidationError):
+    """Someone else changed the essay's grade after the page was loaded."""
+
+
+def review_version(*, submission: Submission) -> str:
+    """A fingerprint of the teacher's side of one essay (scores and comments): the review
+    form carries it, and a save against an older one is refused instead of overwriting."""
+    import hashlib
+    import json
+
+    scores = sorted(
+        (criterion_id, score_text(score))
+        for criterion_id, score in CriterionScore.objects.filter(submission=submission).values_list(
+            "criterion_id", "score"
+        )
+    )
+    comments = Review.objects.filter(submission=submission).values_list("comments", flat=True)
+    payload = json.dumps([scores, next(iter(comments), {}) or {}], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def review_scores_save(
+    *,
+    submission: Submission,
+    decisions: Sequence[CriterionDecision],
+    actor,
+    version: str | None = None,
+) -> dict[int, ValidationError]:
+    """Save every criterion of one essay at once: one audit entry per criterion that
+    changes, nothing for those that do not, and nothing at all if any is refused.
+
+    ``version`` (from :func:`review_version` when the page was loaded): if the essay's
+    grade changed since, nothing is saved and :class:`ReviewChangedError` is raised.
+    Returns the refusals by criterion id (empty when everything was saved).
+    """
+    errors: dict[int, ValidationError] = {}
+    with transaction.atomic():
+        Review.objects.select_for_update().get_or_create(submission=submission)
+        if version is not None and version != review_version(submission=submission):
+            raise ReviewChangedError(
+                _(
+                    "Someone else changed this essay's grade while you were looking at it. "
+                    "The page now shows their changes; your entries are kept below."
+                ),
+                code="changed",
+            )
+        existing = {s.criterion_id: s for s in submission.scores.all()}
+        comments = Review.objects.get(submission=submission).comments
+        for decision in decisions:
+            criterion = decision.criterion
+            if decision.score is None:
+                continue
+            current = existing.get(criterion.pk)
+            comment = decision.comment
+            if comment is not None and comment.strip() == comments.get(str(criterion.pk), ""):
+                comment = None
+            if current is not None and current.score == decision.score and comment is None:
+                continue  # unchanged: no audit entry
+            try:
+                with transaction.atomic():
+                    criterion_score_set(
+                        submission=submission,
+                        criterion=criterion,
+                        score=decision.score,
+                        comment=comment,
+                        reason=decision.reason,
+                        actor=actor,
+                    )
+            except ValidationError as error:
+                errors[criterion.pk] = error
+        if errors:
+            transaction.set_rollback(True)
+    return errors
 
 
 def bulk_approvable(*, review: Review, proposals, criteria, min_confidence: float) -> bool:
@@ -923,6 +1031,10 @@ def review_release(*, review: Review, actor, acknowledge_flag: bool = False) -> 
                 "regrades_resolved": resolved,
             },
         )
+        release_notice_send(review=review, regrade_answered=bool(resolved))
+        # Inside the transaction: what listeners record (a grade to send to an LMS)
+        # commits with the release or not at all.
+        grade_released.send(sender=Review, review=review)
     return review
 
 

@@ -26,6 +26,7 @@ urlpatterns = [
         views.criterion_decide,
         name="criterion-decide",
     ),
+    path(_ESSAY + "save/", views.review_essay_save, name="review-save"),
     path(_ESSAY + "release/", views.release_view, name="release"),
     path(_ESSAY + "retry/", views.proposal_retry_view, name="retry"),
     path(_ESSAY + "feedback/", views.feedback_edit, name="feedback"),

@@ -18,14 +18,20 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_POST
 
+from ai.budget import GRADED_WITHOUT_AI, ai_budget_reached
 from grading import forms, selectors, services
+from grading.history import history_lines
 from grading.models import Assignment, Proposal, RegradeRequest, Review
-from learners.ai_budget import GRADED_WITHOUT_AI, ai_budget_reached
 from learners.selectors import course_for_member, course_for_teacher, user_can_teach
 
 UNPROCESSABLE = 422
+# A criterion with more scores than this gets a number box instead of a list of levels.
+MAX_LISTED_LEVELS = 20
+# How the review page names the two proposal sources (no model ids on screen).
+_SOURCE_LABELS = {Proposal.Source.LLM: _lazy("AI"), Proposal.Source.SCORER: _lazy("Learned scorer")}
 
 
 def essay_highlight(text: str, quotes: list[str]) -> SafeString:
@@ -328,39 +334,126 @@ def _review_for_teacher(
     )
 
 
+def _level_options(criterion, proposed: dict[str, str]) -> list[dict] | None:
+    """Every score on the criterion's scale with its level descriptor and which sources
+    proposed it; None when the scale has too many steps to list (a number box then)."""
+    steps = (criterion.max_score - criterion.min_score) / criterion.step
+    if steps > MAX_LISTED_LEVELS:
+        return None
+    descriptors = {}
+    for key, text in (criterion.level_descriptors or {}).items():
+        try:
+            descriptors[services.score_text(key)] = text
+        except (ArithmeticError, ValueError):
+            continue
+    options = []
+    for index in range(int(steps) + 1):
+        value = services.score_text(criterion.min_score + index * criterion.step)
+        options.append(
+            {
+                "value": value,
+                "descriptor": descriptors.get(value, ""),
+                "proposed_by": [label for label, score in proposed.items() if score == value],
+            }
+        )
+    return options
+
+
 def _criterion_rows(review: Review, criteria, forms_by_id=None) -> list[dict]:
     submission = review.submission
     proposals = list(submission.proposals.all())
     primary = services.primary_proposal(proposals)
-    by_source = {p.source: p for p in proposals if p.status == Proposal.Status.DONE}
+    done = [p for p in proposals if p.status == Proposal.Status.DONE]
+    # The language model's proposal first, then the learned scorer's: side by side.
+    done.sort(key=lambda p: p.source != Proposal.Source.LLM)
     scores = {s.criterion_id: s for s in submission.scores.all()}
     rows = []
-    for criterion in criteria:
+    for number, criterion in enumerate(criteria, start=1):
         entry = primary.for_criterion(criterion.pk) if primary else {}
         final = scores.get(criterion.pk)
         comment = review.comments.get(str(criterion.pk), entry.get("rationale", ""))
         initial = {
-            "score": final.score if final else entry.get("score"),
+            "score": services.score_text(final.score)
+            if final
+            else (services.score_text(entry["score"]) if entry.get("score") is not None else None),
             "comment": comment,
         }
+        sides = []
+        for proposal in done:
+            proposed = proposal.for_criterion(criterion.pk)
+            if proposed:
+                sides.append(
+                    {
+                        "label": _SOURCE_LABELS.get(proposal.source, proposal.get_source_display()),
+                        "score": proposed.get("score"),
+                        "confidence": proposed.get("confidence"),
+                        "rationale": proposed.get("rationale", ""),
+                        "evidence": proposed.get("evidence", []),
+                    }
+                )
+        proposed_scores = {
+            side["label"]: services.score_text(side["score"])
+            for side in sides
+            if side["score"] is not None
+        }
+        form = (forms_by_id or {}).get(criterion.pk) or forms.EssayCriterionForm(
+            initial=initial, prefix=f"c{criterion.pk}"
+        )
         rows.append(
             {
+                "number": number,
                 "criterion": criterion,
                 "entry": entry,
-                "others": [
-                    (p.get_source_display(), p.for_criterion(criterion.pk))
-                    for p in by_source.values()
-                    if p is not primary
-                ],
+                "sides": sides,
+                "levels": _level_options(criterion, proposed_scores),
                 "final": final,
-                "form": (forms_by_id or {}).get(criterion.pk)
-                or forms.CriterionDecisionForm(initial=initial, prefix=f"c{criterion.pk}"),
+                "form": form,
+                "initial_comment": comment,
+                "chosen": services.score_text(form["score"].value())
+                if _is_number(form["score"].value())
+                else "",
             }
         )
     return rows
 
 
-def _essay_context(assignment: Assignment, review: Review, forms_by_id=None) -> dict:
+def _is_number(value) -> bool:
+    try:
+        services.score_text(value)
+    except (ArithmeticError, ValueError, TypeError):
+        return False
+    return value not in (None, "")
+
+
+def _essay_neighbours(assignment: Assignment, submission_id: int) -> dict:
+    """The previous and next essay in review order (the queue, then the confirmed ones),
+    and the next one still to review."""
+    order = selectors.review_order(assignment=assignment)
+    sequence = order.queue + order.done
+    position = sequence.index(submission_id) if submission_id in sequence else None
+    previous_id = next_id = None
+    if position is not None:
+        previous_id = sequence[position - 1] if position > 0 else None
+        next_id = sequence[position + 1] if position + 1 < len(sequence) else None
+    waiting = [pk for pk in order.queue if pk != submission_id]
+    if submission_id in order.queue:
+        after = order.queue[order.queue.index(submission_id) + 1 :]
+        next_to_review = after[0] if after else (waiting[0] if waiting else None)
+    else:
+        next_to_review = waiting[0] if waiting else None
+    return {
+        "previous_id": previous_id,
+        "next_id": next_id,
+        "next_to_review": next_to_review,
+        "position": (position + 1) if position is not None else None,
+        "count": len(sequence),
+        "to_review": len(order.queue),
+    }
+
+
+def _essay_context(
+    assignment: Assignment, review: Review, forms_by_id=None, *, version: str | None = None
+) -> dict:
     criteria = list(assignment.criteria.all())
     proposals = list(review.submission.proposals.all())
     primary = services.primary_proposal(proposals)
@@ -375,8 +468,10 @@ def _essay_context(assignment: Assignment, review: Review, forms_by_id=None) -> 
         "essay_html": essay_highlight(review.submission.text, quotes),
         "rows": _criterion_rows(review, criteria, forms_by_id),
         "regrades": list(review.submission.regrade_requests.all()),
-        "history": selectors.grade_history(submission=review.submission),
+        "history": history_lines(selectors.grade_history(submission=review.submission)),
         "feedback_form": _feedback_form(review, primary),
+        "nav": _essay_neighbours(assignment, review.submission_id),
+        "version": version or services.review_version(submission=review.submission),
     }
 
 
@@ -401,9 +496,73 @@ def review_essay(
 
 @require_POST
 @login_required
+def review_essay_save(
+    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+) -> HttpResponse:
+    """The one form of an essay: every criterion saved at once (an audit entry per change);
+    with ``next``, on to the next essay to review."""
+    assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
+    criteria = list(assignment.criteria.all())
+    shown = {row["criterion"].pk: row for row in _criterion_rows(review, criteria)}
+    neighbours = _essay_neighbours(assignment, submission_id)
+    posted = {c.pk: forms.EssayCriterionForm(request.POST, prefix=f"c{c.pk}") for c in criteria}
+    status = 200
+    if all(form.is_valid() for form in posted.values()):
+        decisions = []
+        for criterion in criteria:
+            data = posted[criterion.pk].cleaned_data
+            comment = data["comment"]
+            if f"c{criterion.pk}-comment" not in request.POST:
+                comment = None
+            elif comment.strip() == (shown[criterion.pk]["initial_comment"] or "").strip():
+                comment = None  # left as shown: not a change
+            decisions.append(
+                services.CriterionDecision(
+                    criterion=criterion,
+                    score=data["score"],
+                    comment=comment,
+                    reason=data["reason"],
+                )
+            )
+        try:
+            errors = services.review_scores_save(
+                submission=review.submission,
+                decisions=decisions,
+                actor=request.user,
+                version=request.POST.get("version") or None,
+            )
+        except services.ReviewChangedError as error:
+            flash.error(request, " ".join(error.messages))
+            status = 409
+        else:
+            for criterion_id, error in errors.items():
+                posted[criterion_id].add_error(None, error)
+            if errors:
+                status = UNPROCESSABLE
+    else:
+        status = UNPROCESSABLE
+    if status == 200:
+        flash.success(request, _("Saved."))
+        if request.POST.get("next"):
+            if neighbours["next_to_review"] is None:
+                flash.info(request, _("Every essay in the queue is reviewed."))
+                return redirect("grading:review", course_id, assignment_id)
+            return redirect(
+                "grading:review-essay", course_id, assignment_id, neighbours["next_to_review"]
+            )
+        return redirect("grading:review-essay", course_id, assignment_id, submission_id)
+    review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
+    context = _essay_context(assignment, review, posted)
+    return render(request, "grading/review_essay.html", context, status=status)
+
+
+@require_POST
+@login_required
 def criterion_decide(
     request: HttpRequest, course_id: int, assignment_id: int, submission_id: int, criterion_id: int
 ) -> HttpResponse:
+    """One criterion on its own (the API's and older pages' way; the page posts the whole
+    essay to :func:`review_essay_save`)."""
     assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     criterion = get_object_or_404(assignment.criteria.all(), pk=criterion_id)
     form = forms.CriterionDecisionForm(request.POST, prefix=f"c{criterion.pk}")

@@ -2,13 +2,15 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from learners.audit import audit_record
-from learners.models import AIConsent, AuditEvent, Course, Membership, User
+from learners.models import AIConsent, AuditEvent, Course, LoginThrottle, Membership, User
 from learners.privacy import ErasureUnavailable, privacy_erase, privacy_export
 from learners.privacy_views import privacy_export_response
+from learners.throttle import login_throttle_lift
 
 
 def _audit_role_change(request, membership: Membership, *, before: str | None, after: str | None):
@@ -44,6 +46,12 @@ class UserAdmin(DjangoUserAdmin):
     )
     list_display = ("username", "email", "display_name", "is_staff", "is_active")
     actions = ["export_personal_data", "erase_personal_data"]
+
+    def has_delete_permission(self, request, obj=None):
+        # Django's delete (the "Delete selected" action, the delete button) would take a
+        # student's submissions and released grades with it and leave no audit event;
+        # people leave through erasure (learners/privacy.py), audited, grades kept.
+        return False
 
     @admin.action(description=_("Export the selected user's personal data (zip)"))
     def export_personal_data(self, request, queryset):
@@ -169,3 +177,58 @@ class AIConsentAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # a new decision is a new row; history is never rewritten
+
+
+class LoginWaitingFilter(admin.SimpleListFilter):
+    title = _("waiting now")
+    parameter_name = "waiting"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "yes":
+            return queryset.filter(blocked_until__gt=now)
+        if self.value() == "no":
+            return queryset.exclude(blocked_until__gt=now)
+        return queryset
+
+
+@admin.register(LoginThrottle)
+class LoginThrottleAdmin(admin.ModelAdmin):
+    """Failed sign-ins and the waits they impose (learners/throttle.py); an administrator
+    lifts a wait, for instance for a teacher whose account someone is guessing at."""
+
+    list_display = (
+        "username",
+        "scope",
+        "client",
+        "failures",
+        "last_failure_at",
+        "blocked_until",
+        "waiting",
+        "lifted_at",
+        "lifted_by",
+    )
+    list_filter = (LoginWaitingFilter, "scope")
+    search_fields = ("username", "client")
+    actions = ["lift"]
+
+    @admin.display(boolean=True, description=_("waiting now"))
+    def waiting(self, obj: LoginThrottle) -> bool:
+        return bool(obj.blocked_until and obj.blocked_until > timezone.now())
+
+    @admin.action(description=_("Lift the selected waits (the counts start again)"))
+    def lift(self, request, queryset):
+        lifted = login_throttle_lift(queryset, actor=request.user)
+        self.message_user(request, _("%(count)d lifted.") % {"count": lifted}, messages.SUCCESS)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

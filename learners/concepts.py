@@ -194,42 +194,81 @@ def course_concepts(*, course: Course) -> list[Concept]:
 SECTION_SEPARATOR = " › "
 
 
-def material_sections(*, course: Course) -> list[tuple[str, str]]:
-    """(section path, text) of the course's material in reading order, consecutive chunks
-    of one section joined; empty when the tutor app stores no material.
+# Material read for practice questions: at most this many passages, so a course with a
+# large library does not hand a whole book to the question writer.
+MAX_MATERIAL_PASSAGES = 200
 
-    Read through the tutor app's models only if they exist, so learners never depends on
-    tutor at import time.
-    """
+
+def _chunk_model():
+    """The tutor app's Chunk model, or None when the tutor app is not installed (learners
+    never depends on tutor at import time)."""
     from django.apps import apps
 
     try:
-        chunk_model = apps.get_model("tutor", "Chunk")
+        return apps.get_model("tutor", "Chunk")
     except LookupError:
-        return []
-    try:
-        rows = (
-            chunk_model.objects.filter(course=course)
-            .order_by("material_id", "position")
-            .values_list("section", "text")
-        )
-        sections: list[tuple[str, str]] = []
-        for heading, text in rows:
-            heading = heading or ""
-            if sections and sections[-1][0] == heading:
-                sections[-1] = (heading, sections[-1][1] + "\n" + text)
-            else:
-                sections.append((heading, text))
-        return sections
-    except Exception:  # the tutor app's models are not what this expects
-        logger.warning("could not read material sections of course %s", course.pk, exc_info=True)
-        return []
+        return None
 
 
-def section_headings(sections: list[tuple[str, str]]) -> list[str]:
-    """Every heading of ``material_sections``, outer ones first, each once."""
+def material_section_paths(*, course: Course) -> list[str]:
+    """The section paths of the course's material, each once, in reading order.
+
+    Only the short ``section`` column is read, grouped in the database: the page that
+    offers concept suggestions answers as fast with 50 MB of material as with one page.
+    """
+    from django.db.models import Min
+
+    chunk_model = _chunk_model()
+    if chunk_model is None:
+        return []
+    rows = (
+        chunk_model.objects.filter(course=course)
+        .values("section")
+        .annotate(first_material=Min("material_id"), first_position=Min("position"))
+        .order_by("first_material", "first_position", "section")
+        .values_list("section", flat=True)
+    )
+    return [section or "" for section in rows]
+
+
+def course_has_material(*, course: Course) -> bool:
+    chunk_model = _chunk_model()
+    return chunk_model is not None and chunk_model.objects.filter(course=course).exists()
+
+
+def _join_sections(rows: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(section, text) rows in reading order → one entry per run of the same section."""
+    sections: list[tuple[str, list[str]]] = []
+    for heading, text in rows:
+        heading = heading or ""
+        if sections and sections[-1][0] == heading:
+            sections[-1][1].append(text)
+        else:
+            sections.append((heading, [text]))
+    return [(heading, "\n".join(texts)) for heading, texts in sections]
+
+
+def material_sections(*, course: Course, limit: int | None = None) -> list[tuple[str, str]]:
+    """(section path, text) of the course's material in reading order, consecutive chunks
+    of one section joined (at most ``limit`` chunks read); empty without material."""
+    chunk_model = _chunk_model()
+    if chunk_model is None:
+        return []
+    rows = (
+        chunk_model.objects.filter(course=course)
+        .order_by("material_id", "position")
+        .values_list("section", "text")
+    )
+    return _join_sections(rows[:limit] if limit else rows)
+
+
+def section_headings(paths: Iterable[str] | list[tuple[str, str]]) -> list[str]:
+    """Every heading of the section paths (or of ``material_sections``' pairs), outer ones
+    first, each once."""
     headings: dict[str, None] = {}
-    for path, _text in sections:
+    for path in paths:
+        if isinstance(path, tuple):
+            path = path[0]
         for heading in path.split(SECTION_SEPARATOR):
             if heading.strip():
                 headings.setdefault(heading.strip())
@@ -237,8 +276,14 @@ def section_headings(sections: list[tuple[str, str]]) -> list[str]:
 
 
 def material_texts(*, course: Course, concept: Concept) -> list[str]:
-    """The material sections about the concept (its name in their heading), else all."""
-    sections = material_sections(course=course)
-    name = concept.name.casefold()
-    about = [text for path, text in sections if name in path.casefold()]
-    return about or [text for _heading, text in sections]
+    """The material sections about the concept (its name in their heading), else the
+    material's first passages; at most ``MAX_MATERIAL_PASSAGES`` passages either way."""
+    chunk_model = _chunk_model()
+    if chunk_model is None:
+        return []
+    chunks = chunk_model.objects.filter(course=course).order_by("material_id", "position")
+    about = chunks.filter(section__icontains=concept.name).values_list("section", "text")
+    sections = _join_sections(about[:MAX_MATERIAL_PASSAGES])
+    if not sections:
+        sections = _join_sections(chunks.values_list("section", "text")[:MAX_MATERIAL_PASSAGES])
+    return [text for _heading, text in sections]

@@ -8,11 +8,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from learners import concepts as concept_services
@@ -74,24 +77,21 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 def _concepts_context(request: HttpRequest, course, **extra) -> dict:
     concepts = concept_services.course_concepts(course=course)
-    pending = (
-        PracticeQuestion.objects.filter(
-            concept__course=course, status=PracticeQuestion.Status.PENDING
-        )
-        .select_related("concept")
-        .order_by("concept__name", "id")
-    )
+    pending = PracticeQuestion.objects.filter(
+        concept__course=course, status=PracticeQuestion.Status.PENDING
+    ).count()
     edit_id = request.GET.get("edit", "")
     editing = next((c for c in concepts if str(c.pk) == edit_id), None)
-    sections = concept_services.material_sections(course=course)
-    headings = concept_services.section_headings(sections)
+    headings = concept_services.section_headings(
+        concept_services.material_section_paths(course=course)
+    )
     return {
         "course": course,
         "concepts": concepts,
         "editing": editing,
         "pending": pending,
         "suggestions": concept_services.concept_suggestions(course=course, headings=headings),
-        "has_material": bool(sections),
+        "has_material": bool(headings) or concept_services.course_has_material(course=course),
         "llm_available": _llm_available(),
         "generations": practice_jobs.generations_recent(course=course),
         **extra,
@@ -194,11 +194,58 @@ def questions_generate(request: HttpRequest, course_id: int) -> HttpResponse:
     if created:
         messages.success(
             request,
-            _("%(count)d questions made from the material.") % {"count": len(created)},
+            _(
+                "%(count)d questions made from the material. They wait for your approval "
+                "under “Questions to approve” before students see them."
+            )
+            % {"count": len(created)},
         )
     else:
         messages.error(request, _("No questions could be made: paste some material text first."))
     return redirect("learning:concepts", course_id=course.pk)
+
+
+QUESTIONS_PER_PAGE = 20
+
+
+def _questions_context(request: HttpRequest, course, *, shown=None, **extra) -> dict:
+    """The approval queue: one status at a time (waiting by default), paginated; ``shown``
+    replaces a question on the page by its unsaved edit after a failed review."""
+    statuses = dict(PracticeQuestion.Status.choices)
+    status = request.GET.get("status") or request.POST.get("status") or "pending"
+    if status not in statuses:
+        status = PracticeQuestion.Status.PENDING
+    questions = (
+        PracticeQuestion.objects.filter(concept__course=course, status=status)
+        .select_related("concept", "reviewed_by")
+        .order_by("concept__name", "id")
+    )
+    page = Paginator(questions, QUESTIONS_PER_PAGE).get_page(request.GET.get("page"))
+    items = [shown if shown is not None and q.pk == shown.pk else q for q in page]
+    if shown is not None and all(q is not shown for q in items):
+        items.insert(0, shown)  # it was on another page: keep it, and its errors, in view
+    counts = dict(
+        PracticeQuestion.objects.filter(concept__course=course)
+        .values_list("status")
+        .annotate(n=Count("id"))
+    )
+    return {
+        "course": course,
+        "status": status,
+        "tabs": [(value, label, counts.get(value, 0)) for value, label in statuses.items()],
+        "page": page,
+        "questions": items,
+        "blank": practice_services.BLANK,
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+def questions_page(request: HttpRequest, course_id: int) -> HttpResponse:
+    """Generated practice questions for the teacher to approve, edit or reject."""
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    return render(request, "learners/questions.html", _questions_context(request, course))
 
 
 @require_POST
@@ -206,12 +253,81 @@ def questions_generate(request: HttpRequest, course_id: int) -> HttpResponse:
 def question_review(request: HttpRequest, course_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     question = get_object_or_404(
-        PracticeQuestion, pk=_id(request.POST.get("question")), concept__course=course
+        PracticeQuestion.objects.select_related("concept"),
+        pk=_id(request.POST.get("question")),
+        concept__course=course,
     )
     approve = request.POST.get("decision") == "approve"
-    practice_services.question_review(question=question, reviewer=request.user, approve=approve)
-    messages.success(request, _("Question approved.") if approve else _("Question rejected."))
-    return redirect("learning:concepts", course_id=course.pk)
+    status = request.POST.get("status")
+    if status not in PracticeQuestion.Status.values:
+        status = PracticeQuestion.Status.PENDING
+    edits = {}
+    if "prompt" in request.POST:
+        edits = {
+            "prompt": request.POST.get("prompt", ""),
+            "answers": request.POST.get("answers", "").splitlines(),
+            "explanation": request.POST.get("explanation", ""),
+        }
+    try:
+        practice_services.question_review(
+            question=question, reviewer=request.user, approve=approve, **edits
+        )
+    except ValidationError as error:
+        # Keep what the teacher typed on screen, with the reasons beside it.
+        question.prompt = edits["prompt"][:2000]
+        question.answers = [a for a in edits["answers"] if a.strip()][:20]
+        question.explanation = edits["explanation"][:4000]
+        question.review_errors = error.messages
+        if request.htmx:
+            return render(
+                request,
+                "learners/questions.html#question",
+                {"question": question, "course": course},
+            )
+        context = _questions_context(request, course, shown=question)
+        return render(request, "learners/questions.html", context, status=400)
+    done = _("Question approved.") if approve else _("Question rejected.")
+    if request.htmx:
+        return render(
+            request,
+            "learners/questions.html#question",
+            {"question": question, "course": course, "done": done},
+        )
+    messages.success(request, done)
+    url = reverse("learning:questions", args=[course.pk])
+    return redirect(f"{url}?status={status}")
+
+
+@require_POST
+@login_required
+def questions_approve(request: HttpRequest, course_id: int) -> HttpResponse:
+    """Approve, as they stand, the waiting questions the teacher had on screen."""
+    course = course_for_teacher(user=request.user, course_id=course_id)
+    ids = [_id(value) for value in request.POST.getlist("question")][:QUESTIONS_PER_PAGE]
+    questions = PracticeQuestion.objects.filter(
+        concept__course=course, pk__in=ids, status=PracticeQuestion.Status.PENDING
+    ).select_related("concept")
+    approved, held = practice_services.questions_approve(
+        questions=list(questions), reviewer=request.user
+    )
+    messages.success(
+        request,
+        ngettext("%(count)d question approved.", "%(count)d questions approved.", len(approved))
+        % {"count": len(approved)},
+    )
+    if held:
+        messages.error(
+            request,
+            ngettext(
+                "%(count)d question was left waiting: it needs an edit first (no blank, no "
+                "answer, or the answer in the question).",
+                "%(count)d questions were left waiting: they need an edit first (no blank, "
+                "no answer, or the answer in the question).",
+                len(held),
+            )
+            % {"count": len(held)},
+        )
+    return redirect("learning:questions", course_id=course.pk)
 
 
 # --- practice and review (course members) --------------------------------------------
@@ -298,7 +414,11 @@ def _student_progress_context(*, learner, course) -> dict:
         "chart": {
             "mastery": {
                 "labels": [row.concept.name for row in concept_rows],
-                "values": [row.estimate.percent for row in concept_rows],
+                # No bar where the table says "Not enough data": the chart says it too.
+                "values": [
+                    row.estimate.percent if row.estimate.enough_data else None
+                    for row in concept_rows
+                ],
                 "notes": [row.estimate.label for row in concept_rows],
             },
             "activity": {

@@ -238,6 +238,9 @@ class LearnerProfile(models.Model):
     dyslexia_font = models.BooleanField(_("dyslexia-friendly font"), default=False)
     reduced_motion = models.BooleanField(_("reduced motion"), default=False)
     read_aloud = models.BooleanField(_("read tutor replies aloud"), default=False)
+    email_notices = models.BooleanField(
+        _("email me when a grade is released or a regrade is answered"), default=False
+    )
     onboarded_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -433,6 +436,24 @@ class PracticeQuestion(models.Model):
     def __str__(self) -> str:
         return self.prompt[:80]
 
+    @property
+    def answers_text(self) -> str:
+        """The accepted answers (or key terms), one a line, as a teacher edits them."""
+        return "\n".join(str(answer) for answer in self.answers or [])
+
+    @property
+    def names_its_answer(self) -> bool:
+        """Whether showing the concept's name beside the question would give its answer
+        away: a cloze whose blank is the concept (or part of its name)."""
+        if self.kind != self.Kind.CLOZE:
+            return False
+        name = " ".join(self.concept.name.casefold().split())
+        for answer in self.answers or []:
+            answer = " ".join(str(answer).casefold().split())
+            if answer and (answer in name or name in answer):
+                return True
+        return False
+
 
 class QuestionGeneration(models.Model):
     """One request to the language model for practice questions on a concept: a tracked
@@ -481,11 +502,11 @@ class QuestionGeneration(models.Model):
     @property
     def failure_reason(self) -> str:
         """Why it failed, translated, for the concepts page."""
-        from tutor.llm import failure_reason
+        from learners.practice import llm_failure_reason
 
         if self.status != self.Status.FAILED:
             return ""
-        return failure_reason(self.error) or str(_("The questions could not be written."))
+        return llm_failure_reason(self.error) or str(_("The questions could not be written."))
 
 
 class PracticeAttempt(models.Model):
@@ -536,3 +557,123 @@ class ReviewCard(models.Model):
 
     def __str__(self) -> str:
         return f"{self.learner} {self.question} due {self.due:%Y-%m-%d}"
+
+
+# --- People: invitations and notices ------------------------------------------------------
+
+
+class InvitationQuerySet(models.QuerySet):
+    def usable(self, *, now) -> InvitationQuerySet:
+        return self.filter(revoked_at__isnull=True, expires_at__gt=now)
+
+
+class Invitation(models.Model):
+    """A link that lets whoever holds it join one course in one role until it expires or
+    a teacher revokes it (``learners.invitations``)."""
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="invitations")
+    role = models.CharField(_("role"), max_length=10, choices=Membership.Role.choices)
+    # The secret in the link; only its owner's course page shows it.
+    token = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires"))
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    uses = models.PositiveIntegerField(default=0)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(role__in=["student", "teacher"]), name="invitation_role_known"
+            ),
+        ]
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
+
+    def __str__(self) -> str:
+        return f"{self.course} — {self.get_role_display()} until {self.expires_at:%Y-%m-%d}"
+
+
+class NoticeQuerySet(models.QuerySet):
+    def unread(self) -> NoticeQuerySet:
+        return self.filter(read_at__isnull=True)
+
+
+class Notice(models.Model):
+    """Something that happened for one person (a grade released, a regrade answered),
+    shown in the app and, when they allow it, sent by email (``learners.notices``)."""
+
+    class Kind(models.TextChoices):
+        GRADE_RELEASED = "grade_released", _("Grade released")
+        REGRADE_ANSWERED = "regrade_answered", _("Regrade answered")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notices"
+    )
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    title = models.CharField(max_length=300)
+    url = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    # When the email went out; empty while it is waiting or when the user wants none.
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NoticeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(
+                fields=["user", "created_at"],
+                condition=models.Q(read_at__isnull=True),
+                name="notice_unread_by_user",
+            )
+        ]
+        verbose_name = _("notice")
+        verbose_name_plural = _("notices")
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class LoginThrottle(models.Model):
+    """Failed sign-ins on one account from one kind of client, and the wait they impose.
+
+    The client is an address (a browser without this account's device cookie), a device
+    cookie (a browser that signed this account in before), or every browser without the
+    cookie together. Failures on other accounts never count here. Administrators see the
+    rows and lift a wait (learners/admin.py); the rules are in learners/throttle.py.
+    """
+
+    class Scope(models.TextChoices):
+        ADDRESS = "address", _("One address, new browsers")
+        DEVICE = "device", _("One browser that signed in before")
+        ACCOUNT = "account", _("All new browsers together")
+
+    username = models.CharField(_("username as typed"), max_length=150)
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    client = models.CharField(
+        _("address or device"), max_length=64, blank=True, help_text=_("Empty for all.")
+    )
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField(db_index=True)
+    blocked_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-last_failure_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["username", "scope", "client"], name="one_login_throttle_per_client"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} ({self.get_scope_display()} {self.client})".strip()

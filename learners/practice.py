@@ -1,10 +1,10 @@
 """Practice questions: generated from the material, checked, and chosen where they help.
 
 - Offline (no language model, or as a teacher's choice): cloze and short-answer questions
-  built from the key sentences of the material's text. They are the material's own words,
-  so they are approved as they are made.
-- With a language model: questions written under a JSON schema; a teacher approves each
-  before any student sees it.
+  built from the key sentences of the material's text.
+- With a language model: questions written under a JSON schema.
+- Either way a teacher approves (or edits, or rejects) each generated question before any
+  student sees it (``question_review``).
 - ``practice_answer`` checks an answer, records it as evidence for the mastery model and
   schedules the question for spaced review; ``practice_next`` picks the next question where
   the learner is not yet at mastery and the prerequisites are met.
@@ -26,6 +26,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ai.ledger import LLMCallFor, Purpose
 from learners.evidence import mastery_evidence_record
 from learners.models import (
     Concept,
@@ -162,7 +163,10 @@ def _cloze(
         match = re.search(r"\b" + re.escape(term) + r"\b", sentence)
         if match is None:
             return None
-    prompt = sentence[: match.start()] + BLANK + sentence[match.end() :]
+    # Every occurrence of the answer is blanked: a second mention would give it away.
+    prompt = re.sub(r"(?<!\w)" + re.escape(term) + r"(?!\w)", BLANK, sentence, flags=re.IGNORECASE)
+    if BLANK not in prompt:
+        prompt = sentence[: match.start()] + BLANK + sentence[match.end() :]
     return DraftQuestion(
         kind=PracticeQuestion.Kind.CLOZE,
         prompt=prompt,
@@ -276,14 +280,19 @@ def _llm_schema(limit: int) -> dict:
 
 
 def questions_draft_llm(
-    *, concept: Concept, texts: Sequence[str], limit: int = QUESTIONS_PER_GENERATION
+    *,
+    concept: Concept,
+    texts: Sequence[str],
+    limit: int = QUESTIONS_PER_GENERATION,
+    requested_by_id: int | None = None,
 ) -> tuple[list[DraftQuestion], dict]:
     """Questions written by the language model under a JSON schema, and the generation
-    record (model, prompt version, usage). Raises ``tutor.llm.LLMError`` on failure."""
+    record (model, prompt version, usage). Raises ``tutor.llm.LLMError`` on failure. The
+    call goes in the ledger once, under the course and the teacher who asked."""
     from django.conf import settings
 
-    from tutor.context import tokens_estimate
-    from tutor.llm import chat_json, llm_context_tokens, text_fit  # the tutor's model client
+    # the tutor app owns the model client
+    from tutor.llm import chat_json, llm_context_tokens, prompt_tokens, text_fit
 
     description = f" ({concept.description})" if concept.description else ""
     system = _PROMPT_FILE.read_text().format(
@@ -294,7 +303,7 @@ def questions_draft_llm(
     room = (
         llm_context_tokens()
         - int(settings.LLM_MAX_TOKENS)
-        - tokens_estimate(system)
+        - prompt_tokens([{"role": "system", "content": system}])[0]
         - MATERIAL_MARGIN_TOKENS
     )
     material = text_fit("\n\n".join(texts)[:MATERIAL_MAX_CHARS], room)
@@ -307,6 +316,9 @@ def questions_draft_llm(
         schema_name="practice_questions",
         prompt_version=PROMPT_VERSION,
         temperature=0.3,
+        call=LLMCallFor(
+            purpose=Purpose.PRACTICE, user_id=requested_by_id, course_id=concept.course_id
+        ),
     )
     drafts = []
     for item in data["questions"][:limit]:
@@ -324,6 +336,23 @@ def questions_draft_llm(
     return drafts, usage.as_dict()
 
 
+def llm_failure(error: BaseException) -> tuple[str, bool] | None:
+    """For a failed call to the model: what to store (the kind and the server's words) and
+    whether a later try may help (unreachable, overloaded); None for any other error."""
+    from tutor.llm import LLMError, LLMUnavailable, llm_error_stored
+
+    if not isinstance(error, LLMError):
+        return None
+    return llm_error_stored(error), isinstance(error, LLMUnavailable) and not error.permanent
+
+
+def llm_failure_reason(stored: str) -> str:
+    """The translated reason of a failure ``llm_failure`` stored ('' for other errors)."""
+    from tutor.llm import failure_reason
+
+    return failure_reason(stored)
+
+
 def questions_save(
     *,
     concept: Concept,
@@ -331,12 +360,13 @@ def questions_save(
     origin: str,
     generation: dict | None = None,
 ) -> list[PracticeQuestion]:
-    """Store drafts; questions from the material are approved, the model's wait for a
-    teacher. A prompt the concept already has is skipped."""
+    """Store drafts. Generated questions (the language model's, and those made from the
+    material offline) wait in the teacher's queue; only a teacher's own are approved at
+    once. A prompt the concept already has is skipped."""
     status = (
-        PracticeQuestion.Status.PENDING
-        if origin == PracticeQuestion.Origin.LLM
-        else PracticeQuestion.Status.APPROVED
+        PracticeQuestion.Status.APPROVED
+        if origin == PracticeQuestion.Origin.TEACHER
+        else PracticeQuestion.Status.PENDING
     )
     saved = []
     for draft in drafts:
@@ -363,14 +393,21 @@ def questions_save(
 
 
 def questions_generate(
-    *, concept: Concept, texts: Sequence[str], use_llm: bool = False
+    *,
+    concept: Concept,
+    texts: Sequence[str],
+    use_llm: bool = False,
+    requested_by_id: int | None = None,
 ) -> list[PracticeQuestion]:
-    """Generate and store questions for ``concept`` from ``texts``."""
+    """Generate and store questions for ``concept`` from ``texts`` (``requested_by_id``:
+    the teacher who asked, for the ledger of model calls)."""
     texts = [t for t in texts if t and t.strip()]
     if not texts:
         return []
     if use_llm:
-        drafts, generation = questions_draft_llm(concept=concept, texts=texts)
+        drafts, generation = questions_draft_llm(
+            concept=concept, texts=texts, requested_by_id=requested_by_id
+        )
         return questions_save(
             concept=concept,
             drafts=drafts,
@@ -381,16 +418,76 @@ def questions_generate(
     return questions_save(concept=concept, drafts=drafts, origin=PracticeQuestion.Origin.MATERIAL)
 
 
+def question_check(*, kind: str, prompt: str, answers: Sequence[str]) -> None:
+    """Raise ``ValidationError`` naming each thing that would make a question unusable."""
+    problems = []
+    if not prompt:
+        problems.append(_("Write the question."))
+    if not answers:
+        problems.append(_("Give at least one accepted answer."))
+    if kind == PracticeQuestion.Kind.CLOZE and prompt:
+        if BLANK not in prompt:
+            problems.append(
+                _("A fill-in-the-blank question needs a blank: %(blank)s.") % {"blank": BLANK}
+            )
+        shown = f" {normalise(prompt)} "
+        for answer in answers:
+            if normalise(answer) and f" {normalise(answer)} " in shown:
+                problems.append(
+                    _("The answer “%(answer)s” is in the question itself.") % {"answer": answer}
+                )
+    if problems:
+        raise ValidationError(problems)
+
+
 def question_review(
-    *, question: PracticeQuestion, reviewer: User, approve: bool
+    *,
+    question: PracticeQuestion,
+    reviewer: User,
+    approve: bool,
+    prompt: str | None = None,
+    answers: Sequence[str] | None = None,
+    explanation: str | None = None,
 ) -> PracticeQuestion:
+    """Approve a question (with the teacher's edits to its wording, when given) or reject
+    it. Edits are checked first: a question that cannot be answered is not approved."""
+    fields = ["status", "reviewed_by", "reviewed_at"]
+    if approve and prompt is not None:
+        prompt = prompt.strip()[:2000]
+        answers = [a.strip()[:200] for a in (answers or []) if a.strip()][:20]
+        question_check(kind=question.kind, prompt=prompt, answers=answers)
+        question.prompt, question.answers = prompt, answers
+        question.explanation = (explanation or "").strip()[:4000]
+        fields += ["prompt", "answers", "explanation"]
     question.status = (
         PracticeQuestion.Status.APPROVED if approve else PracticeQuestion.Status.REJECTED
     )
     question.reviewed_by = reviewer
     question.reviewed_at = timezone.now()
-    question.save(update_fields=["status", "reviewed_by", "reviewed_at"])
+    try:
+        with transaction.atomic():
+            question.save(update_fields=fields)
+    except IntegrityError:
+        raise ValidationError(_("This concept already has a question worded like that.")) from None
     return question
+
+
+def questions_approve(
+    *, questions: Sequence[PracticeQuestion], reviewer: User
+) -> tuple[list[PracticeQuestion], list[PracticeQuestion]]:
+    """Approve each waiting question as it stands; returns (approved, held back): one that
+    would give its answer away or cannot be answered stays waiting for an edit."""
+    approved, held = [], []
+    for question in questions:
+        if question.status != PracticeQuestion.Status.PENDING:
+            continue
+        try:
+            question_check(kind=question.kind, prompt=question.prompt, answers=question.answers)
+        except ValidationError:
+            held.append(question)
+            continue
+        approved.append(question_review(question=question, reviewer=reviewer, approve=True))
+    return approved, held
 
 
 # --- answering --------------------------------------------------------------------------

@@ -90,7 +90,10 @@ def generation_run(*, generation_id: int, claimed_at: datetime) -> int:
     created, usage = [], {}
     if texts:
         drafts, usage = practice.questions_draft_llm(
-            concept=concept, texts=texts, limit=practice.QUESTIONS_PER_GENERATION
+            concept=concept,
+            texts=texts,
+            limit=practice.QUESTIONS_PER_GENERATION,
+            requested_by_id=generation.requested_by_id,
         )
         created = practice.questions_save(
             concept=concept, drafts=drafts, origin=PracticeQuestion.Origin.LLM, generation=usage

@@ -28,7 +28,7 @@ from django.db import models, transaction
 from django.utils.translation import gettext as _
 
 from learners.audit import audit_record
-from learners.models import AuditEvent, User
+from learners.models import AuditEvent, LoginThrottle, User
 
 DELETE = "delete"  # the rows go with the person (cascade, or deleted explicitly)
 DETACH = "detach"  # the row is the school's; its link to the person is nulled (SET_NULL)
@@ -83,6 +83,12 @@ REGISTRY: dict[str, PrivacyRule] = {
     "learners.practiceattempt": PrivacyRule("learning", "learner", _learning, DELETE),
     "learners.reviewcard": PrivacyRule("learning", "learner", _learning, DELETE),
     "learners.practicequestion": PrivacyRule("staff", "reviewed_by", ("prompt",), DETACH),
+    "learners.invitation": PrivacyRule(
+        "staff", "created_by", ("course__title", "role", "created_at"), DETACH
+    ),
+    "learners.notice": PrivacyRule(
+        "account", "user", ("course__title", "kind", "title", "created_at", "read_at"), DELETE
+    ),
     "admin.logentry": PrivacyRule(
         "staff", "user", ("action_time", "object_repr", "change_message"), DELETE
     ),
@@ -114,6 +120,24 @@ REGISTRY: dict[str, PrivacyRule] = {
     "grading.submissionvector": PrivacyRule("grading", "submission__learner", (), DELETE),
     "grading.regraderequest": PrivacyRule(
         "grading", "submission__learner", ("submission_id", "comment", "created_at"), DELETE
+    ),
+    # The ledger of language model calls made for the person: no content, but when and
+    # for what they used AI, so it goes with them (the course's usage page loses them).
+    "ai.llmcall": PrivacyRule(
+        "ai",
+        "user",
+        (
+            "created_at",
+            "course__title",
+            "purpose",
+            "model",
+            "prompt_version",
+            "prompt_tokens",
+            "completion_tokens",
+            "tokens_source",
+            "outcome",
+        ),
+        DELETE,
     ),
 }
 
@@ -192,7 +216,9 @@ def _anonymous_placeholder() -> User:
 def _keep_released_grades(*, user: User) -> None:
     from grading.models import Proposal, RegradeRequest, Review, Submission, SubmissionVector
 
-    released = Submission.objects.filter(learner=user, review__status=Review.Status.RELEASED)
+    # Released once is released: a grade whose regrade is pending is back in the queue
+    # (status "pending") but its released snapshot is still the school's record.
+    released = Submission.objects.filter(learner=user, review__released__isnull=False)
     ids = list(released.values_list("pk", flat=True))
     if not ids:
         return
@@ -200,7 +226,8 @@ def _keep_released_grades(*, user: User) -> None:
     RegradeRequest.objects.filter(submission_id__in=ids).delete()
     SubmissionVector.objects.filter(submission_id__in=ids).delete()
     # Flags quote the essay; the released snapshot and the scores are the grade itself.
-    Review.objects.filter(submission_id__in=ids).update(flags=[])
+    # The regrade went with its request, so the grade stands as it was released.
+    Review.objects.filter(submission_id__in=ids).update(flags=[], status=Review.Status.RELEASED)
     Submission.objects.filter(pk__in=ids).update(learner=_anonymous_placeholder(), text="")
 
 
@@ -254,6 +281,8 @@ def privacy_erase(*, user: User, actor: User | None) -> None:
         target=user,
         details={"self_service": actor is not None and actor.pk == user.pk},
     )
+    # Failed sign-ins name the account by username, not by key: they go with it.
+    LoginThrottle.objects.filter(username=user.username.strip().lower()).delete()
     # Every DELETE rule cascades from the user; DETACH rules are SET_NULL foreign keys.
     user.delete()
     transaction.on_commit(

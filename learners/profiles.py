@@ -41,6 +41,7 @@ def profile_update(
     dyslexia_font: bool = False,
     reduced_motion: bool = False,
     read_aloud: bool = False,
+    email_notices: bool = False,
 ) -> LearnerProfile:
     """Save the profile and the preferred language; the first save completes onboarding."""
     if preferred_language not in dict(settings.LANGUAGES):
@@ -55,6 +56,7 @@ def profile_update(
     profile.dyslexia_font = dyslexia_font
     profile.reduced_motion = reduced_motion
     profile.read_aloud = read_aloud
+    profile.email_notices = email_notices
     if profile.onboarded_at is None:
         profile.onboarded_at = timezone.now()
     profile.save()
@@ -90,6 +92,9 @@ class ProfileForm(forms.Form):
     dyslexia_font = forms.BooleanField(label=_("Dyslexia-friendly font"), required=False)
     reduced_motion = forms.BooleanField(label=_("Reduce motion"), required=False)
     read_aloud = forms.BooleanField(label=_("Read the tutor's replies aloud"), required=False)
+    email_notices = forms.BooleanField(
+        label=_("Email me when a grade is released or a regrade is answered"), required=False
+    )
 
     @classmethod
     def initial_for(cls, *, user: User, profile: LearnerProfile) -> dict:
@@ -102,6 +107,7 @@ class ProfileForm(forms.Form):
             "dyslexia_font": profile.dyslexia_font,
             "reduced_motion": profile.reduced_motion,
             "read_aloud": profile.read_aloud,
+            "email_notices": profile.email_notices,
         }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
@@ -147,6 +148,29 @@ class ClassProgress:
     students: list[StudentRow]  # struggling first; no data last
     hardest: list[ConceptSummary]  # lowest class average first; no data left out
 
+    @cached_property
+    def _practised(self) -> list[int]:
+        """Indices of the concepts at least one student has answered on."""
+        return [
+            index
+            for index in range(len(self.concepts))
+            if any(row.cells[index].attempts for row in self.students)
+        ]
+
+    @property
+    def heatmap_concepts(self) -> list[Concept]:
+        """The heat map's columns: only concepts with data, so none pushes those off-screen."""
+        return [self.concepts[index] for index in self._practised]
+
+    @property
+    def heatmap_rows(self) -> list[tuple[StudentRow, list[Estimate]]]:
+        return [(row, [row.cells[index] for index in self._practised]) for row in self.students]
+
+    @property
+    def unpractised(self) -> list[Concept]:
+        practised = set(self._practised)
+        return [c for index, c in enumerate(self.concepts) if index not in practised]
+
 
 def progress_class(*, course: Course) -> ClassProgress:
     """Concepts × students of the course (three queries, whatever the class size)."""
@@ -213,6 +237,7 @@ def learning_export(*, user: User) -> dict:
         "dyslexia_font",
         "reduced_motion",
         "read_aloud",
+        "email_notices",
         "onboarded_at",
     )
     return {

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -9,10 +11,17 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
+from config.safe_redirect import safe_next_url
 from learners.consent import consent_record
 from learners.models import AIConsent
 from learners.selectors import course_for_member, home_courses, membership_role
-from learners.throttle import login_failure_record, login_failures_clear, login_is_throttled
+from learners.throttle import (
+    login_attempt,
+    login_device_remember,
+    login_failure_record,
+    login_success_record,
+    login_wait_seconds,
+)
 
 
 @require_GET
@@ -39,27 +48,44 @@ def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
     )
 
 
+def _wait_context(seconds: int) -> dict:
+    """How long to wait, in the unit a person reads: seconds under two minutes."""
+    if seconds < 120:
+        return {"wait_seconds": seconds}
+    return {"wait_minutes": math.ceil(seconds / 60)}
+
+
 class ThrottledLoginView(LoginView):
-    """Django's login view, refusing further attempts after repeated failures."""
+    """Django's login view, slowed down per account by repeated failures
+    (learners/throttle.py): while a client must wait, 429 with Retry-After."""
 
     http_method_names = ["get", "post"]
 
     def post(self, request, *args, **kwargs):
-        username = request.POST.get("username", "")
-        if login_is_throttled(request=request, username=username):
-            minutes = max(1, settings.LOGIN_THROTTLE_SECONDS // 60)
-            form = self.get_form()
-            context = self.get_context_data(form=form, throttled_minutes=minutes)
-            return self.render_to_response(context, status=429)
+        self.attempt = login_attempt(request, request.POST.get("username", ""))
+        wait = login_wait_seconds(self.attempt)
+        if wait:
+            # An unbound form: its errors would check the password, which waiting must not.
+            form = self.get_form_class()(request, initial={"username": self.attempt.username})
+            context = self.get_context_data(form=form, **_wait_context(wait))
+            response = self.render_to_response(context, status=429)
+            response["Retry-After"] = str(wait)
+            return response
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form):
-        login_failure_record(request=self.request, username=self.request.POST.get("username", ""))
-        return super().form_invalid(form)
+        wait = login_failure_record(self.attempt)
+        context = self.get_context_data(form=form, **(_wait_context(wait) if wait else {}))
+        response = self.render_to_response(context)
+        if wait:
+            response["Retry-After"] = str(wait)
+        return response
 
     def form_valid(self, form):
-        login_failures_clear(request=self.request, username=form.get_user().get_username())
-        return super().form_valid(form)
+        login_success_record(self.attempt)
+        response = super().form_valid(form)
+        login_device_remember(self.request, response, form.get_user().get_username())
+        return response
 
 
 @require_http_methods(["GET", "POST"])
@@ -75,14 +101,14 @@ def consent(request: HttpRequest) -> HttpResponse:
             if granted
             else _("Your consent is withdrawn; AI features are off for you."),
         )
-        return redirect(request.POST.get("next") or "consent")
+        return redirect(safe_next_url(request, request.POST.get("next")) or "consent")
     latest = AIConsent.objects.filter(user=request.user).first()
     return render(
         request,
         "learners/consent.html",
         {
             "latest": latest,
-            "next": request.GET.get("next", ""),
+            "next": safe_next_url(request, request.GET.get("next")),
             "version": settings.AI_CONSENT_VERSION,
         },
     )

@@ -9,4 +9,22 @@ def login_through_form(page, base_url: str, user) -> None:
     page.get_by_label("Username").fill(user.username)
     page.get_by_label("Password").fill(user.raw_password)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state()
+    # Wait for the page the login leads to, not the load state of the login page itself
+    # (on a busy machine that is still the current page right after the click).
+    page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def console_errors(page) -> list[str]:
+    """Collect the page's console errors (CSP violations among them) from now on; the
+    browser's own request for /favicon.ico is not the page's error."""
+    errors: list[str] = []
+
+    def collect(message) -> None:
+        if message.type != "error":
+            return
+        if (message.location or {}).get("url", "").endswith("/favicon.ico"):
+            return
+        errors.append(message.text)
+
+    page.on("console", collect)
+    return errors

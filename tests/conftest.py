@@ -14,6 +14,9 @@ from tests.llm_server import llm_server, llm_server_session  # noqa: F401
 from tests.real_llm_server import real_llm_server  # noqa: F401
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+# Actions and assertions in a browser wait this long for the page: long enough for a page
+# served while the CPU is busy (two suites at once), short enough to fail clearly.
+BROWSER_TIMEOUT_MS = 15_000
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 _usernames = itertools.count(1)
 
@@ -235,9 +238,13 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    from playwright.sync_api import expect
+
+    # expect() has its own default (5 s), apart from the page's; both get the same.
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
     context = browser.new_context()
     page = context.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
     yield page
     context.close()
 

@@ -157,7 +157,7 @@ def test_it_serves_fifty_slow_streams_at_once(llm_server):
     assert all(sse_events(raw)[-1] == "[DONE]" for _, _, raw in results)
     assert llm_server.stats.peak_in_flight == 50
     assert llm_server.stats.streams_completed == 50
-    assert elapsed < 5.0
+    assert elapsed < 20.0  # one at a time: 40 s; the margin is for a busy machine
 
 
 SCHEMAS = [

@@ -9,7 +9,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from config.usage import course_llm_usage
+from ai.ledger import LLMCallFor, Outcome, Purpose, llm_call_record
+from ai.models import LLMCall
+from ai.usage import course_llm_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -18,6 +20,22 @@ _versions = itertools.count()
 
 def _when(days_ago: int) -> datetime.datetime:
     return timezone.now() - datetime.timedelta(days=days_ago)
+
+
+def _ledger_row(course, user, purpose, *, prompt, completion, ttft, days_ago) -> None:
+    """The ledger row the LLM client writes for one call (``llm_call_record``)."""
+    row = llm_call_record(
+        call=LLMCallFor(purpose=purpose, user_id=user.pk, course_id=course.pk),
+        model="test-model",
+        prompt_version="v1",
+        outcome=Outcome.FINISHED,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        duration_s=2.0,
+        ttft_s=ttft,
+    )
+    # created_at is auto_now_add: move it back after the insert.
+    LLMCall.objects.filter(pk=row.pk).update(created_at=_when(days_ago))
 
 
 def _usage(prompt: int, completion: int, ttft: float | None) -> dict:
@@ -56,6 +74,16 @@ def tutor_reply(student):
         )
         # created is auto_now_add: move it back after the insert.
         Message.objects.filter(pk=reply.pk).update(created=_when(days_ago))
+        if model:  # an offline reply makes no call
+            _ledger_row(
+                course,
+                student,
+                Purpose.TUTOR,
+                prompt=prompt,
+                completion=completion,
+                ttft=ttft,
+                days_ago=days_ago,
+            )
         return reply
 
     return make
@@ -89,6 +117,16 @@ def grade_proposal(student):
             usage=usage,
         )
         Proposal.objects.filter(pk=proposal.pk).update(created_at=_when(days_ago))
+        if source == "llm":  # the learned scorer makes no call
+            _ledger_row(
+                course,
+                student,
+                Purpose.GRADING,
+                prompt=prompt,
+                completion=completion,
+                ttft=ttft,
+                days_ago=days_ago,
+            )
         return proposal
 
     return make
@@ -221,9 +259,9 @@ def _page_queries(client, django_assert_num_queries, course, count: int) -> None
     assert response.status_code == 200
 
 
-# Session, user, course, per feature its per-day rows and its totals, and the learner
-# profile the base template reads for display preferences.
-PAGE_QUERIES = 13
+# Session, user, course, the ledger's per-day rows and its totals (one query each for
+# every feature), and the learner profile the base template reads for display preferences.
+PAGE_QUERIES = 6
 
 
 def test_the_page_query_count_does_not_grow_with_rows(
@@ -264,47 +302,3 @@ def test_the_admin_course_list_links_to_the_usage_page(client, staff_user, cours
 
     assert response.status_code == 200
     assert reverse("course-usage", args=[course.pk]) in response.content.decode()
-
-
-def test_memory_summaries_and_question_jobs_count_once_each(course, student, teacher):
-    from learners.models import Concept, PracticeQuestion, QuestionGeneration
-    from tutor.models import Memory
-
-    Memory.objects.create(
-        learner=student, course=course, summary="- x", usage=_usage(300, 40, None)
-    )
-    Memory.objects.create(learner=student, course=course, summary="Asked about: x")  # offline
-    concept = Concept.objects.create(course=course, name="Osmosis")
-    usage = _usage(900, 250, None)
-    QuestionGeneration.objects.create(
-        concept=concept, requested_by=teacher, status="done", questions_created=2, usage=usage
-    )
-    # The job's usage is copied onto each question it wrote: those are not counted again.
-    for prompt in ("What is osmosis?", "Why does water move?"):
-        PracticeQuestion.objects.create(
-            concept=concept,
-            kind="short_answer",
-            prompt=prompt,
-            answers=["water"],
-            origin="llm",
-            generation=usage,
-        )
-
-    usage_page = course_llm_usage(course=course)
-
-    memory = _feature(usage_page, "memory").total
-    assert (memory.requests, memory.prompt_tokens, memory.completion_tokens) == (1, 300, 40)
-    practice = _feature(usage_page, "practice").total
-    assert (practice.requests, practice.prompt_tokens, practice.completion_tokens) == (1, 900, 250)
-    assert usage_page["total"].prompt_tokens == 1200
-
-
-def test_replies_in_another_language_than_the_learners_are_counted(course, tutor_reply):
-    from tutor.models import Message
-
-    wrong = tutor_reply(course)
-    tutor_reply(course)
-    Message.objects.filter(pk=wrong.pk).update(
-        usage={**wrong.usage, "language": {"expected": "es", "detected": "en", "matches": False}}
-    )
-    assert course_llm_usage(course=course)["wrong_language_replies"] == 1

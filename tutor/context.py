@@ -2,17 +2,14 @@
 
 The budget is the model's context window (the server's own when it says, else
 ``LLM_CONTEXT_TOKENS``) less ``LLM_MAX_TOKENS`` (the reply must fit in it too) less a small
-safety margin. Pieces are first sized with an estimate that errs high: one token per 3
-ASCII characters but one per digit (tokenizers such as Qwen's and SmolLM2's split numbers
-into single digits), and one per UTF-8 *byte* outside ASCII (measured on SmolLM2's
-tokenizer: Chinese 1.2-1.4 tokens per character, Korean 1.8, Telugu 2.5: no fraction of
-the bytes is safe for every language), plus a fixed overhead per chat message for the
-template's role markers. When the server has a tokenizer (llama.cpp, vLLM,
-llama-cpp-python) the caller passes ``count``: the estimate is then scaled to the real
-ratio of this prompt's text, the student's message is counted for real, and the finished
-prompt is counted again and trimmed until it fits. A student's message that alone does
-not fit is never cut: ``context_build`` raises ``LLMContextExceeded``, whose message asks
-the learner to shorten it.
+safety margin. Pieces are first sized with ``ai.tokens``' estimate, which errs high (one
+token per UTF-8 byte outside ASCII: no fraction of the bytes is safe for every language).
+When the server has a tokenizer (llama.cpp, vLLM, llama-cpp-python) the caller passes
+``count``: the estimate is then scaled to the real ratio of this prompt's text, the
+student's message is counted for real, and the finished prompt is counted again and
+trimmed until it fits. A student's message that alone does not fit is never cut:
+``context_build`` raises ``LLMContextExceeded``, whose message asks the learner to
+shorten it.
 
 What goes in, in order of priority:
 
@@ -41,11 +38,11 @@ from pathlib import Path
 from django.conf import settings
 from django.utils.translation import get_language_info
 
+from ai.tokens import MESSAGE_OVERHEAD_TOKENS, message_tokens_estimate, tokens_estimate
+
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 TUTOR_PROMPT = "tutor_system.v1"
 
-ASCII_CHARS_PER_TOKEN = 3
-MESSAGE_OVERHEAD_TOKENS = 8
 SAFETY_MARGIN_TOKENS = 64
 PASSAGE_SHARE = 0.6
 MEMORY_SHARE = 0.1
@@ -139,18 +136,6 @@ def prompt_load(version: str) -> Prompt:
     if not re.fullmatch(r"[a-z_]+\.v\d+", version):
         raise ValueError(f"{version!r} is not a prompt version name.")
     return Prompt(version=version, text=(PROMPTS_DIR / f"{version}.md").read_text("utf-8"))
-
-
-def tokens_estimate(text: str) -> int:
-    """A conservative estimate of the tokens in ``text`` (see the module docstring)."""
-    ascii_chars = len(text.encode("ascii", "ignore"))
-    digits = sum(map(str.isdigit, text))
-    other_bytes = len(text.encode("utf-8")) - ascii_chars
-    return math.ceil(max(ascii_chars - digits, 0) / ASCII_CHARS_PER_TOKEN) + digits + other_bytes
-
-
-def message_tokens_estimate(message: dict[str, str]) -> int:
-    return tokens_estimate(message["content"]) + MESSAGE_OVERHEAD_TOKENS
 
 
 def context_budget() -> int:

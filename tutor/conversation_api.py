@@ -20,9 +20,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ai.budget import ai_budget_resets_in
 from config.api_fields import StrictCharField, StrictChoiceField, StrictIntegerField, not_blank
 from config.openapi import ErrorSerializer
-from learners.ai_budget import ai_budget_resets_in
 from learners.selectors import course_for_member
 from tutor import conversations
 from tutor.conversation_selectors import (
@@ -201,7 +201,6 @@ class ConversationDetailView(APIView):
         conversation = conversation_for_learner(
             user=request.user, course=course, conversation_id=conversation_id
         )
-        conversations.replies_expire_stale(conversation=conversation)
         data = ConversationDetailSerializer(conversation, context={"course_id": course.pk}).data
         return Response(data)
 
@@ -256,8 +255,6 @@ class ReplyDetailView(APIView):
         """One tutor reply: its status, text so far once final, citations and usage."""
         course = course_for_member(user=request.user, course_id=course_id)
         reply = reply_for_learner(user=request.user, course=course, message_id=message_id)
-        conversations.replies_expire_stale(conversation=reply.conversation)
-        reply.refresh_from_db()
         return Response(MessageSerializer(reply, context={"course_id": course.pk}).data)
 
 

@@ -60,6 +60,18 @@ def _link_citations(tokens: list[Token], citations: dict[int, dict[str, Any]]) -
         block.children = children
 
 
+def _align_by_class(tokens: list[Token]) -> None:
+    """A table column's alignment as a class: markdown-it writes it as an inline style,
+    which the strict CSP refuses (a console error, and the alignment lost)."""
+    for token in tokens:
+        style = token.attrs.get("style") if token.type in ("th_open", "td_open") else None
+        if style:
+            del token.attrs["style"]
+            side = str(style).removeprefix("text-align:").strip()
+            if side in ("left", "center", "right"):
+                token.attrs["class"] = f"align-{side}"
+
+
 def _text(content: str) -> Token:
     token = Token("text", "", 0)
     token.content = content
@@ -71,5 +83,6 @@ def reply_html(*, text: str, citations: Sequence[dict[str, Any]] = ()) -> SafeSt
     md = _markdown()
     tokens = md.parse(text)
     _link_citations(tokens, {int(c["n"]): c for c in citations if "n" in c})
+    _align_by_class(tokens)
     html = md.renderer.render(tokens, md.options, {})
     return mark_safe(html)  # noqa: S308 - markdown-it escaped every piece of input above

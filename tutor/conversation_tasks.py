@@ -2,8 +2,7 @@
 
 Celery's thread pool (the ``llm`` worker) cannot enforce task time limits, so a reply
 bounds its own time (``tutor.replies``), and a reply whose worker vanished (its lease
-lapsed) is marked failed by pages and the recovery sweep
-(``conversations.replies_expire_stale``, ``conversations.replies_recover``); the limits
+lapsed) is marked failed by the recovery sweep (``conversations.replies_recover``); the limits
 below apply where a prefork worker runs the queue.
 """
 

@@ -67,6 +67,10 @@ def _prepare(message: Message) -> Message:
     return message
 
 
+def _sidebar(request: HttpRequest, course: Course) -> list[Conversation]:
+    return list(conversations_of_learner(user=request.user, course=course)[:SIDEBAR_CONVERSATIONS])
+
+
 def _page(
     request: HttpRequest,
     course: Course,
@@ -77,7 +81,8 @@ def _page(
     status: int = 200,
 ) -> HttpResponse:
     if conversation is not None:
-        conversations.replies_expire_stale(conversation=conversation)
+        # Replies whose worker died are failed by the recovery sweep (config/recovery.py),
+        # not here: a GET writes nothing.
         rows = [_prepare(m) for m in conversation_messages(conversation=conversation)]
     else:
         rows = []
@@ -85,9 +90,7 @@ def _page(
         "course": course,
         "conversation": conversation,
         "messages_list": rows,
-        "conversations": conversations_of_learner(user=request.user, course=course)[
-            :SIDEBAR_CONVERSATIONS
-        ],
+        "conversations": _sidebar(request, course),
         "error": error,
         "draft": draft,
         "message_max_chars": conversations.MESSAGE_MAX_CHARS,
@@ -182,6 +185,9 @@ def message_create(request: HttpRequest, course_id: int) -> HttpResponse:
             "conversation": conversation,
             "turn": [question, _prepare(reply)],
             "message_max_chars": conversations.MESSAGE_MAX_CHARS,
+            # The sidebar again: the first message may just have given the conversation
+            # its title.
+            "conversations": _sidebar(request, course),
         },
     )
 
@@ -249,8 +255,6 @@ def reply_detail(request: HttpRequest, course_id: int, message_id: int) -> HttpR
     course, reply = _reply_or_404(request, course_id, message_id)
     if not request.htmx:
         return _back_to(reply)
-    conversations.replies_expire_stale(conversation=reply.conversation)
-    reply.refresh_from_db()
     # Fetched when the reply's stream ends: read it aloud if the learner asked for that.
     return _message_partial(request, course, reply, just_finished=not reply.is_unfinished)
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from ai.budget import ai_budget_check
 from config.celery import enqueue_on_commit
 from config.leases import lapsed, lease_until, queued_until
 from learners.models import Course
@@ -99,7 +100,6 @@ def tutor_access_check(*, learner, course: Course) -> None:
     """ValidationError when the learner may not use the tutor now: consent to AI
     processing missing, or a guardian's needed (code ``consent``); today's AI token
     budget used up (code ``ai_budget``)."""
-    from learners.ai_budget import ai_budget_check
     from learners.consent import ai_access
 
     access = ai_access(user=learner, course=course)
@@ -295,13 +295,6 @@ def _replies_expire(messages) -> int:
             with contextlib.suppress(*streams.UNAVAILABLE):
                 streams.reply_stream_end(message_id=pk, status=Message.Status.FAILED)
     return expired
-
-
-def replies_expire_stale(*, conversation: Conversation) -> int:
-    """Mark failed the replies of a conversation whose worker is gone, so none stays
-    "writing" forever; the student can retry them, and the text they streamed is kept.
-    (Pages call this; the recovery sweep does it for every conversation.)"""
-    return _replies_expire(conversation.messages.all())
 
 
 def replies_recover() -> tuple[int, int]:

@@ -9,6 +9,10 @@ The server is vLLM, or anything else that speaks OpenAI's chat-completions API, 
 - ``chat_json`` asks for JSON constrained by a JSON schema (vLLM's structured outputs) and
   checks the reply against the schema before anyone trusts it.
 
+Every call, whatever its outcome, is accounted for once its usage is final: one row in the
+ledger and its metrics (``ai.ledger.llm_call_record``, through ``_ledger_record``). Callers
+say what a call is for with ``call=LLMCallFor(purpose=..., user_id=..., course_id=...)``.
+
 Failures surface as ``LLMError`` subclasses whose ``str()`` a student may be shown; the
 technical cause is in ``.detail`` (and ``__cause__``) for the logs. Transient failures
 (connection errors, timeouts, 429, 5xx) are retried with exponential backoff, but never
@@ -39,6 +43,7 @@ from typing import TYPE_CHECKING, Any, cast
 from django.conf import settings
 from django.utils.translation import gettext_noop
 
+from ai.ledger import LLMCallFor, Outcome, llm_call_record
 from tutor.llm_capabilities import (
     Capabilities,
     capabilities_clear,
@@ -202,16 +207,6 @@ def llm_error_observed(error: LLMError, *, prompt_version: str) -> None:
     llm_error_counted(kind=error.kind, purpose=_purpose(prompt_version))
 
 
-def _usage_observed(usage: LLMUsage) -> None:
-    """Every call in metrics: requests, real token counts, timings (never fails a call)."""
-    from config.metrics import llm_usage_observed
-
-    try:
-        llm_usage_observed(usage, purpose=_purpose(usage.prompt_version))
-    except Exception as error:  # noqa: BLE001 - metrics must never fail a reply
-        logger.warning("Could not record LLM metrics: %r", error)
-
-
 def _purpose(prompt_version: str) -> str:
     """A short fixed word from a prompt version ("tutor-v1", "grade.v1"...): metrics
     labels must not take free text."""
@@ -249,6 +244,47 @@ class LLMUsage:
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, for a JSONField next to the stored output."""
         return {**dataclasses.asdict(self), "outcome": self.outcome.value}
+
+
+def _ledger_record(
+    usage: LLMUsage | None,
+    *,
+    call: LLMCallFor | None,
+    prompt_version: str,
+    error: LLMError | None,
+    messages: Sequence[Message],
+    text: str,
+    started: float,
+) -> None:
+    """The one hook: account for a call whose usage and outcome are final (``ai.ledger``).
+
+    ``usage`` is None when the call failed before the server answered (``started`` then
+    gives its duration); ``text`` is what arrived, for estimating tokens not reported.
+    """
+    if isinstance(error, LLMNotConfigured):
+        return  # offline mode: nothing was called
+    if error is None:
+        stopped = usage is not None and usage.outcome == LLMOutcome.STOPPED
+        outcome = Outcome.STOPPED if stopped else Outcome.FINISHED
+    elif isinstance(error, LLMUnavailable):
+        outcome = Outcome.TRANSIENT_ERROR
+    else:
+        outcome = Outcome.PERMANENT_ERROR
+    llm_call_record(
+        call=call,
+        model=usage.model if usage else settings.LLM_MODEL,
+        prompt_version=prompt_version,
+        outcome=outcome,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+        duration_s=usage.total_s if usage else time.monotonic() - started,
+        ttft_s=usage.time_to_first_token_s if usage else None,
+        queue_wait_s=usage.queue_wait_s if usage else None,
+        attempts=usage.attempts if usage else None,
+        error_kind=type(error).__name__ if error else "",
+        messages=messages,
+        text=text,
+    )
 
 
 # --- configuration and the lazily built client -----------------------------------------
@@ -566,8 +602,10 @@ class ChatStream:
         max_tokens: int | None,
         temperature: float | None,
         should_stop: Callable[[], bool] | None,
+        call: LLMCallFor | None = None,
     ) -> None:
         self._runtime = _runtime()
+        self._call = call
         self._messages = messages
         self._prompt_version = prompt_version
         self._max_tokens = max_tokens
@@ -613,6 +651,7 @@ class ChatStream:
         model = config.model
         prompt_tokens: int | None = None
         completion_tokens: int | None = None
+        failure: LLMError | None = None
 
         def record(final_outcome: LLMOutcome) -> LLMUsage:
             source = "server"
@@ -642,7 +681,6 @@ class ChatStream:
                 queue_wait_s=queue_wait,
                 attempts=attempts,
             )
-            _usage_observed(self.usage)
             return self.usage
 
         try:
@@ -695,6 +733,7 @@ class ChatStream:
                     raise _translate(exc, delivered=delivered) from exc
         except LLMError as error:
             outcome = LLMOutcome.FAILED
+            failure = error
             error.usage = record(outcome)
             error.partial_text = self.text
             llm_error_observed(error, prompt_version=self._prompt_version)
@@ -703,6 +742,15 @@ class ChatStream:
         finally:
             if self.usage is None:
                 record(outcome)
+            _ledger_record(
+                self.usage,
+                call=self._call,
+                prompt_version=self._prompt_version,
+                error=failure,
+                messages=self._messages,
+                text=self.text,
+                started=started,
+            )
 
 
 def chat_stream(
@@ -712,13 +760,15 @@ def chat_stream(
     max_tokens: int | None = None,
     temperature: float | None = None,
     should_stop: Callable[[], bool] | None = None,
+    call: LLMCallFor | None = None,
 ) -> ChatStream:
     """Stream a reply to ``messages``; iterate the result for text deltas.
 
     ``should_stop`` is called after every chunk received (keep it cheap); when it returns
     True the stream is closed and what arrived so far is kept, with outcome ``stopped``.
     Raises ``LLMNotConfigured`` at once in offline mode; other ``LLMError``s come out of
-    the iteration, carrying ``usage`` and ``partial_text``.
+    the iteration, carrying ``usage`` and ``partial_text``. ``call`` says what the call is
+    for, in the ledger.
     """
     return ChatStream(
         messages=messages,
@@ -726,6 +776,7 @@ def chat_stream(
         max_tokens=max_tokens,
         temperature=temperature,
         should_stop=should_stop,
+        call=call,
     )
 
 
@@ -814,6 +865,7 @@ def chat_json(
     prompt_version: str,
     max_tokens: int | None = None,
     temperature: float | None = None,
+    call: LLMCallFor | None = None,
 ) -> tuple[dict[str, Any], LLMUsage]:
     """A JSON object that satisfies ``schema``, and the usage record of the call.
 
@@ -825,7 +877,9 @@ def chat_json(
     the model what was wrong. Transient failures are retried with backoff; a refused
     request or a prompt over the context raise a permanent ``LLMRequestRejected``.
     Raises ``LLMBadResponse`` when the reply is still not valid JSON for the schema.
+    ``call`` says what the call is for, in the ledger.
     """
+    started = time.monotonic()
     try:
         data, usage = _chat_json(
             messages=messages,
@@ -837,10 +891,25 @@ def chat_json(
         )
     except LLMError as error:
         llm_error_observed(error, prompt_version=prompt_version)
-        if error.usage is not None:
-            _usage_observed(error.usage)
+        _ledger_record(
+            error.usage,
+            call=call,
+            prompt_version=prompt_version,
+            error=error,
+            messages=messages,
+            text=error.partial_text,
+            started=started,
+        )
         raise
-    _usage_observed(usage)
+    _ledger_record(
+        usage,
+        call=call,
+        prompt_version=prompt_version,
+        error=None,
+        messages=messages,
+        text=json.dumps(data),  # read only when the server reported no usage
+        started=started,
+    )
     return data, usage
 
 
@@ -850,10 +919,10 @@ def _chat_json(
     schema: Mapping[str, Any],
     schema_name: str,
     prompt_version: str,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
+    max_tokens: int | None,
+    temperature: float | None,
 ) -> tuple[dict[str, Any], LLMUsage]:
-    """``chat_json`` less its metrics."""
+    """``chat_json`` less its accounting."""
     import jsonschema
 
     runtime = _runtime()

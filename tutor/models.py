@@ -36,6 +36,11 @@ class Material(models.Model):
         READY = "ready", _("Ready")
         FAILED = "failed", _("Failed")
 
+    class Step(models.TextChoices):
+        READING = "reading", _("Reading the file")
+        EMBEDDING = "embedding", _("Embedding passages")
+        SAVING = "saving", _("Saving passages")
+
     UNFINISHED = (Status.QUEUED, Status.PROCESSING)
 
     course = models.ForeignKey(
@@ -54,6 +59,14 @@ class Material(models.Model):
         _("status"), max_length=12, choices=Status.choices, default=Status.QUEUED
     )
     progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    # What a worker is doing with it now, and how many passages it has embedded of how
+    # many: the teacher sees real steps, not a percentage that jumps.
+    step = models.CharField(_("step"), max_length=12, choices=Step.choices, blank=True)
+    passages_done = models.PositiveIntegerField(default=0)
+    passages_total = models.PositiveIntegerField(default=0)
+    # Whether processing the same file again could succeed: a worker or database fault,
+    # not something wrong with the file (that needs a corrected upload).
+    failure_retryable = models.BooleanField(default=False)
     # Written for the teacher; the technical cause goes to the logs.
     failure_reason = models.CharField(_("reason for failure"), max_length=500, blank=True)
     uploaded_by = models.ForeignKey(
@@ -104,6 +117,11 @@ class Material(models.Model):
     @property
     def is_unfinished(self) -> bool:
         return self.status in self.UNFINISHED
+
+    @property
+    def can_process_again(self) -> bool:
+        """Only a failure that was not the file's fault can go differently a second time."""
+        return self.status == self.Status.FAILED and self.failure_retryable and bool(self.file)
 
 
 class Chunk(models.Model):

@@ -107,8 +107,43 @@ def document_parse(*, name: str, data: bytes) -> ParsedDocument:
     document.blocks = [b for b in document.blocks if b.text.strip()]
     if not any(b.kind != "heading" for b in document.blocks):
         raise ParseError(_("No text was found in this file."))
-    document.title = (document.title or "").strip()[:300] or _stem(name)
+    title = " ".join((document.title or "").split())[:300]
+    document.title = "" if title_is_junk(title) else title
+    document.title = document.title or _stem(name)
     return document
+
+
+# Titles that tools write into a file's metadata and that name nothing: a browser's
+# "print to PDF" of a blank tab, a word processor's default, a path or a file name.
+_JUNK_TITLES = {
+    "about:blank",
+    "untitled",
+    "untitled document",
+    "document",
+    "document1",
+    "title",
+    "no title",
+    "slide 1",
+    "presentation",
+    "powerpoint presentation",
+}
+_JUNK_TITLE = re.compile(
+    r"^[a-z][a-z0-9+.-]*:\S*$"  # a URL
+    r"|^microsoft (?:word|powerpoint|excel) - "  # an application's prefix
+    r"|^(?:[a-z]:)?[\\/]|^\S*[\\/]\S*$"  # a path
+    r"|\.(?:docx?|pdf|pptx?|odt|rtf|txt|tex|dvi|html?|md)$",  # a file name
+    re.IGNORECASE,
+)
+
+
+def title_is_junk(title: str) -> bool:
+    """Whether a title from a file's metadata names nothing (use the file name instead)."""
+    title = title.strip()
+    return (
+        not any(ch.isalpha() for ch in title)
+        or title.casefold() in _JUNK_TITLES
+        or bool(_JUNK_TITLE.search(title))
+    )
 
 
 def document_text(*, name: str, data: bytes) -> str:

@@ -21,8 +21,9 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from ai.budget import ai_budget_reached
+from ai.ledger import LLMCallFor, Purpose
 from config.leases import Lease
-from learners.ai_budget import ai_budget_reached
 from tutor import streams
 from tutor.concept_tags import passage_concept_ids
 from tutor.context import (
@@ -281,7 +282,14 @@ def _write_online(
     stop = _StopCheck(
         message_id=reply.pk, deadline=time.monotonic() + reply_max_seconds(), lease=lease
     )
-    stream = chat_stream(messages=messages, prompt_version=context.prompt_version, should_stop=stop)
+    stream = chat_stream(
+        messages=messages,
+        prompt_version=context.prompt_version,
+        should_stop=stop,
+        call=LLMCallFor(
+            purpose=Purpose.TUTOR, user_id=learner.pk, course_id=conversation.course_id
+        ),
+    )
     common = {
         "mode": Message.Mode.ONLINE,
         "citations": reply_citations("", context.passages),
@@ -533,6 +541,11 @@ def conversation_summarize(*, conversation: Conversation) -> Summary | None:
             schema_name="memory_summary",
             prompt_version=prompt.version,
             max_tokens=MEMORY_ANSWER_TOKENS,
+            call=LLMCallFor(
+                purpose=Purpose.MEMORY,
+                user_id=conversation.learner_id,
+                course_id=conversation.course_id,
+            ),
         )
     except LLMError as error:
         logger.warning(

@@ -1,16 +1,26 @@
 """Search a course's material: the one selector that retrieves chunks.
 
-Hybrid retrieval, all in PostgreSQL:
+Hybrid retrieval, all in PostgreSQL, both halves bounded whatever the course's size:
 
-1. Keyword candidates: chunks whose tsvector matches any of the query's lexemes (GIN
-   index), ranked by Okapi BM25 computed here from the course's own statistics: document
-   frequencies counted through the GIN index, chunk lengths stored on the chunk, term
-   frequencies read from the tsvector's positions. (``ts_rank`` is not BM25: it has no
-   inverse document frequency, and BM25 ranks better on our evaluation.)
-2. Vector candidates: nearest chunks by cosine distance (HNSW index, ``vector_cosine_ops``).
+1. Keyword candidates: chunks whose tsvector matches the query's rarest lexemes (GIN
+   index), at most ``MATCH_BUDGET`` of them, ranked by Okapi BM25 computed here from the
+   course's own statistics: document frequencies counted through the GIN index, chunk
+   lengths stored on the chunk, term frequencies read from the tsvector's positions (of
+   the query's lexemes only: ``setweight``/``ts_filter`` cut each tsvector down first).
+   (``ts_rank`` is not BM25: it has no inverse document frequency, and BM25 ranks better
+   on our evaluation.) The course's chunk count, average length and each lexeme's
+   document frequency are cached (``STATS_SECONDS``, dropped when material changes).
+2. Vector candidates: the nearest ``POOL`` chunks by cosine distance, from the HNSW index
+   (``vector_cosine_ops``) with ``hnsw.ef_search`` chosen by measurement (``EF_SEARCH``)
+   and widened when the course is a small share of the table (the index is shared by all
+   courses and filtered afterwards); pgvector 0.8 and later scans iteratively instead. A
+   small course (``EXACT_SCAN_MAX`` chunks) is scanned exactly: that is as fast, and exact.
 3. Fusion: over the union of both candidate pools, BM25 divided by the pool's best BM25
    plus cosine min-max scaled over the pool, weighted equally. Plain reciprocal-rank
    fusion discards how far ahead the best match is and loses precision at rank 1.
+
+Both halves and the pool's scores are one statement; the excerpts of the ``k`` results
+another.
 
 On SQuAD dev (24 articles, 1,214 chunks, 5,696 questions; ``manage.py eval_retrieval
 DATASET --mode hybrid vector keyword``) recall@1 / @5 / @10 were: hybrid 0.839 / 0.970 /
@@ -21,10 +31,14 @@ weights 0.6-0.8 scored below 0.5 on recall@1 (0.836, 0.831, 0.827).
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.urls import reverse
@@ -32,6 +46,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from tutor.models import SEARCH_CONFIG
+
+logger = logging.getLogger(__name__)
 
 MODES = ("hybrid", "vector", "keyword")
 K_MAX = 50
@@ -41,8 +57,17 @@ QUERY_MAX_TERMS = 64
 POOL = 50
 # Most rows the keyword candidates' BM25 is computed for (see _query_terms).
 MATCH_BUDGET = 2000
-# HNSW search breadth; must be at least POOL for the index to return POOL rows.
+# HNSW search breadth for a course that is the whole table; at least POOL, so the index
+# can return POOL rows. Chosen with ``python -m bench.retrieval --ef-search ...``: see
+# docs/architecture.md for the recall and latency of each value.
 EF_SEARCH = 100
+# pgvector refuses a wider hnsw.ef_search.
+EF_SEARCH_MAX = 1000
+# A course with at most this many chunks is scanned exactly (no index).
+EXACT_SCAN_MAX = 5000
+# How long a course's statistics (chunk count, average length, document frequencies)
+# are reused; ingestion and removal of material drop them at once.
+STATS_SECONDS = 600
 BM25_K1 = 1.2
 BM25_B = 0.75
 KEYWORD_WEIGHT = 0.5
@@ -77,30 +102,113 @@ def _tsquery_literal(lexeme: str) -> str:
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def _query_terms(cursor, *, course_id: int, query: str) -> tuple[dict[str, float], str]:
+# --- the course's statistics, cached -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CourseStats:
+    chunks: int  # the course's chunks: N of BM25
+    avgdl: float  # their average length in words
+    table_chunks: int  # chunks of every course: the HNSW index holds them all
+    iterative_scan: bool  # pgvector 0.8+: a filtered HNSW scan goes on until it has enough
+    token: str  # names this computation in the keys of its document frequencies
+
+
+def _stats_key(course_id: int) -> str:
+    return f"retrieval:stats:{course_id}"
+
+
+def _df_key(stats: CourseStats, lexeme: str) -> str:
+    digest = hashlib.blake2b(lexeme.encode(), digest_size=12).hexdigest()
+    return f"retrieval:df:{stats.token}:{digest}"
+
+
+def _cache_get_many(keys: list[str]) -> dict:
+    try:
+        return cache.get_many(keys)
+    except Exception as error:  # noqa: BLE001 - the cache is an optimisation: search goes on
+        logger.warning("retrieval cache unavailable: %r", error)
+        return {}
+
+
+def _cache_set_many(values: dict) -> None:
+    try:
+        cache.set_many(values, timeout=STATS_SECONDS)
+    except Exception as error:  # noqa: BLE001 - as above
+        logger.warning("retrieval cache unavailable: %r", error)
+
+
+def course_stats_forget(*, course_id: int) -> None:
+    """Drop a course's cached statistics: its material changed (new, re-read or removed)."""
+    try:
+        cache.delete(_stats_key(course_id))
+    except Exception as error:  # noqa: BLE001 - as above; they expire after STATS_SECONDS
+        logger.warning("retrieval cache unavailable: %r", error)
+
+
+def _course_stats(cursor, *, course_id: int) -> CourseStats:
+    key = _stats_key(course_id)
+    cached = _cache_get_many([key]).get(key)
+    if cached is not None:
+        return CourseStats(**cached)
+    cursor.execute(
+        """
+        SELECT count(*), coalesce(avg(word_count), 1)::float8,
+               (SELECT greatest(reltuples, 0)::bigint FROM pg_class
+                 WHERE oid = 'tutor_chunk'::regclass),
+               (SELECT extversion FROM pg_extension WHERE extname = 'vector')
+          FROM tutor_chunk WHERE course_id = %s
+        """,
+        [course_id],
+    )
+    chunks, avgdl, table_chunks, version = cursor.fetchone()
+    major_minor = tuple(int(part) for part in (version or "0.0").split(".")[:2])
+    stats = CourseStats(
+        chunks=chunks,
+        avgdl=max(avgdl, 1.0),
+        # reltuples is an estimate (-1 before the first ANALYZE): never below the course.
+        table_chunks=max(table_chunks or 0, chunks),
+        iterative_scan=major_minor >= (0, 8),
+        token=secrets.token_hex(8),
+    )
+    _cache_set_many({key: stats.__dict__})
+    return stats
+
+
+def _query_terms(cursor, *, stats: CourseStats, course_id: int, query: str):
     """The query's lexemes with their BM25 idf in the course, and a tsquery matching any."""
     cursor.execute(
         "SELECT lexeme FROM unnest(to_tsvector(%s::regconfig, %s)) LIMIT %s",
         [SEARCH_CONFIG, query, QUERY_MAX_TERMS],
     )
     lexemes = [row[0] for row in cursor.fetchall()]
-    if not lexemes:
+    if not lexemes or not stats.chunks:
         return {}, ""
-    literals = [_tsquery_literal(lexeme) for lexeme in lexemes]
-    cursor.execute(
-        """
-        SELECT t.lexeme,
-               (SELECT count(*) FROM tutor_chunk c
-                 WHERE c.course_id = %(course)s AND c.search_vector @@ t.literal::tsquery)
-          FROM unnest(%(lexemes)s::text[], %(literals)s::text[]) AS t(lexeme, literal)
-        """,
-        {"course": course_id, "lexemes": lexemes, "literals": literals},
-    )
-    frequencies = {lexeme: df for lexeme, df in cursor.fetchall() if df}
+    keys = {lexeme: _df_key(stats, lexeme) for lexeme in lexemes}
+    cached = _cache_get_many(list(keys.values()))
+    frequencies = {lexeme: cached[key] for lexeme, key in keys.items() if key in cached}
+    missing = [lexeme for lexeme in lexemes if lexeme not in frequencies]
+    if missing:
+        cursor.execute(
+            """
+            SELECT t.lexeme,
+                   (SELECT count(*) FROM tutor_chunk c
+                     WHERE c.course_id = %(course)s AND c.search_vector @@ t.literal::tsquery)
+              FROM unnest(%(lexemes)s::text[], %(literals)s::text[]) AS t(lexeme, literal)
+            """,
+            {
+                "course": course_id,
+                "lexemes": missing,
+                "literals": [_tsquery_literal(lexeme) for lexeme in missing],
+            },
+        )
+        counted = dict(cursor.fetchall())
+        frequencies.update(counted)
+        _cache_set_many({keys[lexeme]: df for lexeme, df in counted.items()})
+    frequencies = {lexeme: df for lexeme, df in frequencies.items() if df}
     if not frequencies:
         return {}, ""
-    cursor.execute("SELECT count(*) FROM tutor_chunk WHERE course_id = %s", [course_id])
-    total = cursor.fetchone()[0]
+    total = max(stats.chunks, max(frequencies.values()))
     idf = {
         lexeme: math.log(1 + (total - df + 0.5) / (df + 0.5)) for lexeme, df in frequencies.items()
     }
@@ -118,90 +226,161 @@ def _query_terms(cursor, *, course_id: int, query: str) -> tuple[dict[str, float
     return idf, tsquery
 
 
-# The CTEs both BM25 queries start with: the query terms with their idf, and the course's
-# average chunk length. ``_BM25`` is the score of one chunk ``c``; it reads the term
-# frequencies from the tsvector's position lists.
-_BM25_WITH = """
-    WITH terms AS (
-        SELECT * FROM unnest(%(lexemes)s::text[], %(idfs)s::float8[]) AS t(lexeme, idf)
-    ),
-    stats AS (
-        SELECT greatest(avg(word_count), 1)::float8 AS avgdl
-          FROM tutor_chunk WHERE course_id = %(course)s
-    )
-"""
+# --- the statement -----------------------------------------------------------------------
+
+
+def _statement(*parts: str) -> str:
+    """SQL joined from this module's constants; every value is a bound parameter."""
+    return "".join(parts)
+
+
+# BM25 of the chunk ``{c}``: term frequencies from the positions of the query's lexemes,
+# which setweight marks and ts_filter keeps (the rest of the tsvector is never unnested).
 _BM25 = """
     coalesce((
         SELECT sum(t.idf * tf.n * (%(k1)s + 1)
-                   / (tf.n + %(k1)s * (1 - %(b)s + %(b)s * c.word_count / s.avgdl)))
+                   / (tf.n + %(k1)s * (1 - %(b)s + %(b)s * {c}.word_count / %(avgdl)s)))
           FROM (SELECT u.lexeme, array_length(u.positions, 1) AS n
-                  FROM unnest(c.search_vector) AS u) AS tf
+                  FROM unnest(ts_filter(setweight({c}.search_vector, 'A', %(lexemes)s::text[]),
+                                        '{{a}}')) AS u) AS tf
           JOIN terms AS t USING (lexeme)
-    ), 0)
+    ), 0)::float8
 """
-_KEYWORD_SQL = (
-    _BM25_WITH  # noqa: S608 - joins module constants; every value is a bound parameter
-    + "SELECT c.id, "
-    + _BM25
-    + """ AS bm25
-      FROM tutor_chunk AS c, stats AS s
-     WHERE c.course_id = %(course)s AND c.search_vector @@ %(tsquery)s::tsquery
-     ORDER BY bm25 DESC, c.id
-     LIMIT %(limit)s
+_TERMS = """
+    terms AS (
+        SELECT * FROM unnest(%(lexemes)s::text[], %(idfs)s::float8[]) AS t(lexeme, idf)
+    )
+"""
+# At most MATCH_BUDGET rows even when the cached document frequencies are behind.
+_KEYWORD = _statement(
     """
+    matched AS (
+        SELECT c.id, c.word_count, c.search_vector FROM tutor_chunk AS c
+         WHERE c.course_id = %(course)s AND c.search_vector @@ %(tsquery)s::tsquery
+         LIMIT %(budget)s
+    ),
+    keyword AS (
+        SELECT m.id, """,
+    _BM25.format(c="m"),
+    """ AS bm25
+          FROM matched AS m
+         ORDER BY bm25 DESC, m.id
+         LIMIT %(limit)s
+    )
+""",
 )
-_POOL_SQL = (
-    _BM25_WITH  # noqa: S608 - joins module constants; every value is a bound parameter
-    + "SELECT c.id, "
-    + _BM25
-    + """ AS bm25, 1 - (c.embedding <=> %(vector)s::vector) AS cosine
-      FROM tutor_chunk AS c, stats AS s
-     WHERE c.id = ANY(%(ids)s) AND c.course_id = %(course)s
+# The HNSW index serves ORDER BY embedding <=> vector; ordering by the cosine itself
+# keeps the planner off the index, for an exact scan of the course's rows.
+_VECTOR_INDEXED = """
+    vector AS (
+        SELECT id, 1 - (embedding <=> %(vector)s::vector) AS cosine FROM tutor_chunk
+         WHERE course_id = %(course)s
+         ORDER BY embedding <=> %(vector)s::vector
+         LIMIT %(limit)s
+    )
+"""
+_VECTOR_EXACT = """
+    vector AS (
+        SELECT id, 1 - (embedding <=> %(vector)s::vector) AS cosine FROM tutor_chunk
+         WHERE course_id = %(course)s
+         ORDER BY cosine DESC, id
+         LIMIT %(limit)s
+    )
+"""
+_POOL = _statement(
     """
+    pool AS (SELECT id FROM keyword UNION SELECT id FROM vector)
+    SELECT c.id, """,
+    _BM25.format(c="c"),
+    """, 1 - (c.embedding <=> %(vector)s::vector)
+      FROM tutor_chunk AS c JOIN pool USING (id)
+""",
 )
 # One excerpt of 20 to 45 words around the best match (fragment mode cuts too short).
 _HEADLINE_OPTIONS = f"StartSel={_START}, StopSel={_STOP}, MaxWords=45, MinWords=20"
 
 
-def _bm25_params(idf: dict[str, float]) -> dict:
-    return {"lexemes": list(idf), "idfs": list(idf.values()), "k1": BM25_K1, "b": BM25_B}
+def _vector_plan(stats: CourseStats) -> tuple[str, int | None]:
+    """The vector half's CTE and its hnsw.ef_search (None: an exact scan).
+
+    Without iterative scans the index returns ``ef_search`` rows of all courses, which the
+    course filter then thins: the breadth grows with the course's share of the table, and
+    a course too small a share for the widest breadth is scanned exactly.
+    """
+    if stats.chunks <= EXACT_SCAN_MAX:
+        return _VECTOR_EXACT, None
+    if stats.iterative_scan:
+        return _VECTOR_INDEXED, EF_SEARCH
+    share = stats.chunks / max(stats.table_chunks, 1)
+    needed = math.ceil(EF_SEARCH / share)
+    if needed > EF_SEARCH_MAX:
+        return _VECTOR_EXACT, None
+    return _VECTOR_INDEXED, needed
 
 
-def _keyword_ranking(cursor, *, course_id: int, idf: dict[str, float], tsquery: str, limit: int):
+def _bm25_params(idf: dict[str, float], stats: CourseStats) -> dict:
+    return {
+        "lexemes": list(idf),
+        "idfs": list(idf.values()),
+        "k1": BM25_K1,
+        "b": BM25_B,
+        "avgdl": stats.avgdl,
+    }
+
+
+def _set_ef_search(cursor, ef_search: int | None, *, k: int, iterative: bool) -> None:
+    if ef_search is None:
+        return
+    # Local to this transaction, like SET LOCAL.
+    cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(ef_search, k))])
+    if iterative:
+        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+
+
+def _vector_ranking(cursor, *, course_id: int, vector: str, limit: int, exact: bool = False):
+    """(id, cosine) of the ``limit`` nearest chunks of the course, nearest first; from the
+    HNSW index under the transaction's hnsw.ef_search, or ``exact``ly."""
     cursor.execute(
-        _KEYWORD_SQL,
+        _statement(
+            "WITH",
+            _VECTOR_EXACT if exact else _VECTOR_INDEXED,
+            "SELECT id, cosine FROM vector ORDER BY cosine DESC, id",
+        ),
+        {"course": course_id, "vector": vector, "limit": limit},
+    )
+    return cursor.fetchall()
+
+
+def _keyword_ranking(cursor, *, course_id, stats, idf, tsquery: str, limit: int):
+    cursor.execute(
+        _statement(
+            "WITH", _TERMS, ",", _KEYWORD, "SELECT id, bm25 FROM keyword ORDER BY bm25 DESC, id"
+        ),
         {
-            **_bm25_params(idf),
+            **_bm25_params(idf, stats),
             "course": course_id,
             "tsquery": tsquery,
+            "budget": MATCH_BUDGET,
             "limit": limit,
         },
     )
     return cursor.fetchall()
 
 
-def _vector_ranking(cursor, *, course_id: int, vector: str, limit: int):
+def _pool_scores(cursor, *, course_id, stats, idf, tsquery: str, vector: str):
+    """(id, bm25, cosine) of the union of both halves' POOL best: one statement."""
+    vector_cte, _ef = _vector_plan(stats)
+    # Nothing to match: the keyword half is empty.
+    keyword_cte = _KEYWORD if idf else "keyword AS (SELECT NULL::bigint AS id WHERE false)"
     cursor.execute(
-        """
-        SELECT id, 1 - (embedding <=> %(vector)s::vector) AS cosine
-          FROM tutor_chunk
-         WHERE course_id = %(course)s
-         ORDER BY embedding <=> %(vector)s::vector
-         LIMIT %(limit)s
-        """,
-        {"course": course_id, "vector": vector, "limit": limit},
-    )
-    return cursor.fetchall()
-
-
-def _pool_scores(cursor, *, course_id: int, ids: Sequence[int], idf, vector: str):
-    cursor.execute(
-        _POOL_SQL,
+        _statement("WITH", _TERMS, ",", keyword_cte, ",", vector_cte, ",", _POOL),
         {
-            **_bm25_params(idf),
+            **_bm25_params(idf, stats),
             "course": course_id,
+            "tsquery": tsquery,
+            "budget": MATCH_BUDGET,
+            "limit": POOL,
             "vector": vector,
-            "ids": list(ids),
         },
     )
     return cursor.fetchall()
@@ -252,7 +431,8 @@ def _results(cursor, *, course_id: int, ranked: Sequence[tuple[int, float]], tsq
             continue
         _id, material_id, title, section, page, position, text, headline = row
         marked = escape(headline).replace(_START, "<mark>").replace(_STOP, "</mark>")
-        url = reverse("tutor:material-detail", args=[course_id, material_id]) + f"#chunk-{chunk_id}"
+        url = reverse("tutor:material-detail", args=[course_id, material_id])
+        url += f"?passage={chunk_id}#chunk-{chunk_id}"
         results.append(
             SearchResult(
                 chunk_id=chunk_id,
@@ -316,31 +496,41 @@ def chunks_search(
             query_vector = embed_texts([query])[0]
         vector = Vector(query_vector).to_text()
     with transaction.atomic(), connection.cursor() as cursor:
-        # Local to this transaction, like SET LOCAL.
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(EF_SEARCH, k))])
+        stats = _course_stats(cursor, course_id=course.pk)
+        if not stats.chunks:
+            return []
         idf, tsquery = {}, ""
         if mode != "vector" or highlight:
-            idf, tsquery = _query_terms(cursor, course_id=course.pk, query=query)
-        if mode == "vector":
-            ranked = _vector_ranking(cursor, course_id=course.pk, vector=vector, limit=k)
-        elif mode == "keyword":
+            idf, tsquery = _query_terms(cursor, stats=stats, course_id=course.pk, query=query)
+        if mode == "keyword":
             ranked = (
-                _keyword_ranking(cursor, course_id=course.pk, idf=idf, tsquery=tsquery, limit=k)
+                _keyword_ranking(
+                    cursor, course_id=course.pk, stats=stats, idf=idf, tsquery=tsquery, limit=k
+                )
                 if idf
                 else []
             )
         else:
-            pool = [
-                row[0]
-                for row in _vector_ranking(cursor, course_id=course.pk, vector=vector, limit=POOL)
-            ]
-            if idf:
-                keyword = _keyword_ranking(
-                    cursor, course_id=course.pk, idf=idf, tsquery=tsquery, limit=POOL
+            _cte, ef_search = _vector_plan(stats)
+            _set_ef_search(cursor, ef_search, k=k, iterative=stats.iterative_scan)
+            if mode == "vector":
+                ranked = _vector_ranking(
+                    cursor,
+                    course_id=course.pk,
+                    vector=vector,
+                    limit=k,
+                    exact=ef_search is None,
                 )
-                pool = list(dict.fromkeys([*pool, *(row[0] for row in keyword)]))
-            rows = _pool_scores(cursor, course_id=course.pk, ids=pool, idf=idf, vector=vector)
-            ranked = fuse(rows)[:k]
+            else:
+                rows = _pool_scores(
+                    cursor,
+                    course_id=course.pk,
+                    stats=stats,
+                    idf=idf,
+                    tsquery=tsquery,
+                    vector=vector,
+                )
+                ranked = fuse(rows)[:k]
         return _results(
             cursor, course_id=course.pk, ranked=ranked, tsquery=tsquery if highlight else ""
         )

@@ -37,6 +37,10 @@ class SearchResultSerializer(serializers.Serializer):
 
 
 class MaterialSerializer(serializers.ModelSerializer):
+    can_process_again = serializers.BooleanField(
+        read_only=True, help_text="Whether processing the same file again could succeed."
+    )
+
     class Meta:
         model = Material
         fields = [
@@ -47,7 +51,11 @@ class MaterialSerializer(serializers.ModelSerializer):
             "size",
             "status",
             "progress",
+            "step",
+            "passages_done",
+            "passages_total",
             "failure_reason",
+            "can_process_again",
             "created",
             "ingested_at",
         ]

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
@@ -21,12 +22,14 @@ from config.leases import Lease, lapsed, lease_until, queued_until
 from tutor import chunking, parsing
 from tutor.concept_tags import chunks_tag_concepts
 from tutor.models import Chunk, Material
+from tutor.retrieval import course_stats_forget
 
 logger = logging.getLogger(__name__)
 
 EMBED_BATCH = 64
-# Share of the progress bar for parsing; embedding fills the rest up to 99.
-PARSED_PERCENT = 10
+# The percentage (for the API) that each step of ingestion starts at; embedding fills the
+# span between by passages done.
+STEP_PERCENT = {"reading": 0, "embedding": 10, "saving": 95}
 GENERIC_FAILURE = _(
     "Something went wrong while reading this file. Try uploading it again; if it fails "
     "again, ask a site administrator to look at the logs."
@@ -39,6 +42,23 @@ WORKER_DIED_FAILURE = _(
 
 class IngestInterrupted(Exception):
     """The database went away mid-way; the material is queued again for a retry."""
+
+
+class IngestCancelled(Exception):
+    """The material was removed (or taken over) while this worker read it; it stops."""
+
+
+class MaterialBusy(Exception):
+    """The material's passages are being written this moment; removing it must wait."""
+
+    message = _(
+        "This material is being saved right now and cannot be removed this moment. "
+        "Try again in a minute; nothing was removed."
+    )
+
+
+# PostgreSQL's "lock not available", the answer to SELECT ... FOR UPDATE NOWAIT.
+_LOCK_NOT_AVAILABLE = "55P03"
 
 
 def _sha256(data: bytes | str) -> str:
@@ -102,7 +122,8 @@ def material_upload(
             material.file.delete(save=False)
         material.file_hash = material.text_hash = ""
         material.status, material.progress = Material.Status.FAILED, 0
-        material.failure_reason = str(error)
+        material.failure_reason, material.failure_retryable = str(error), False
+        material.step, material.passages_done, material.passages_total = "", 0, 0
         material.save()
         Chunk.objects.filter(material=material).delete()
         return material
@@ -119,6 +140,8 @@ def material_upload(
     material.file.save(name, file, save=False)
     material.file_hash = file_hash
     material.status, material.progress, material.failure_reason = Material.Status.QUEUED, 0, ""
+    material.failure_retryable = False
+    material.step, material.passages_done, material.passages_total = "", 0, 0
     material.claimed_at, material.lease_until, material.attempts = None, queued_until(), 0
     material.save()
     if enqueue:
@@ -136,7 +159,11 @@ def material_reingest(*, material: Material) -> Material:
         .update(
             status=Material.Status.QUEUED,
             progress=0,
+            step="",
+            passages_done=0,
+            passages_total=0,
             failure_reason="",
+            failure_retryable=False,
             claimed_at=None,
             lease_until=queued_until(),
             attempts=0,
@@ -148,10 +175,53 @@ def material_reingest(*, material: Material) -> Material:
     return material
 
 
+def material_rename(*, material: Material, title: str) -> Material:
+    """Give a material the title the teacher chose (what students and citations show)."""
+    title = " ".join(title.split())
+    if not title:
+        raise ValidationError(_("Give the material a title."))
+    if len(title) > Material._meta.get_field("title").max_length:
+        raise ValidationError(_("A title can be at most 300 characters long."))
+    material.title = title
+    material.save(update_fields=["title", "updated"])
+    return material
+
+
 def material_delete(*, material: Material) -> None:
-    if material.file:
-        material.file.delete(save=False)
-    material.delete()
+    """Remove a material at any stage of its ingestion: cancel the job, remove the rows,
+    then the file, in that order.
+
+    Taking the material's row lock cancels the job: a worker still parsing or embedding
+    finds the row gone at its next progress report, or when it comes to write its
+    passages, and stops. A worker that is writing its passages holds that lock for the
+    seconds it takes; removal is then refused with ``MaterialBusy`` rather than waited
+    for. The file goes only after the rows are gone (on commit), so a material is never
+    left "ready" without its file.
+    """
+    try:
+        with transaction.atomic():
+            locked = Material.objects.select_for_update(nowait=True).filter(pk=material.pk)
+            locked = locked.first()
+            if locked is None:
+                return  # removed already (a second click)
+            Chunk.objects.filter(material_id=locked.pk).delete()
+            name, storage = locked.file.name, locked.file.storage
+            locked.delete()
+            if name:
+                transaction.on_commit(lambda: _file_remove(storage, name))
+        # Search's cached chunk count and term frequencies of the course are stale.
+        course_stats_forget(course_id=material.course_id)
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            raise MaterialBusy(str(MaterialBusy.message)) from error
+        raise
+
+
+def _file_remove(storage, name: str) -> None:
+    try:
+        storage.delete(name)
+    except OSError as error:  # the rows are gone; a stray file harms no one
+        logger.warning("the file %s of a removed material stays: %r", name, error)
 
 
 def material_import_path(
@@ -196,19 +266,27 @@ def _embedded_text(*, title: str, draft: chunking.ChunkDraft) -> str:
     return chunking.SECTION_SEPARATOR.join(context) + "\n\n" + draft.text
 
 
-def _progress(material: Material, percent: int) -> None:
-    Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
-        progress=min(99, percent)
-    )
+def _progress(material: Material, step: str, *, done: int = 0, total: int = 0) -> None:
+    """Record the step a worker is at (and passages embedded of how many); a material
+    removed or taken over meanwhile stops the work here."""
+    percent = STEP_PERCENT[step]
+    if step == Material.Step.EMBEDDING and total:
+        percent += int(done / total * (STEP_PERCENT["saving"] - percent))
+    if not Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
+        step=step, passages_done=done, passages_total=total, progress=min(99, percent)
+    ):
+        raise IngestCancelled(material.pk)
 
 
-def _fail(material: Material, reason: str) -> None:
+def _fail(material: Material, reason: str, *, retryable: bool = False) -> None:
     with transaction.atomic():
         Chunk.objects.filter(material=material).delete()
         Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
             status=Material.Status.FAILED,
             progress=0,
+            step="",
             failure_reason=reason[:500],
+            failure_retryable=retryable,
             text_hash="",
             lease_until=None,
         )
@@ -237,6 +315,9 @@ def _claim(material_id: int) -> Material | None:
         .update(
             status=Material.Status.PROCESSING,
             progress=0,
+            step=Material.Step.READING,
+            passages_done=0,
+            passages_total=0,
             failure_reason="",
             claimed_at=now,
             lease_until=lease_until(now=now),
@@ -257,7 +338,9 @@ def _fail_if_it_kills_workers(*, material_id: int, now) -> bool:
             .update(
                 status=Material.Status.FAILED,
                 progress=0,
+                step="",
                 failure_reason=str(WORKER_DIED_FAILURE),
+                failure_retryable=True,
                 text_hash="",
                 lease_until=None,
             )
@@ -288,6 +371,7 @@ def materials_recover() -> int:
             if Material.objects.filter(lost | _abandoned(now), pk=pk, claimed_at=claimed_at).update(
                 status=Material.Status.QUEUED,
                 progress=0,
+                step="",
                 claimed_at=None,
                 lease_until=queued_until(now=now),
             ):
@@ -298,19 +382,20 @@ def materials_recover() -> int:
 
 
 def _vectors(
-    texts: list[str], hashes: list[str], known: dict, on_progress: Callable[[float], None]
+    texts: list[str], hashes: list[str], known: dict, on_progress: Callable[[int, int], None]
 ) -> list:
     """One vector per text: reused where a chunk with the same text hash has one, the
-    rest embedded in batches."""
+    rest embedded in batches (``on_progress(done, total)`` after each)."""
     from tutor.embedding import embed_texts
 
     missing = list(dict.fromkeys(h for h in hashes if h not in known))
     text_of = dict(zip(hashes, texts, strict=True))
+    on_progress(0, len(missing))
     for start in range(0, len(missing), EMBED_BATCH):
         batch = missing[start : start + EMBED_BATCH]
         for text_hash, vector in zip(batch, embed_texts([text_of[h] for h in batch]), strict=True):
             known[text_hash] = vector
-        on_progress((start + len(batch)) / len(missing))
+        on_progress(start + len(batch), len(missing))
     return [known[h] for h in hashes]
 
 
@@ -331,7 +416,7 @@ def material_ingest(*, material_id: int) -> Material | None:
         return _ingest(material)
 
 
-def _ingest(material: Material) -> Material:
+def _ingest(material: Material) -> Material | None:
     try:
         with material.file.open("rb") as handle:
             data = handle.read()
@@ -342,7 +427,6 @@ def _ingest(material: Material) -> Material:
         texts = [_embedded_text(title=material.title, draft=d) for d in drafts]
         hashes = [_sha256(text) for text in texts]
         text_hash = _sha256("\x1e".join(hashes))
-        _progress(material, PARSED_PERCENT)
         unchanged = text_hash == material.text_hash and Chunk.objects.filter(
             material=material
         ).count() == len(drafts)
@@ -356,13 +440,17 @@ def _ingest(material: Material) -> Material:
                 texts,
                 hashes,
                 known,
-                lambda done: _progress(
-                    material, PARSED_PERCENT + int(done * (99 - PARSED_PERCENT))
+                lambda done, total: _progress(
+                    material, Material.Step.EMBEDDING, done=done, total=total
                 ),
             )
+        _progress(material, Material.Step.SAVING, done=len(drafts), total=len(drafts))
         with transaction.atomic():
-            # Still ours? A re-upload may have queued the material again meanwhile.
-            current = Material.objects.select_for_update().get(pk=material.pk)
+            # Still ours? A re-upload may have queued the material again meanwhile, or
+            # the teacher removed it (then there is nothing to write to).
+            current = Material.objects.select_for_update().filter(pk=material.pk).first()
+            if current is None:
+                raise IngestCancelled(material.pk)
             if current.claimed_at != material.claimed_at:
                 return current
             if not unchanged:
@@ -388,11 +476,20 @@ def _ingest(material: Material) -> Material:
                 text_hash=text_hash,
                 status=Material.Status.READY,
                 progress=100,
+                step="",
+                passages_done=len(drafts),
+                passages_total=len(drafts),
                 failure_reason="",
+                failure_retryable=False,
                 lease_until=None,
                 ingested_at=timezone.now(),
                 updated=timezone.now(),
             )
+        if not unchanged:
+            # Search's cached chunk count and term frequencies of the course are stale.
+            course_stats_forget(course_id=material.course_id)
+    except IngestCancelled:
+        logger.info("material %s was removed or taken over while being read", material.pk)
     except parsing.ParseError as error:
         logger.info("material %s refused: %s", material.pk, error)
         _fail(material, str(error))
@@ -403,11 +500,15 @@ def _ingest(material: Material) -> Material:
             Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
                 status=Material.Status.QUEUED,
                 progress=0,
+                step="",
                 claimed_at=None,
                 lease_until=queued_until(),
             )
         raise IngestInterrupted(str(error)) from error
     except Exception:
+        if not Material.objects.filter(pk=material.pk).exists():
+            logger.info("material %s was removed while being read", material.pk)
+            return None
         logger.exception("material %s could not be ingested", material.pk)
-        _fail(material, str(GENERIC_FAILURE))
-    return Material.objects.get(pk=material.pk)
+        _fail(material, str(GENERIC_FAILURE), retryable=True)
+    return Material.objects.filter(pk=material.pk).first()

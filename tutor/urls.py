@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tutor import api, views
+from tutor import api, library_views, views
 
 app_name = "tutor"
 
@@ -13,9 +13,11 @@ _API = "api/" + _C
 urlpatterns = [
     path(_C + "materials/", views.materials_page, name="materials"),
     path(_C + "materials/upload/", views.material_upload_view, name="material-upload"),
-    path(_M, views.material_detail, name="material-detail"),
+    path(_C + "library/", library_views.library, name="library"),
+    path(_M, library_views.material_detail, name="material-detail"),
     path(_M + "delete/", views.material_delete_view, name="material-delete"),
     path(_M + "reingest/", views.material_reingest_view, name="material-reingest"),
+    path(_M + "rename/", views.material_rename_view, name="material-rename"),
     path(_C + "search/", views.search_page, name="search"),
     path(_API + "search", api.CourseSearchView.as_view(), name="api-search"),
     path(_API + "materials", api.MaterialListView.as_view(), name="api-materials"),

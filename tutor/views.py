@@ -1,20 +1,28 @@
-"""Pages of course material: the teacher's material page (upload with live progress),
-a material's passages (where citations and search results link), and search."""
+"""Pages of course material: the teacher's material page (upload with live progress)
+and search. Reading material (the library, a material's passages) is in
+``tutor/library_views.py``."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from learners.selectors import course_for_member, course_for_teacher, user_can_teach
+from learners.selectors import course_for_member, course_for_teacher
 from tutor.models import Material
 from tutor.retrieval import chunks_search
-from tutor.services import material_delete, material_reingest, material_upload
+from tutor.services import (
+    MaterialBusy,
+    material_delete,
+    material_reingest,
+    material_rename,
+    material_upload,
+)
 
 SEARCH_K = 10
 
@@ -57,9 +65,20 @@ def material_upload_view(request: HttpRequest, course_id: int) -> HttpResponse:
 @login_required
 def material_delete_view(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
-    material_delete(material=get_object_or_404(Material.objects.for_course(course), pk=material_id))
+    material = Material.objects.for_course(course).filter(pk=material_id).first()
+    notice = ""
+    if material is not None:  # gone already (a second click): the list shows it is
+        try:
+            material_delete(material=material)
+        except MaterialBusy as busy:
+            notice = str(busy)
     if request.htmx:
-        return render(request, "tutor/materials.html#material-list", _materials_context(course))
+        context = {**_materials_context(course), "notice": notice, "oob": True}
+        listing = render(request, "tutor/materials.html#material-list", context)
+        listing.write(render(request, "tutor/materials.html#material-notice", context).content)
+        return listing
+    if notice:
+        messages.error(request, notice)
     return redirect("tutor:materials", course_id=course.pk)
 
 
@@ -67,31 +86,42 @@ def material_delete_view(request: HttpRequest, course_id: int, material_id: int)
 @login_required
 def material_reingest_view(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
-    material_reingest(
-        material=get_object_or_404(Material.objects.for_course(course), pk=material_id)
-    )
+    material = get_object_or_404(Material.objects.for_course(course), pk=material_id)
+    if material.can_process_again:
+        material_reingest(material=material)
+        refused = ""
+    else:
+        refused = _(
+            "Processing “%(title)s” again would end the same way: upload a corrected file instead."
+        ) % {"title": material.title}
     if request.htmx:
-        return render(request, "tutor/materials.html#material-list", _materials_context(course))
+        context = _materials_context(course)
+        context.update(row_error=refused, row_id=material.pk)
+        return render(request, "tutor/materials.html#material-list", context)
+    if refused:
+        messages.error(request, refused)
     return redirect("tutor:materials", course_id=course.pk)
 
 
-@require_GET
+@require_POST
 @login_required
-def material_detail(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
-    """A material's passages in order, each with an anchor (``#chunk-<id>``)."""
-    course = course_for_member(user=request.user, course_id=course_id)
+def material_rename_view(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
+    course = course_for_teacher(user=request.user, course_id=course_id)
     material = get_object_or_404(Material.objects.for_course(course), pk=material_id)
-    chunks = material.chunks.only("id", "position", "section", "page", "text", "material_id")
-    return render(
-        request,
-        "tutor/material_detail.html",
-        {
-            "course": course,
-            "material": material,
-            "chunks": chunks,
-            "is_teacher": user_can_teach(user=request.user, course=course),
-        },
-    )
+    typed = request.POST.get("title", "")
+    try:
+        material_rename(material=material, title=typed)
+    except ValidationError as error:
+        if request.htmx:
+            context = _materials_context(course)
+            context.update(row_error=" ".join(error.messages), row_id=material.pk, renaming=True)
+            return render(request, "tutor/materials.html#material-list", context)
+        messages.error(request, " ".join(error.messages))
+        return redirect("tutor:materials", course_id=course.pk)
+    if request.htmx:
+        return render(request, "tutor/materials.html#material-list", _materials_context(course))
+    messages.success(request, _("The material is renamed."))
+    return redirect("tutor:materials", course_id=course.pk)
 
 
 @require_GET

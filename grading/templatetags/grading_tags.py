@@ -18,3 +18,13 @@ def score(value) -> str:
         return score_text(value)
     except (ArithmeticError, ValueError):
         return str(value)
+
+
+@register.inclusion_tag("grading/_todo.html", takes_context=True)
+def learner_todo(context: template.Context) -> dict:
+    """The home page's to-do of essays, released grades and unread notices."""
+    from django.utils import timezone
+
+    from grading.todo import learner_todo as todo_for
+
+    return {"todo": todo_for(learner=context["request"].user), "now": timezone.now()}

@@ -17,25 +17,61 @@
     var mastery = document.getElementById("mastery-chart");
     if (mastery) {
       var notes = data.mastery.notes;
+      var labels = data.mastery.labels;
+      var noData = mastery.dataset.noData;
+      // One row per concept, tall enough that no label is skipped: every bar sits next
+      // to its own concept's name. (Set through the CSSOM, which the CSP allows.)
+      mastery.parentNode.style.height = (labels.length * 32 + 48) + "px";
+      // Where the table says "Not enough data" there is no bar, and the chart says so.
+      var noDataLabels = {
+        id: "noDataLabels",
+        afterDatasetsDraw: function (chart) {
+          var ctx = chart.ctx;
+          var y = chart.scales.y;
+          var x = chart.scales.x;
+          ctx.save();
+          ctx.fillStyle = "#57606a";
+          ctx.font = "italic 12px system-ui, sans-serif";
+          ctx.textBaseline = "middle";
+          data.mastery.values.forEach(function (value, index) {
+            if (value === null) ctx.fillText(noData, x.left + 6, y.getPixelForTick(index));
+          });
+          ctx.restore();
+        },
+      };
       new Chart(mastery, {
         type: "bar",
         data: {
-          labels: data.mastery.labels,
+          labels: labels,
           datasets: [{
             label: mastery.dataset.label,
-            data: data.mastery.values.map(function (v) { return v === null ? 0 : v; }),
+            data: data.mastery.values,
             backgroundColor: "#0b5cad",
           }],
         },
+        plugins: [noDataLabels],
         options: {
           indexAxis: "y",
           animation: animation,
           maintainAspectRatio: false,
-          scales: { x: { min: 0, max: 100 } },
+          scales: {
+            x: { min: 0, max: 100, ticks: { callback: function (v) { return v + "%"; } } },
+            y: {
+              ticks: {
+                autoSkip: false,
+                callback: function (value, index) {
+                  var name = labels[index];
+                  var room = window.innerWidth < 600 ? 18 : 40;
+                  return name.length > room ? name.slice(0, room - 1) + "…" : name;
+                },
+              },
+            },
+          },
           plugins: {
             legend: { display: false },
             tooltip: {
               callbacks: {
+                title: function (items) { return labels[items[0].dataIndex]; },
                 label: function (ctx) {
                   var value = data.mastery.values[ctx.dataIndex];
                   return (value === null ? "—" : value + "%") + " · " + notes[ctx.dataIndex];

@@ -11,6 +11,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+# The metrics tests grade a real essay.
+from tests.grading.workflow_factories import assignment, submit  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 APP_SERVICES = ("migrate", "web", "worker-llm", "worker-cpu", "beat")

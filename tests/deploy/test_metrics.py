@@ -27,6 +27,13 @@ def metrics_probe(value: int) -> int:
     return value * 2
 
 
+@pytest.fixture(autouse=True)
+def _metrics_open(settings):
+    """These tests read /metrics as Prometheus would; who may read it is tested in
+    tests/security/test_metrics_access.py."""
+    settings.METRICS_PUBLIC = True
+
+
 def _samples(body: str) -> dict[tuple[str, frozenset], float]:
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
@@ -65,74 +72,135 @@ def test_paths_are_counted_by_route_not_by_url(client):
     assert after == before + 2
 
 
-def test_an_observed_llm_call_shows_its_tokens_and_time_to_first_token(client, settings):
+def _delta(before: dict[tuple[str, frozenset], float], name: str, **labels: str) -> float:
+    return _value(name, **labels) - before.get(_key(name, **labels), 0.0)
+
+
+def _snapshot() -> dict[tuple[str, frozenset], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in REGISTRY.collect()
+        for sample in family.samples
+    }
+
+
+@pytest.mark.django_db
+def test_a_streamed_call_of_the_llm_client_shows_its_tokens_and_time_to_first_token(
+    client, settings, llm_server, student, course
+):
+    """What production reports: the client's call, through the ledger, into /metrics."""
+    from ai.ledger import LLMCallFor, Purpose
+    from ai.models import LLMCall
+    from tutor.llm import chat_stream
+
     settings.LLM_JOULES_PER_TOKEN = 0.5
-    model = f"test-model-{uuid.uuid4().hex[:8]}"
-    metrics.llm_call_observed(
-        model=model,
-        purpose="tutor",
-        outcome="finished",
-        prompt_tokens=120,
-        completion_tokens=45,
-        time_to_first_token_s=0.3,
-        total_s=2.0,
-        slot_wait_s=0.01,
-    )
-    samples = _samples(client.get(reverse("metrics")).content.decode())
+    llm_server.script(reply="Light drives the reactions that make sugar.", ttft=0.3)
+    before = _snapshot()
+    labels = {"model": llm_server.model, "purpose": "tutor"}
 
-    def sample(name: str, **labels: str) -> float:
-        return samples[(name, frozenset({"model": model, "purpose": "tutor", **labels}.items()))]
-
-    assert sample("tutoring_llm_tokens_total", kind="prompt") == 120
-    assert sample("tutoring_llm_tokens_total", kind="completion") == 45
-    assert sample("tutoring_llm_requests_total", outcome="finished") == 1
-    assert sample("tutoring_llm_time_to_first_token_seconds_count") == 1
-    assert sample("tutoring_llm_time_to_first_token_seconds_sum") == pytest.approx(0.3)
-    assert sample("tutoring_llm_time_to_first_token_seconds_bucket", le="0.5") == 1
-    assert sample("tutoring_llm_time_to_first_token_seconds_bucket", le="0.25") == 0
-    assert sample("tutoring_llm_request_duration_seconds_sum", outcome="finished") == 2.0
-    assert sample("tutoring_llm_energy_joules_estimated_total") == pytest.approx(22.5)
-
-
-def test_the_usage_record_of_the_llm_client_can_be_observed_as_it_is():
-    from tutor.llm import LLMOutcome, LLMUsage
-
-    model = f"usage-model-{uuid.uuid4().hex[:8]}"
-    usage = LLMUsage(
-        model=model,
+    stream = chat_stream(
+        messages=[{"role": "user", "content": "What does light do?"}],
         prompt_version="tutor-v1",
-        outcome=LLMOutcome.FAILED,
-        finish_reason=None,
-        prompt_tokens=10,
-        completion_tokens=None,
-        time_to_first_token_s=None,
-        total_s=0.4,
-        queue_wait_s=0.0,
-        attempts=2,
+        call=LLMCallFor(purpose=Purpose.TUTOR, user_id=student.pk, course_id=course.pk),
     )
-    metrics.llm_usage_observed(usage, purpose="grading")
-    assert (
-        _value("tutoring_llm_requests_total", model=model, purpose="grading", outcome="failed") == 1
-    )
-    assert _value("tutoring_llm_tokens_total", model=model, purpose="grading", kind="prompt") == 10
-    # No completion and no first token: nothing recorded rather than zeros.
-    completion = {"model": model, "purpose": "grading", "kind": "completion"}
-    assert REGISTRY.get_sample_value("tutoring_llm_tokens_total", completion) is None
+    assert "".join(stream) == "Light drives the reactions that make sugar."
 
-
-def test_grading_throughput_is_counted_by_source(client):
-    source = f"scorer-{uuid.uuid4().hex[:6]}"
-    metrics.grading_observed(source=source, outcome="proposed", seconds=0.2)
-    metrics.grading_observed(source=source, outcome="proposed", seconds=0.4)
+    call = LLMCall.objects.get(user=student, course=course)
+    assert call.prompt_tokens == stream.usage.prompt_tokens > 0
+    assert call.completion_tokens == stream.usage.completion_tokens > 0
     samples = _samples(client.get(reverse("metrics")).content.decode())
-    key = frozenset({"source": source, "outcome": "proposed"}.items())
-    assert samples[("tutoring_gradings_total", key)] == 2
-    duration = ("tutoring_grading_duration_seconds_sum", frozenset({"source": source}.items()))
-    assert samples[duration] == pytest.approx(0.6)
+
+    def exposed(name: str, **extra: str) -> float:
+        return samples[(name, frozenset({**labels, **extra}.items()))]
+
+    for kind, tokens in (("prompt", call.prompt_tokens), ("completion", call.completion_tokens)):
+        assert _delta(before, "tutoring_llm_tokens_total", **labels, kind=kind) == tokens
+        assert exposed("tutoring_llm_tokens_total", kind=kind) >= tokens
+    assert _delta(before, "tutoring_llm_requests_total", **labels, outcome="finished") == 1
+    assert _delta(before, "tutoring_llm_time_to_first_token_seconds_count", **labels) == 1
+    ttft = _delta(before, "tutoring_llm_time_to_first_token_seconds_sum", **labels)
+    assert ttft == pytest.approx(call.ttft_seconds) and ttft >= 0.3
+    duration = _delta(
+        before, "tutoring_llm_request_duration_seconds_sum", **labels, outcome="finished"
+    )
+    assert duration == pytest.approx(call.duration_seconds)
+    # Energy counts every token, prompt and completion, as the usage page does.
+    energy = _delta(before, "tutoring_llm_energy_joules_estimated_total", **labels)
+    assert energy == pytest.approx(call.tokens * 0.5)
+    assert exposed("tutoring_llm_energy_joules_estimated_total") >= energy
+
+
+@pytest.mark.django_db
+def test_a_failed_json_call_is_counted_by_outcome_without_made_up_tokens(
+    settings, llm_server, student, course
+):
+    from ai.ledger import LLMCallFor, Purpose
+    from ai.models import LLMCall
+    from tutor.llm import LLMUnavailable, chat_json
+
+    settings.LLM_MAX_RETRIES = 1
+    settings.LLM_RETRY_BACKOFF_SECONDS = 0.01
+    llm_server.fail_next(2, status=503)
+    before = _snapshot()
+    labels = {"model": settings.LLM_MODEL, "purpose": "grading"}
+
+    with pytest.raises(LLMUnavailable):
+        chat_json(
+            messages=[{"role": "user", "content": "Grade this."}],
+            schema={"type": "object"},
+            schema_name="grade",
+            prompt_version="g1",
+            call=LLMCallFor(purpose=Purpose.GRADING, user_id=student.pk, course_id=course.pk),
+        )
+
+    call = LLMCall.objects.get(user=student, course=course)
+    assert (call.outcome, call.error_kind, call.tokens_source) == (
+        "transient_error",
+        "LLMUnavailable",
+        "none",
+    )
+    assert _delta(before, "tutoring_llm_requests_total", **labels, outcome="transient_error") == 1
+    # Nothing reached the model: nothing recorded rather than zeros.
+    assert _delta(before, "tutoring_llm_tokens_total", **labels, kind="prompt") == 0
+    assert _delta(before, "tutoring_llm_tokens_total", **labels, kind="completion") == 0
+
+
+@pytest.mark.django_db
+def test_grading_throughput_is_counted_by_source(
+    client,
+    llm_server,
+    eager_tasks,
+    student,
+    assignment,
+    submit,
+    django_capture_on_commit_callbacks,
+):
+    """A real grade proposal (the LLM's, run by its task) is counted as production does."""
+    from grading.models import Proposal
+    from tests.grading.workflow_factories import grade_reply
+
+    llm_server.script(json_reply=grade_reply(assignment))
+    proposed = {"source": "llm", "outcome": "proposed"}
+    before = _snapshot()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        submission = submit(student)
+
+    proposal = Proposal.objects.get(submission=submission, source="llm")
+    assert proposal.status == Proposal.Status.DONE
+    assert _delta(before, "tutoring_gradings_total", **proposed) == 1
+    assert _delta(before, "tutoring_grading_duration_seconds_count", source="llm") == 1
+    seconds = _delta(before, "tutoring_grading_duration_seconds_sum", source="llm")
+    assert 0 < seconds <= (proposal.finished_at - proposal.started_at).total_seconds() + 1
+    samples = _samples(client.get(reverse("metrics")).content.decode())
+    assert samples[("tutoring_gradings_total", frozenset(proposed.items()))] >= 1
+    grading_calls = {"model": llm_server.model, "purpose": "grading", "outcome": "finished"}
+    assert _delta(before, "tutoring_llm_requests_total", **grading_calls) == 1
 
 
 def test_a_bearer_token_guards_metrics_when_one_is_set(client, settings):
     settings.METRICS_TOKEN = "s3cret-token"
+    settings.METRICS_PUBLIC = False
     assert client.get(reverse("metrics")).status_code == 401
     wrong = client.get(reverse("metrics"), HTTP_AUTHORIZATION="Bearer nope")
     assert wrong.status_code == 401

@@ -182,7 +182,7 @@ def test_email_url_configures_smtp(web_env):
 @pytest.mark.django_db
 def test_probes_over_plain_http_are_not_redirected_but_pages_are(client, settings):
     settings.SECURE_SSL_REDIRECT = True
-    assert client.get("/metrics").status_code == 200
+    assert client.get("/metrics").status_code == 401  # asks for its token, not redirected
     assert client.get("/healthz").status_code in {200, 503}  # up or down, never redirected
     page = client.get("/login/")
     assert page.status_code == 301

@@ -421,7 +421,8 @@ def test_the_review_page_shows_the_history_of_grade_changes(client, graded, teac
     client.force_login(teacher)
     html = client.get(_url("review-essay", assignment, graded.pk)).content.decode()
     assert "History of grade changes" in html
-    assert "override · Argument: — → 2 — Weak evidence" in html
+    assert "Argument: the AI proposed 3; Ms. Tanaka set 2: “Weak evidence”" in html
+    assert "→" not in html
 
 
 def test_the_assignment_list_uses_a_fixed_number_of_queries(

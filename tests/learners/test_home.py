@@ -33,6 +33,7 @@ def test_staff_home_links_to_administration(client, staff_user):
     client.force_login(staff_user)
     response = client.get(reverse("home"))
     assert reverse("admin:index") in response.text
+    assert reverse("people:staff-home") in response.text
 
 
 def test_home_page_query_count_is_pinned(
@@ -41,9 +42,9 @@ def test_home_page_query_count_is_pinned(
     for index in range(5):
         enrol(student, make_course(f"Extra {index}"), "student")
     client.force_login(student)
-    # session, user, memberships with their courses, learning preferences, due reviews:
-    # no query per course.
-    with django_assert_num_queries(5):
+    # session, user, memberships with their courses, learning preferences, due reviews,
+    # and the to-do (open assignments, released grades, unread notices): no query per course.
+    with django_assert_num_queries(8):
         client.get(reverse("home"))
 
 

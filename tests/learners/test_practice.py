@@ -53,10 +53,10 @@ def test_spanish_material_gets_spanish_questions(make_concept):
     assert "Ocurre en los _____ de las células de las hojas." in prompts
 
 
-def test_material_questions_are_approved_and_not_stored_twice(make_concept):
+def test_material_questions_wait_for_a_teacher_and_are_not_stored_twice(make_concept):
     concept = make_concept("Photosynthesis")
     first = questions_generate(concept=concept, texts=[PHOTOSYNTHESIS])
-    assert first and all(q.status == PracticeQuestion.Status.APPROVED for q in first)
+    assert first and all(q.status == PracticeQuestion.Status.PENDING for q in first)
     assert all(q.origin == PracticeQuestion.Origin.MATERIAL for q in first)
     assert questions_generate(concept=concept, texts=[PHOTOSYNTHESIS]) == []
 
@@ -253,7 +253,12 @@ def test_a_teacher_makes_questions_from_pasted_text(client, teacher, course, mak
         f"/courses/{course.pk}/questions/generate/",
         {"concept": concept.pk, "text": PHOTOSYNTHESIS},
     )
-    assert PracticeQuestion.objects.filter(concept=concept).approved().count() >= 3
+    made = PracticeQuestion.objects.filter(concept=concept)
+    assert made.count() >= 3 and not made.approved().exists()
+    page = client.get(f"/courses/{course.pk}/concepts/").content.decode()
+    assert f"{made.count()} generated questions wait for your approval" in page
+    page = client.get(f"/courses/{course.pk}/questions/").content.decode()
+    assert all(question.prompt in page for question in made)
 
 
 def test_a_course_with_enough_answers_gets_its_own_fitted_model(
@@ -319,9 +324,10 @@ def test_llm_questions_are_written_by_a_real_worker(
         time.sleep(0.2)
         generation.refresh_from_db()
     assert (generation.status, generation.questions_created) == ("done", 1)
-    page = client.get(f"/courses/{course.pk}/concepts/").content.decode()
+    page = client.get(f"/courses/{course.pk}/questions/").content.decode()
     assert "Why do plants need light?" in page
-    assert "1 question to review." in page
+    concepts_page = client.get(f"/courses/{course.pk}/concepts/").content.decode()
+    assert "1 question to review." in concepts_page
     # No maxLength reaches the server's grammar compiler.
     assert "maxLength" not in json.dumps(llm_server.stats.last_request["response_format"])
 
@@ -462,3 +468,46 @@ def test_a_worker_refits_every_course_with_evidence(
     fitted = CourseMasteryModel.objects.get(course=course)
     assert fitted.responses == MIN_RESPONSES_TO_FIT
     assert ConceptMastery.objects.filter(concept=concept).count() == 2
+
+
+def test_a_cloze_whose_blank_is_the_concept_never_shows_the_concept_name(
+    client, student, course, make_concept
+):
+    concept = make_concept("Anaerobic respiration")
+    question = PracticeQuestion.objects.create(
+        concept=concept,
+        kind=PracticeQuestion.Kind.CLOZE,
+        prompt="_____ yields only about 2 ATP per glucose.",
+        answers=["Anaerobic respiration"],
+        explanation="Anaerobic respiration yields only about 2 ATP per glucose.",
+        origin=PracticeQuestion.Origin.MATERIAL,
+        status=PracticeQuestion.Status.APPROVED,
+    )
+    assert question.names_its_answer
+    client.force_login(student)
+    page = client.get(f"/courses/{course.pk}/practice/?question={question.pk}").content.decode()
+    assert "_____ yields only about 2 ATP" in page
+    assert "anaerobic respiration" not in page.casefold()
+    client.post(f"/courses/{course.pk}/practice/answer/", {"question": question.pk, "answer": "x"})
+    page = client.get(f"/courses/{course.pk}/practice/").content.decode()
+    assert "_____ yields" in page
+    assert "anaerobic respiration" not in page.casefold()
+    # The progress page names the concept in its mastery table, never beside the question.
+    page = client.get(f"/courses/{course.pk}/progress/").content.decode()
+    reviews = page[page.index('id="reviews-heading"') :]
+    reviews = reviews[: reviews.index("</section>")]
+    assert "_____ yields" in reviews
+    assert "anaerobic respiration" not in reviews.casefold()
+
+
+def test_a_cloze_blanks_every_mention_of_its_answer(make_concept):
+    concept = make_concept("Cells")
+    text = (
+        "Mitochondria release energy from glucose, and mitochondria have their own DNA. "
+        "Cells need energy to live and grow every day."
+    )
+    drafts = questions_draft_offline(concept=concept, texts=[text])
+    for draft in drafts:
+        if draft.kind == PracticeQuestion.Kind.CLOZE:
+            for answer in draft.answers:
+                assert answer.casefold() not in draft.prompt.casefold(), draft.prompt

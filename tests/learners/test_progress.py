@@ -189,3 +189,32 @@ def test_the_api_gives_a_learner_their_mastery_and_a_teacher_the_class(
     assert data["concepts"] == ["Easy", "Hard"]
     assert data["students"][0]["student"] == "Sam Student"
     assert data["students"][-1]["average"]["band"] == "unknown"
+
+
+def test_the_chart_has_no_value_where_the_table_says_not_enough_data(
+    client, student, course, make_concept
+):
+    once = make_concept("Answered once")
+    _answers(student, once, "1")
+    client.force_login(student)
+    html = client.get(f"/courses/{course.pk}/progress/").content.decode()
+    data = json.loads(html.split('id="progress-data" type="application/json">')[1].split("<")[0])
+    assert data["mastery"]["labels"] == ["Answered once"]
+    assert data["mastery"]["notes"] == ["Not enough data"]
+    assert data["mastery"]["values"] == [None]
+
+
+def test_the_heat_map_has_columns_only_for_concepts_with_data(
+    client, teacher, course, class_with_data, make_concept
+):
+    make_concept("Nobody practised this")
+    client.force_login(teacher)
+    html = client.get(f"/courses/{course.pk}/progress/class/").content.decode()
+    table = html[html.index('<table class="heatmap">') : html.index("</table>")]
+    assert '<th scope="col">Hard</th>' in table and '<th scope="col">Easy</th>' in table
+    assert "Nobody practised this" not in table
+    assert "so they have no column" in html or "so it has no column" in html
+    assert "Nobody practised this" in html[html.index("</table>") :]
+    # The API still lists every concept.
+    api = client.get(f"/api/courses/{course.pk}/progress/class/").json()
+    assert "Nobody practised this" in api["concepts"]

@@ -51,8 +51,8 @@ MATRIX: dict[str, Rule] = {
     # Without the typed username the erasure is refused with a redirect.
     "privacy/erase/": Rule({"POST": NOBODY}),
     "healthz": Rule({"GET": NOBODY}),  # 200 or 503 for everyone: checked separately
-    # Prometheus scrapes it; the proxy hides it from the public, METRICS_TOKEN guards it.
-    "metrics": Rule({"GET": EVERYONE}),
+    # Prometheus scrapes it with METRICS_TOKEN; signed in, only staff may read it.
+    "metrics": Rule({"GET": ADMINS}),
     "login/": Rule({"GET": EVERYONE, "POST": EVERYONE}),
     "logout/": Rule({"POST": NOBODY}),  # a redirect for everyone, never a page
     "api/schema/": Rule({"GET": SIGNED_IN}),
@@ -65,8 +65,10 @@ MATRIX: dict[str, Rule] = {
     "courses/<int:course_id>/concepts/delete/": Rule({"POST": NOBODY}, kwargs="course"),
     "courses/<int:course_id>/concepts/suggest/": Rule({"POST": COURSE_TEACHERS}, kwargs="course"),
     "courses/<int:course_id>/concepts/accept/": Rule({"POST": NOBODY}, kwargs="course"),
+    "courses/<int:course_id>/questions/": Rule({"GET": COURSE_TEACHERS}, kwargs="course"),
     "courses/<int:course_id>/questions/generate/": Rule({"POST": NOBODY}, kwargs="course"),
     "courses/<int:course_id>/questions/review/": Rule({"POST": NOBODY}, kwargs="course"),
+    "courses/<int:course_id>/questions/approve/": Rule({"POST": NOBODY}, kwargs="course"),
     "courses/<int:course_id>/practice/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
     "courses/<int:course_id>/practice/answer/": Rule({"POST": NOBODY}, kwargs="course"),
     "courses/<int:course_id>/progress/": Rule({"GET": COURSE_MEMBERS}, kwargs="course"),
@@ -94,6 +96,7 @@ MATRIX: dict[str, Rule] = {
     _GA + "review/release/": Rule({"POST": NOBODY}, kwargs="grading"),
     _GE: Rule({"GET": COURSE_TEACHERS}, kwargs="grading"),
     _GE + "criteria/<int:criterion_id>/": Rule({"POST": NOBODY}, kwargs="grading"),
+    _GE + "save/": Rule({"POST": NOBODY}, kwargs="grading"),
     _GE + "release/": Rule({"POST": NOBODY}, kwargs="grading"),
     _GE + "retry/": Rule({"POST": NOBODY}, kwargs="grading"),
     _GE + "feedback/": Rule({"POST": NOBODY}, kwargs="grading"),
@@ -115,9 +118,12 @@ MATRIX.update(
     {
         _TM: Rule({"GET": COURSE_TEACHERS}, kwargs="material"),
         _TM + "upload/": Rule({"POST": NOBODY}, kwargs="material"),  # no files: refused
-        _TM + "<int:material_id>/": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
+        # The matrix's material is still queued: students read ready material only.
+        _TM + "<int:material_id>/": Rule({"GET": COURSE_TEACHERS}, kwargs="material"),
         _TM + "<int:material_id>/delete/": Rule({"POST": NOBODY}, kwargs="material"),
         _TM + "<int:material_id>/reingest/": Rule({"POST": NOBODY}, kwargs="material"),
+        # An empty title is refused with a redirect back to the list.
+        _TM + "<int:material_id>/rename/": Rule({"POST": NOBODY}, kwargs="material"),
         "courses/<int:course_id>/search/": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
         "api/courses/<int:course_id>/search": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
         _TMA: Rule({"GET": COURSE_MEMBERS}, kwargs="material"),  # POST without files: 400
@@ -128,6 +134,54 @@ MATRIX.update(
 # a conversation is its learner's alone, so even the course teacher gets 404.
 MATRIX.update(
     {route: Rule(allowed, kwargs="conversation") for route, allowed in CONVERSATION_ROUTES.items()}
+)
+
+# --- LTI (lti/urls.py): the launch endpoints answer an LMS, not a signed-in person;
+# without a valid launch each is a refusal page. The JWKS is public by design.
+MATRIX.update(
+    {
+        "lti/login/": Rule({"GET": NOBODY, "POST": NOBODY}),
+        "lti/launch/": Rule({"POST": NOBODY}),
+        "lti/jwks/": Rule({"GET": EVERYONE}),
+        "lti/landing/": Rule({"GET": NOBODY}),
+        "lti/resume/": Rule({"POST": NOBODY}),
+        "lti/deep-link/": Rule({"GET": NOBODY, "POST": NOBODY}),
+        "courses/<int:course_id>/lms/": Rule({"GET": COURSE_TEACHERS}, kwargs="course"),
+        # A grade post of another course (or none): 404 for everyone.
+        "courses/<int:course_id>/lms/grades/<int:post_id>/retry/": Rule(
+            {"POST": NOBODY}, kwargs="course"
+        ),
+    }
+)
+
+# --- People (learners/people_urls.py), notices and password pages: "people" fills the
+# student's membership, an invitation of the course and a notice of the student.
+_PC = "courses/<int:course_id>/people/"
+MATRIX.update(
+    {
+        "courses/<int:course_id>/library/": Rule({"GET": COURSE_MEMBERS}, kwargs="material"),
+        # Whoever holds the link sees it; POST signs up (400 when empty) or joins (redirect).
+        # Before the rows that revoke the link or remove the student.
+        "join/<str:token>/": Rule({"GET": EVERYONE}, kwargs="people"),
+        _PC: Rule({"GET": COURSE_TEACHERS}, kwargs="people"),
+        _PC + "enrol/": Rule({"GET": COURSE_TEACHERS, "POST": NOBODY}, kwargs="people"),  # 400
+        # GET asks first; POST removes and redirects.
+        _PC + "<int:membership_id>/remove/": Rule(
+            {"GET": COURSE_TEACHERS, "POST": NOBODY}, kwargs="people"
+        ),
+        _PC + "invitations/": Rule({"POST": NOBODY}, kwargs="people"),
+        _PC + "invitations/<int:invitation_id>/revoke/": Rule({"POST": NOBODY}, kwargs="people"),
+        "staff/": Rule({"GET": ADMINS}),
+        "notices/": Rule({"GET": SIGNED_IN}),
+        "notices/<int:notice_id>/": Rule({"GET": NOBODY}, kwargs="people"),  # a redirect
+        "notices/read/": Rule({"POST": NOBODY}),  # a redirect
+        "password-reset/": Rule({"GET": EVERYONE, "POST": EVERYONE}),  # empty: form again
+        "password-reset/sent/": Rule({"GET": EVERYONE}),
+        "password-reset/done/": Rule({"GET": EVERYONE}),
+        # A link that does not work says so on a page, for anyone.
+        "password-reset/<uidb64>/<token>/": Rule({"GET": EVERYONE, "POST": EVERYONE}),
+        "first-sign-in/<uidb64>/<token>/": Rule({"GET": EVERYONE, "POST": EVERYONE}),
+    }
 )
 
 PUBLIC_STATUS_ROUTES = {"healthz"}
@@ -182,6 +236,7 @@ def _url(route: str, rule: Rule, cast: dict) -> str:
     if rule.kwargs == "course":
         path = path.replace("<int:course_id>", str(cast["_course"].pk))
         path = path.replace("<int:student_id>", str(cast["student"].pk))
+        path = path.replace("<int:post_id>", "999999")
     if rule.kwargs == "grading":
         from tests.grading.workflow_factories import grading_route_ids
 
@@ -205,8 +260,32 @@ def _url(route: str, rule: Rule, cast: dict) -> str:
         path = path.replace("<int:course_id>", str(cast["_course"].pk))
         for name, value in ids.items():
             path = path.replace(f"<int:{name}>", str(value))
+    if rule.kwargs == "people":
+        if "_people" not in cast:
+            cast["_people"] = _people_route_ids(cast)
+        path = path.replace("<int:course_id>", str(cast["_course"].pk))
+        for name, value in cast["_people"].items():
+            path = path.replace(f"<{name}>", str(value))
+    path = path.replace("<uidb64>", "MQ").replace("<token>", "not-a-token")
     assert "<" not in path, f"the matrix does not know how to fill {route}"
     return "/" + path
+
+
+def _people_route_ids(cast: dict) -> dict:
+    from learners.invitations import invitation_create
+    from learners.models import Membership, Notice
+
+    course = cast["_course"]
+    invitation = invitation_create(course=course, role="student", days=7, actor=cast["admin"])
+    notice = Notice.objects.create(
+        user=cast["student"], course=course, kind="grade_released", title="Grade", url="/"
+    )
+    return {
+        "int:membership_id": Membership.objects.get(user=cast["student"], course=course).pk,
+        "int:invitation_id": invitation.pk,
+        "str:token": invitation.token,
+        "int:notice_id": notice.pk,
+    }
 
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

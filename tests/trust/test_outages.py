@@ -250,7 +250,7 @@ def test_with_redis_down_pages_answer_and_stored_work_resumes_when_it_is_back(
     assert response.status_code == 302
     submission = Submission.objects.get(learner=student)
     assert Proposal.objects.get(submission=submission).status == Proposal.Status.QUEUED
-    # A failed login is refused as usual (its throttling counter is away, not the page).
+    # A failed login is refused as usual (its throttling count is in the database).
     login = answers(Client(), reverse("login"), data={"username": "student", "password": "no"})
     assert login.status_code == 200
     client.force_login(teacher)

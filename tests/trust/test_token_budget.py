@@ -11,18 +11,36 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from grading.models import Proposal
-from learners.ai_budget import (
+from ai.budget import (
     BUDGET_REACHED,
     GRADED_WITHOUT_AI,
     ai_budget,
     ai_budget_reached,
     ai_tokens_used_today,
 )
+from ai.ledger import LLMCallFor, Outcome, Purpose, llm_call_record
+from ai.models import LLMCall
+from grading.models import Proposal
 from tests.grading.workflow_factories import ESSAY, RUBRIC
 from tutor.models import Conversation, Memory, Message
 
 pytestmark = pytest.mark.django_db
+
+
+def _call(learner, course, purpose, *, prompt, completion, days_ago=0) -> None:
+    """The ledger row the LLM client writes for one call (``llm_call_record``)."""
+    row = llm_call_record(
+        call=LLMCallFor(purpose=purpose, user_id=learner.pk, course_id=course.pk),
+        model="llm-test-model",
+        prompt_version="v1",
+        outcome=Outcome.FINISHED,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        duration_s=1.0,
+    )
+    if days_ago:
+        when = timezone.now() - datetime.timedelta(days=days_ago)
+        LLMCall.objects.filter(pk=row.pk).update(created_at=when)
 
 
 def _reply(learner, course, *, prompt=0, completion=0, days_ago=0) -> Message:
@@ -41,6 +59,7 @@ def _reply(learner, course, *, prompt=0, completion=0, days_ago=0) -> Message:
     if days_ago:
         when = timezone.now() - datetime.timedelta(days=days_ago)
         Message.objects.filter(pk=reply.pk).update(created=when)
+    _call(learner, course, Purpose.TUTOR, prompt=prompt, completion=completion, days_ago=days_ago)
     return reply
 
 
@@ -83,6 +102,7 @@ def test_todays_replies_memories_and_ai_grade_proposals_count_and_nothing_else(
         summary="Asked about light.",
         usage={"prompt_tokens": 120, "completion_tokens": 30},
     )
+    _call(student, course, Purpose.MEMORY, prompt=120, completion=30)
     submission = _submit(student, course)
     Proposal.objects.create(
         submission=submission,
@@ -90,6 +110,7 @@ def test_todays_replies_memories_and_ai_grade_proposals_count_and_nothing_else(
         source=Proposal.Source.LLM,
         usage={"prompt_tokens": 1000, "completion_tokens": 200, "outcome": "finished"},
     )
+    _call(student, course, Purpose.GRADING, prompt=1000, completion=200)
     Proposal.objects.create(submission=submission, rubric_version="v1", source="scorer")
 
     assert ai_tokens_used_today(user=student, course=course) == 350 + 20 + 150 + 1200

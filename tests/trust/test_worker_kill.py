@@ -29,7 +29,7 @@ from tests.trust.workers import LEASE_SECONDS, QUEUES, WorkerProcess, unacked_ta
 from tutor import chunking, parsing, streams
 from tutor.conversations import STALE_MESSAGE
 from tutor.models import Chunk, Material, Message
-from tutor.services import PARSED_PERCENT, material_upload
+from tutor.services import material_upload
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -102,7 +102,10 @@ def test_ingestion_killed_midway_is_finished_once_by_the_next_worker(
     material = material_upload(course=course, file=ContentFile(data, name="long.md"))
     wait_for(
         lambda: Material.objects.filter(
-            pk=material.pk, status=Material.Status.PROCESSING, progress__gt=PARSED_PERCENT
+            pk=material.pk,
+            status=Material.Status.PROCESSING,
+            step=Material.Step.EMBEDDING,
+            passages_done__gt=0,
         ).exists(),
         timeout=45,
         what="the material to be parsed and partly embedded",
@@ -111,7 +114,9 @@ def test_ingestion_killed_midway_is_finished_once_by_the_next_worker(
 
     material.refresh_from_db()
     assert material.status == Material.Status.PROCESSING
-    assert PARSED_PERCENT < material.progress < 100
+    assert material.step == Material.Step.EMBEDDING
+    assert 0 < material.passages_done < material.passages_total <= expected
+    assert 10 < material.progress < 100
     assert not Chunk.objects.filter(material=material).exists()  # nothing half-written
     # Acknowledged late: the broker still holds the task to deliver again.
     assert unacked_tasks(broker, INGEST_TASK) == [[material.pk]]

@@ -32,7 +32,7 @@ def test_posting_stores_the_message_and_a_pending_reply_and_queues_it_on_commit(
     queued = []
     monkeypatch.setattr(
         "tutor.conversation_tasks.reply_write.apply_async",
-        lambda args, queue, **options: queued.append((args, queue, options)),
+        lambda args, **options: queued.append((args, options)),
     )
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         question, reply = message_post(
@@ -45,7 +45,8 @@ def test_posting_stores_the_message_and_a_pending_reply_and_queues_it_on_commit(
     assert question.role == Message.Role.USER
     assert reply.status == Message.Status.PENDING
     # Fire and forget: nobody waits on a result (see config.celery.enqueue_on_commit).
-    assert queued == [([reply.pk], "llm", {"ignore_result": True})]
+    # Its queue comes from CELERY_TASK_ROUTES (tests/deploy/test_task_routes.py pins it).
+    assert queued == [([reply.pk], {"ignore_result": True})]
     conversation.refresh_from_db()
     assert conversation.title == "What is ATP?"
 
@@ -297,7 +298,7 @@ def test_a_reply_is_claimed_once(conversation, student, search, monkeypatch):
     assert streams.reply_stream_text(message_id=reply.pk).count("offline") == 1
 
 
-def test_a_reply_whose_worker_vanished_is_failed_by_the_stale_check(
+def test_a_reply_whose_worker_vanished_is_failed_by_the_recovery_sweep(
     conversation, student, monkeypatch
 ):
     from datetime import timedelta
@@ -310,10 +311,10 @@ def test_a_reply_whose_worker_vanished_is_failed_by_the_stale_check(
         status=Message.Status.STREAMING, started=timezone.now() - timedelta(minutes=3)
     )
     streams.reply_stream_append(message_id=reply.pk, text="Half a rep")
-    assert conversations.replies_expire_stale(conversation=conversation) == 0  # still in time
+    assert conversations.replies_recover()[0] == 0  # still in time
 
     Message.objects.filter(pk=reply.pk).update(started=timezone.now() - timedelta(hours=1))
-    assert conversations.replies_expire_stale(conversation=conversation) == 1
+    assert conversations.replies_recover()[0] == 1
     reply.refresh_from_db()
     assert reply.status == Message.Status.FAILED
     assert reply.text == "Half a rep"
@@ -592,6 +593,15 @@ def test_a_passive_sentence_is_not_taken_for_a_definition(passages):
 
     passage = replace(passages[0], text="The energy carried by the electrons is used to make ATP.")
     assert "what is the energy" not in check_question(passage)
+
+
+def test_an_aligned_markdown_table_has_no_inline_style():
+    from tutor.conversation_markdown import reply_html
+
+    html = reply_html(text="| a | b | c |\n|:--|--:|:-:|\n| 1 | 2 | 3 |")
+    assert "style=" not in html
+    assert '<th class="align-left">a</th>' in html
+    assert '<td class="align-right">2</td>' in html and '<td class="align-center">3</td>' in html
 
 
 def test_a_message_too_long_for_the_model_fails_its_reply_with_shorten_your_message(

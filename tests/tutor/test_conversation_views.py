@@ -125,6 +125,31 @@ def test_an_htmx_post_returns_the_new_turn_that_follows_the_stream(
     assert no_tasks == [reply.pk]
 
 
+def test_the_first_message_names_the_conversation_and_hides_the_hint_without_a_reload(
+    client, student, course, no_tasks
+):
+    client.force_login(student)
+    client.post(_url("new", course))
+    conversation = Conversation.objects.get(learner=student)
+    page = client.get(_url("detail", course, conversation.pk)).content.decode()
+    assert f"Conversation {conversation.pk}</a>" in page
+    hint = page[page.index('id="tutor-empty-hint"') :].split(">")[0]
+    assert "hidden" not in hint
+    response = client.post(
+        _url("post", course),
+        {"text": "Why are leaves green?", "conversation": conversation.pk},
+        **HTMX,
+    )
+    html = response.content.decode()
+    sidebar = html[html.index('<div id="tutor-conversation-list" hx-swap-oob="true">') :]
+    assert "Why are leaves green?</a>" in sidebar.split("</div>")[0]
+    assert f"Conversation {conversation.pk}" not in html
+    assert '<p id="tutor-empty-hint" class="muted" hx-swap-oob="true" hidden>' in html
+    page = client.get(_url("detail", course, conversation.pk)).content.decode()
+    hint = page[page.index('id="tutor-empty-hint"') :].split(">")[0]
+    assert "hidden" in hint
+
+
 @pytest.mark.parametrize(
     ("text", "error"),
     [("   ", "Write a message first."), ("y" * 4001, "the limit is 4000")],
@@ -308,3 +333,71 @@ def test_a_page_loaded_mid_reply_shows_the_text_so_far_and_resumes_after_it(
     assert "&lt;b&gt;Half&lt;/b&gt; way</div>" in html
     assert f'{_url("stream", course, reply.pk)}?after={last}"' in html
     assert "The tutor is writing" in html
+
+
+# --- reading writes nothing -------------------------------------------------------------
+
+
+def _writes(queries) -> list[str]:
+    return [
+        q["sql"]
+        for q in queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+    ]
+
+
+def test_opening_the_tutor_writes_nothing_even_with_a_stale_reply(client, student, course):
+    """Replies whose worker died are the recovery sweep's to fail, not a page's."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    conversation = Conversation.objects.create(course=course, learner=student)
+    stale = _reply(
+        conversation,
+        text="",
+        status=Message.Status.STREAMING,
+        started=timezone.now() - timedelta(hours=2),
+    )
+    client.force_login(student)
+    client.get(_url("tutor", course))  # the session settles
+    with CaptureQueriesContext(connection) as queries:
+        pages = [
+            client.get(_url("tutor", course)),
+            client.get(_url("detail", course, conversation.pk)),
+            client.get(_url("reply", course, stale.pk), **HTMX),
+        ]
+    assert [page.status_code for page in pages] == [200, 200, 200]
+    assert _writes(queries.captured_queries) == []
+    stale.refresh_from_db()
+    assert stale.status == Message.Status.STREAMING
+
+    from tutor.conversations import replies_recover
+
+    assert replies_recover()[0] == 1  # the sweep does fail it
+    stale.refresh_from_db()
+    assert stale.status == Message.Status.FAILED
+
+
+def test_the_conversation_page_runs_as_many_queries_for_many_turns_as_for_one(
+    client, student, course
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    conversation = Conversation.objects.create(course=course, learner=student)
+    _reply(conversation)
+    client.force_login(student)
+    url = _url("detail", course, conversation.pk)
+    client.get(url)
+    with CaptureQueriesContext(connection) as one_turn:
+        assert client.get(url).status_code == 200
+    for _ in range(5):
+        _reply(conversation)
+    with CaptureQueriesContext(connection) as six_turns:
+        assert client.get(url).status_code == 200
+    assert len(six_turns) == len(one_turn)
+    # Pinned: a change that adds a query to every page view should be a decision.
+    assert len(one_turn) <= 12, [q["sql"] for q in one_turn.captured_queries]

@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from django.db import connection
 
 from tutor import llm
 from tutor.llm import (
@@ -25,6 +26,9 @@ from tutor.llm import (
     llm_is_reachable,
     user_message_with_image,
 )
+
+# Every call the client makes writes its row in the ledger (ai.ledger).
+pytestmark = pytest.mark.django_db
 
 MESSAGES = [
     {"role": "system", "content": "You are a patient tutor."},
@@ -408,6 +412,7 @@ def test_a_connection_dropped_before_any_text_is_retried(llm_server, settings):
 # --- concurrency -----------------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)  # the threads write ledger rows on their own connections
 def test_requests_in_flight_never_exceed_the_concurrency_limit(llm_server, settings):
     settings.LLM_MAX_CONCURRENCY = 3
     llm_server.script(reply="slow reply here", ttft=0.2, tokens_per_second=50)
@@ -419,6 +424,8 @@ def test_requests_in_flight_never_exceed_the_concurrency_limit(llm_server, setti
             results.append("".join(chat_stream(messages=MESSAGES, prompt_version="tutor-v1")))
         except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
+        finally:
+            connection.close()
 
     threads = [threading.Thread(target=one_student) for _ in range(9)]
     for thread in threads:

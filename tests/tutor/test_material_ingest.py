@@ -163,3 +163,38 @@ def test_a_real_worker_ingests_an_upload(celery_worker, make_course, settings, t
         time.sleep(0.2)
     assert material.status == Material.Status.READY
     assert Chunk.objects.filter(material=material).count() == 2
+
+
+def test_a_pdf_titled_about_blank_takes_its_file_name(course):
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(["Chlorophyll is green."]))))
+    writer.add_metadata({"/Title": "about:blank"})
+    out = io.BytesIO()
+    writer.write(out)
+    material = material_ingest(material_id=upload(course, "Leaf pigments.pdf", out.getvalue()).pk)
+    assert material.status == Material.Status.READY
+    assert material.title == "Leaf pigments"
+
+
+def test_ingestion_records_its_steps_and_passages(course, monkeypatch):
+    seen = []
+    real = services._progress
+
+    def spy(material, step, *, done=0, total=0):
+        real(material, step, done=done, total=total)
+        row = Material.objects.get(pk=material.pk)
+        seen.append((row.step, row.passages_done, row.passages_total, row.progress))
+
+    monkeypatch.setattr(services, "_progress", spy)
+    material = material_ingest(material_id=upload(course, "cells.md", MARKDOWN.encode()).pk)
+    chunks = material.chunks.count()
+    assert seen[0] == ("embedding", 0, chunks, 10)
+    assert seen[-2] == ("embedding", chunks, chunks, 95)
+    assert seen[-1] == ("saving", chunks, chunks, 95)
+    assert (material.step, material.passages_done, material.passages_total) == ("", chunks, chunks)
+    # A failure that is the file's fault cannot be fixed by processing it again.
+    failed = material_ingest(material_id=upload(course, "empty.md", b"# Only a heading").pk)
+    assert failed.status == Material.Status.FAILED and not failed.can_process_again

@@ -61,8 +61,9 @@ def test_search_page_highlights_and_links_to_the_passage(client, course, student
     body = response.content.decode()
     assert "<mark>chlorophyll</mark>" in body
     chunk = ready.chunks.get(text__contains="chlorophyll")
-    link = reverse("tutor:material-detail", args=[course.pk, ready.pk]) + f"#chunk-{chunk.pk}"
-    assert link in body
+    link = reverse("tutor:material-detail", args=[course.pk, ready.pk])
+    link += f"?passage={chunk.pk}#chunk-{chunk.pk}"
+    assert link.replace("&", "&amp;") in body
     detail = client.get(link.split("#")[0]).content.decode()
     assert f'id="chunk-{chunk.pk}"' in detail
 
@@ -94,9 +95,62 @@ def test_the_api_upload_queues_files_for_teachers_only(client, course, teacher, 
         ("a.md", "queued"),
         ("e.txt", "failed"),
     ]
+    queued = response.json()[0]
+    assert (queued["step"], queued["passages_done"], queued["passages_total"]) == ("", 0, 0)
+    assert response.json()[1]["can_process_again"] is False  # an empty file stays empty
 
 
 def test_strangers_cannot_search_through_the_api(client, course, other_student, ready):
     client.force_login(other_student)
     response = client.get(reverse("tutor:api-search", args=[course.pk]), {"q": "glucose"})
     assert response.status_code == 404
+
+
+def test_a_teacher_renames_a_material(client, course, teacher, ready):
+    client.force_login(teacher)
+    url = reverse("tutor:material-rename", args=[course.pk, ready.pk])
+    response = client.post(url, {"title": "  Cells and   energy "}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert "Cells and energy" in response.content.decode()
+    ready.refresh_from_db()
+    assert ready.title == "Cells and energy"
+    response = client.post(url, {"title": "   "}, HTTP_HX_REQUEST="true")
+    assert "Give the material a title." in response.content.decode()
+    response = client.post(url, {"title": "x" * 301})
+    assert response.status_code == 302
+    ready.refresh_from_db()
+    assert ready.title == "Cells and energy"
+    # The title the teacher chose survives processing the file again.
+    ready.status, ready.failure_retryable = Material.Status.FAILED, True
+    ready.save()
+    client.post(reverse("tutor:material-reingest", args=[course.pk, ready.pk]))
+    assert material_ingest(material_id=ready.pk).title == "Cells and energy"
+
+
+def test_process_again_is_offered_only_where_it_can_help(client, course, teacher, ready):
+    from tests.tutor.material_files import pdf_bytes
+
+    empty = material_upload(course=course, file=ContentFile(b"\n\n", name="empty.txt"))
+    empty = material_ingest(material_id=empty.pk)
+    scan = material_upload(course=course, file=ContentFile(pdf_bytes([""]), name="scan.pdf"))
+    scan = material_ingest(material_id=scan.pk)
+    assert empty.status == scan.status == Material.Status.FAILED
+    assert not empty.can_process_again and not scan.can_process_again
+    broken = material_upload(course=course, file=ContentFile(b"# Hi\n\nText.", name="w.md"))
+    Material.objects.filter(pk=broken.pk).update(
+        status=Material.Status.FAILED, failure_retryable=True, failure_reason="Worker died."
+    )
+    client.force_login(teacher)
+    page = client.get(reverse("tutor:materials", args=[course.pk])).content.decode()
+    assert page.count("Process again") == 1
+    assert f"/materials/{broken.pk}/reingest/" in page
+    # Asked anyway (an old page), a file that cannot go differently is not queued again.
+    response = client.post(
+        reverse("tutor:material-reingest", args=[course.pk, scan.pk]), HTTP_HX_REQUEST="true"
+    )
+    assert "would end the same way" in response.content.decode()
+    scan.refresh_from_db()
+    assert scan.status == Material.Status.FAILED
+    client.post(reverse("tutor:material-reingest", args=[course.pk, broken.pk]))
+    broken.refresh_from_db()
+    assert broken.status == Material.Status.QUEUED and not broken.failure_retryable

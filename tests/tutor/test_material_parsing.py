@@ -10,6 +10,7 @@ from tests.tutor.material_files import (
     pdf_bytes,
     zip_bomb_docx_bytes,
 )
+from tutor import parsing
 from tutor.chunking import document_chunk
 from tutor.parsing import ParseError, document_parse, document_text
 
@@ -109,3 +110,18 @@ def test_files_over_the_size_limit_are_refused(settings):
     settings.UPLOAD_MAX_BYTES = 1024 * 1024
     with pytest.raises(ParseError, match=r"2\.0 MB; files may be at most 1\.0 MB"):
         document_parse(name="big.txt", data=b"word " * (400 * 1024 + 10))
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["about:blank", "Untitled", "Microsoft Word - essay.docx", "C:\\work\\x", "notes.pdf", "2024"],
+)
+def test_a_junk_metadata_title_is_not_a_title(title):
+    assert parsing.title_is_junk(title)
+
+
+@pytest.mark.parametrize(
+    "title", ["Cell Energy", "Photosynthesis: light reactions", "Energy and/or matter"]
+)
+def test_a_real_title_is_kept(title):
+    assert not parsing.title_is_junk(title)

@@ -81,3 +81,81 @@ def test_fusion_weighs_normalised_scores_not_ranks():
     # Chunk 1 leads BM25 by far and is second by cosine; 2 and 3 edge it on cosine.
     rows = [(1, 20.0, 0.70), (2, 2.0, 0.72), (3, 1.0, 0.71), (4, 0.0, 0.20)]
     assert [chunk_id for chunk_id, _ in fuse(rows)] == [1, 2, 3, 4]
+
+
+# --- both halves bounded, statistics cached ------------------------------------------------
+
+
+def test_the_hnsw_path_finds_what_the_exact_scan_finds(material, course, student, monkeypatch):
+    from tutor import retrieval
+
+    query = "Where is the energy in glucose released?"
+    exact = chunks_search(course=course, user=student, query=query, k=3, mode="vector")
+    monkeypatch.setattr(retrieval, "EXACT_SCAN_MAX", 0)  # the index even for a small course
+    retrieval.course_stats_forget(course_id=course.pk)
+    indexed = chunks_search(course=course, user=student, query=query, k=3, mode="vector")
+    assert [r.chunk_id for r in indexed] == [r.chunk_id for r in exact]
+    hybrid = chunks_search(course=course, user=student, query=query, k=1)
+    assert "mitochondria" in hybrid[0].text
+
+
+def test_the_vector_plan_widens_the_search_for_a_small_share_of_the_table():
+    from tutor.retrieval import EF_SEARCH, EF_SEARCH_MAX, EXACT_SCAN_MAX, CourseStats, _vector_plan
+
+    def plan(chunks, table, iterative=False):
+        stats = CourseStats(
+            chunks=chunks, avgdl=50.0, table_chunks=table, iterative_scan=iterative, token="t"
+        )
+        return _vector_plan(stats)[1]
+
+    assert plan(EXACT_SCAN_MAX, 10**6) is None  # small: exact
+    assert plan(100_000, 100_000) == EF_SEARCH  # the whole table
+    assert plan(100_000, 200_000) == 2 * EF_SEARCH  # half of it: twice as wide
+    assert plan(100_000, 10**8) is None  # too small a share for any breadth: exact
+    assert plan(100_000, 10**8, iterative=True) == EF_SEARCH  # pgvector 0.8 iterates
+    assert plan(100_000, 100_000 * EF_SEARCH_MAX // EF_SEARCH) == EF_SEARCH_MAX
+
+
+def test_new_material_is_found_at_once_though_statistics_are_cached(course, student):
+    ingest(course, "cells.md", MARKDOWN)
+    assert not chunks_search(course=course, user=student, query="basalt", mode="keyword")
+    ingest(course, "volcano.md", VOLCANO)
+    # "basalt" was counted in no chunk before: that count must not be reused.
+    results = chunks_search(course=course, user=student, query="basalt", k=1, mode="keyword")
+    assert results and "basalt" in results[0].text
+    from django.db import connection
+
+    from tutor.models import Chunk
+    from tutor.retrieval import _course_stats
+
+    with connection.cursor() as cursor:
+        stats = _course_stats(cursor, course_id=course.pk)
+    assert stats.chunks == Chunk.objects.filter(course=course).count()
+
+
+def test_a_search_runs_a_bounded_number_of_queries(material, course, student):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    query = "Where is the energy in glucose released?"
+    chunks_search(course=course, user=student, query=query)  # statistics cached
+    with CaptureQueriesContext(connection) as queries:
+        chunks_search(course=course, user=student, query=query)
+    statements = [
+        q["sql"]
+        for q in queries.captured_queries
+        if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))
+    ]
+    # membership, lexemes, both halves with the pool's scores in one, the results
+    assert len(statements) == 4, statements
+
+
+def test_search_works_without_the_cache(material, course, student, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    results = chunks_search(course=course, user=student, query="mitochondria glucose", k=1)
+    assert "mitochondria" in results[0].text

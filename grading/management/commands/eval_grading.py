@@ -24,6 +24,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from config.schema import schema_migrate_pending
 from grading.evaluation import (
     FAIRNESS_MIN_N,
     FAIRNESS_REQUIRED_N,
@@ -84,6 +85,7 @@ class Command(BaseCommand):
 
     def _load(self, directory: str) -> EssayDataset:
         dataset = dataset_load(directory)
+        schema_migrate_pending(self)  # a set that loads is stored next
         self._note(f"{dataset.name}: {len(dataset)} essays, {len(dataset.criteria)} criteria")
         return dataset
 

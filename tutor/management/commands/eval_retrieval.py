@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
+from config.schema import schema_migrate_pending
 from learners.models import Course, Membership, User
 from tutor.embedding import embed_texts
 from tutor.models import Material
@@ -55,6 +56,7 @@ class Command(BaseCommand):
         questions = [json.loads(line) for line in questions_path.open() if line.strip()]
         if limit:
             questions = questions[:limit]
+        schema_migrate_pending(self)
         tag = uuid.uuid4().hex[:8]
         course = Course.objects.create(title=f"eval-retrieval-{tag}")
         user = User.objects.create_user(username=f"eval-retrieval-{tag}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config.schema import schema_migrate_pending
 from learners.models import Course
 from tutor.conversation_selectors import preference_records
 
@@ -24,6 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--course", type=int, help="only this course's id")
 
     def handle(self, *args, output: str, course: int | None, **options) -> None:
+        schema_migrate_pending(self)
         selected = None
         if course is not None:
             selected = Course.objects.filter(pk=course).first()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config.schema import schema_migrate_pending
 from learners.models import Course
 from tutor.models import Material
 from tutor.services import material_import_path, material_ingest
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, course, paths, sync, **options):
+        schema_migrate_pending(self)
         lookup = {"pk": int(course)} if course.isdigit() else {"title": course}
         found = Course.objects.filter(**lookup).first()
         if found is None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from config.schema import schema_migrate_pending
 from learners.demo import DEMO_LOGINS, demo_load
 from tutor.models import Material
 from tutor.services import material_import_path, material_ingest
@@ -14,6 +15,7 @@ class Command(BaseCommand):
     help = "Create (or refresh) the demo course, its material and demo logins. Idempotent."
 
     def handle(self, *args, **options) -> None:
+        schema_migrate_pending(self)
         course = demo_load()
         # Ingested here rather than queued, so the demo tutor has material the moment the
         # page opens; unchanged material re-embeds nothing on later runs.

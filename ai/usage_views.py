@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from config.usage import course_llm_usage
+from ai.usage import course_llm_usage
 from learners.models import Course
 
 DEFAULT_DAYS = 30

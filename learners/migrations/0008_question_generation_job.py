@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("learners", "0005_course_ai_daily_token_budget"),
+        ("learners", "0007_login_throttle"),
     ]
 
     operations = [

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class AIConfig(AppConfig):
+    name = "ai"
+    label = "ai"
+    verbose_name = _("Language model use and cost")

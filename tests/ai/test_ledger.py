@@ -1,0 +1,239 @@
+"""The ledger of language model calls: one row per real call, written by the LLM client
+against the loopback test server (tests/llm_server.py), read by the budget and the usage
+page, exported and erased with the person."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+from django.urls import reverse
+
+from ai.budget import ai_tokens_used_today
+from ai.ledger import LLMCallFor, Outcome, Purpose, llm_call_record
+from ai.models import LLMCall
+from ai.tokens import messages_tokens_estimate, tokens_estimate
+from ai.usage import course_llm_usage
+from tests.grading.workflow_factories import grade_reply
+from tests.learners.learning_fixtures import PHOTOSYNTHESIS
+from tutor.llm import LLMBadResponse, chat_stream
+
+MESSAGES = [
+    {"role": "system", "content": "You are a patient tutor."},
+    {"role": "user", "content": "What does a mitochondrion do?"},
+]
+
+
+def _feature(usage: dict, key: str):
+    return next(feature for feature in usage["features"] if feature.key == key)
+
+
+def _for(student, course, purpose=Purpose.TUTOR) -> LLMCallFor:
+    return LLMCallFor(purpose=purpose, user_id=student.pk, course_id=course.pk)
+
+
+# --- the client writes one row per call ------------------------------------------------------
+
+
+# Transactional: the reply's lease is renewed from another thread, which must see its row.
+@pytest.mark.django_db(transaction=True)
+def test_every_real_call_of_a_learner_is_one_row_and_budget_and_usage_page_agree(
+    client,
+    student,
+    course,
+    llm_server,
+    eager_tasks,
+    clean_reply_streams,
+    assignment,
+    submit,
+    django_capture_on_commit_callbacks,
+):
+    # A tutor reply (streamed), the memory of its conversation and an essay's AI grade
+    # (JSON), each through its production path.
+    client.force_login(student)
+    with django_capture_on_commit_callbacks(execute=True):
+        posted = client.post(
+            reverse("conversations:api-post", args=[course.pk]),
+            {"text": "How do plants eat?"},
+            content_type="application/json",
+        )
+    assert posted.status_code == 201, posted.content
+    reply = posted.json()["reply"]
+    conversation_id = posted.json()["conversation"]["id"]
+    from tutor.conversations import conversation_end
+    from tutor.models import Conversation
+
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation_end(conversation=Conversation.objects.get(pk=conversation_id), learner=student)
+    llm_server.script(json_reply=grade_reply(assignment))
+    with django_capture_on_commit_callbacks(execute=True):
+        submit(student)
+
+    assert llm_server.stats.chat_requests == 3
+    calls = {call.purpose: call for call in LLMCall.objects.filter(user=student, course=course)}
+    assert sorted(calls) == ["grading", "memory", "tutor"]
+    assert all(call.outcome == Outcome.FINISHED for call in calls.values())
+    assert all(call.tokens_source == "server" for call in calls.values())
+    assert all(call.model == llm_server.model for call in calls.values())
+
+    from tutor.models import Memory, Message
+
+    stored = Message.objects.get(pk=reply["id"])
+    tutor = calls["tutor"]
+    assert (tutor.prompt_tokens, tutor.completion_tokens) == (
+        stored.prompt_tokens,
+        stored.completion_tokens,
+    )
+    assert tutor.prompt_version == stored.prompt_version
+    assert tutor.ttft_seconds == pytest.approx(stored.ttft_seconds)
+    memory = Memory.objects.get(learner=student, course=course)
+    assert calls["memory"].prompt_tokens == memory.usage["prompt_tokens"]
+
+    # One definition of tokens: the budget and the usage page count the same calls alike.
+    used = ai_tokens_used_today(user=student, course=course)
+    assert used == sum(call.tokens for call in calls.values()) > 0
+    usage = course_llm_usage(course=course)
+    assert usage["total"].tokens == used
+    assert usage["total"].requests == 3
+    for purpose, call in calls.items():
+        assert _feature(usage, purpose).total.tokens == call.tokens
+
+
+@pytest.mark.django_db
+def test_offline_mode_makes_no_call_and_writes_no_row(
+    client, student, course, settings, eager_tasks, django_capture_on_commit_callbacks
+):
+    settings.LLM_BASE_URL = ""
+    client.force_login(student)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("conversations:api-post", args=[course.pk]),
+            {"text": "Photosynthesis?"},
+            content_type="application/json",
+        )
+    assert response.status_code == 201
+    assert not LLMCall.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_stopped_stream_counts_estimated_tokens_so_stopping_is_never_free(
+    student, course, llm_server
+):
+    llm_server.script(reply="one two three four five six seven eight", tokens_per_second=50)
+    stream = chat_stream(messages=MESSAGES, prompt_version="tutor-v1", call=_for(student, course))
+    with stream:
+        first = next(iter(stream))
+    assert first
+
+    call = LLMCall.objects.get(user=student, course=course)
+    assert call.outcome == Outcome.STOPPED
+    # The server's usage comes in the last chunk, which a stopped stream never reads.
+    assert call.tokens_source == "estimated"
+    assert call.prompt_tokens == messages_tokens_estimate(MESSAGES)
+    assert call.completion_tokens == tokens_estimate(stream.text) > 0
+    assert ai_tokens_used_today(user=student, course=course) == call.tokens
+
+
+@pytest.mark.django_db
+def test_a_broken_stream_is_a_permanent_error_with_its_kind(student, course, llm_server):
+    llm_server.break_next(mode="cut", after_tokens=2)
+    with pytest.raises(LLMBadResponse):
+        list(chat_stream(messages=MESSAGES, prompt_version="tutor-v1", call=_for(student, course)))
+
+    call = LLMCall.objects.get(user=student, course=course)
+    assert (call.outcome, call.error_kind) == (Outcome.PERMANENT_ERROR, "LLMBadResponse")
+    assert call.tokens_source == "estimated" and call.completion_tokens > 0
+    assert call.attempts == 1 and call.duration_seconds > 0
+
+
+@pytest.mark.django_db
+def test_a_practice_generation_is_one_call_however_many_questions_it_wrote(
+    teacher, course, make_concept, llm_server, settings
+):
+    from learners.practice import questions_generate
+
+    settings.LLM_JOULES_PER_TOKEN = 0.5
+    question = {"kind": "short_answer", "answers": ["light"], "explanation": "Light."}
+    llm_server.script(
+        json_reply={
+            "questions": [
+                {**question, "prompt": f"Question {n} about what plants need?"} for n in range(3)
+            ]
+        }
+    )
+    concept = make_concept("Photosynthesis")
+
+    saved = questions_generate(
+        concept=concept, texts=[PHOTOSYNTHESIS], use_llm=True, requested_by_id=teacher.pk
+    )
+
+    assert len(saved) == 3
+    call = LLMCall.objects.get()
+    assert (call.purpose, call.user, call.course) == (Purpose.PRACTICE, teacher, course)
+    practice = _feature(course_llm_usage(course=course), "practice")
+    assert practice.total.requests == 1
+    assert practice.total.tokens == call.tokens
+    assert practice.total.energy_joules == pytest.approx(call.tokens * 0.5)
+
+
+@pytest.mark.django_db
+def test_calls_that_never_reached_the_model_cost_nothing_on_the_usage_page(
+    student, course, llm_server, settings
+):
+    from tutor.llm import LLMUnavailable
+
+    settings.LLM_MAX_RETRIES = 0
+    llm_server.fail_next(status=503)
+    with pytest.raises(LLMUnavailable):
+        list(chat_stream(messages=MESSAGES, prompt_version="tutor-v1", call=_for(student, course)))
+
+    call = LLMCall.objects.get()
+    assert (call.outcome, call.tokens_source, call.tokens) == ("transient_error", "none", 0)
+    assert course_llm_usage(course=course)["total"].requests == 0
+    assert ai_tokens_used_today(user=student, course=course) == 0
+
+
+# --- privacy ----------------------------------------------------------------------------------
+
+
+def _record(user, course, *, prompt: int) -> LLMCall:
+    return llm_call_record(
+        call=LLMCallFor(purpose=Purpose.TUTOR, user_id=user.pk, course_id=course.pk),
+        model="llm-test-model",
+        prompt_version="tutor-v1",
+        outcome=Outcome.FINISHED,
+        prompt_tokens=prompt,
+        completion_tokens=10,
+        duration_s=1.0,
+    )
+
+
+@pytest.mark.django_db
+def test_the_export_includes_the_persons_calls(student, other_student, course, other_course):
+    from learners.privacy import privacy_export
+
+    _record(student, course, prompt=123)
+    _record(other_student, other_course, prompt=999)
+
+    archive = zipfile.ZipFile(io.BytesIO(privacy_export(user=student)))
+    rows = json.loads(archive.read("ai.json"))["ai.llmcall"]
+    assert [(row["purpose"], row["prompt_tokens"], row["course__title"]) for row in rows] == [
+        ("tutor", 123, course.title)
+    ]
+
+
+@pytest.mark.django_db
+def test_erasure_removes_the_persons_calls_and_no_one_elses(
+    student, other_student, course, other_course
+):
+    from learners.privacy import privacy_erase
+
+    _record(student, course, prompt=100)
+    kept = _record(other_student, other_course, prompt=200)
+
+    privacy_erase(user=student, actor=None)
+
+    assert list(LLMCall.objects.all()) == [kept]
+    assert course_llm_usage(course=course)["total"].requests == 0
