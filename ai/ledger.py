@@ -74,11 +74,14 @@ def llm_call_record(
     error_kind: str = "",
     messages: Iterable[Mapping[str, Any]] | None = None,
     text: str = "",
+    counted: bool = False,
 ) -> LLMCall | None:
     """Account for one finished call (any ``Outcome``): a ledger row and its metrics.
 
     ``messages`` and ``text`` (what was sent, what came back) are only read to estimate
-    tokens the server did not report. Returns the row, or None when the database refused
+    tokens the server did not report. ``counted``: the client counted the tokens itself
+    (with the server's tokenizer, or its byte bound) because the server reported none;
+    they are recorded as estimated. Returns the row, or None when the database refused
     it: the metrics are still reported, and the caller's reply is never lost for want of
     its ledger row (the failure is logged).
     """
@@ -90,6 +93,8 @@ def llm_call_record(
         messages=messages,
         text=text,
     )
+    if counted and source == TokensSource.SERVER:
+        source = TokensSource.ESTIMATED
     llm_call_observed(
         model=model,
         purpose=call.purpose,

@@ -284,6 +284,8 @@ def _ledger_record(
         error_kind=type(error).__name__ if error else "",
         messages=messages,
         text=text,
+        # Counted here (the server's tokenizer, or the byte bound) when it reported none.
+        counted=bool(usage) and usage.usage_source not in ("server", ""),
     )
 
 
