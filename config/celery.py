@@ -20,7 +20,7 @@ app.autodiscover_tasks()
 app.conf.include = ["tutor.conversation_tasks", "learners.privacy_tasks"]
 
 
-def enqueue_on_commit(task, *args, queue: str | None = None) -> None:
+def enqueue_on_commit(task, *args) -> None:
     """Send ``task(*args)`` once the transaction commits, fire and forget.
 
     Nobody reads these tasks' results, so the sender does not subscribe to one (Redis's
@@ -31,7 +31,6 @@ def enqueue_on_commit(task, *args, queue: str | None = None) -> None:
     """
     from django.db import transaction
 
-    options = {"queue": queue} if queue else {}
     transaction.on_commit(
-        lambda: task.apply_async(args=list(args), ignore_result=True, **options), robust=True
+        lambda: task.apply_async(args=list(args), ignore_result=True), robust=True
     )

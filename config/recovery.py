@@ -21,7 +21,7 @@ from django.db import close_old_connections, connections
 logger = logging.getLogger(__name__)
 
 
-@shared_task
+@shared_task(name="config.recovery.work_recover")
 def work_recover() -> dict[str, int]:
     """Queue again (or fail) the materials, replies and grade proposals left behind."""
     from grading.services import proposals_recover

@@ -167,6 +167,22 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
+# The one routing table: every task has an explicit name (queued messages name tasks by it,
+# so modules can move) and its queue is said here, nowhere else. ``llm``: calls to the
+# language model server (thread pool); ``cpu``: parsing, embedding, fitting (prefork).
+CELERY_TASK_ROUTES = {
+    "tutor.conversation_tasks.reply_write": {"queue": "llm"},
+    "tutor.conversation_tasks.memory_write": {"queue": "llm"},
+    "grading.tasks.proposal_llm": {"queue": "llm"},
+    "learners.tasks.practice_questions_generate": {"queue": "llm"},
+    "tutor.tasks.material_ingest_task": {"queue": "cpu"},
+    "grading.tasks.proposal_scorer": {"queue": "cpu"},
+    "grading.tasks.scorer_train": {"queue": "cpu"},
+    "learners.tasks.mastery_fit_course": {"queue": "cpu"},
+    "learners.tasks.mastery_fit_all_courses": {"queue": "cpu"},
+    "learners.privacy_tasks.retention_purge": {"queue": "cpu"},
+    "config.recovery.work_recover": {"queue": "cpu"},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -254,7 +270,6 @@ SPECTACULAR_SETTINGS = {
 
 # --- Security ---------------------------------------------------------------------------------
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG and bool(DATABASE_URL))
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 CONTENT_SECURITY_POLICY = env_str(
     "CONTENT_SECURITY_POLICY",
@@ -263,14 +278,6 @@ CONTENT_SECURITY_POLICY = env_str(
     "base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
 )
 X_FRAME_OPTIONS = "DENY"
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"pgserver": {"level": "WARNING"}},
-}
 
 # --- Production and observability ----------------------------------------------------------
 # Everything here is off or harmless on a laptop; docker/ and .env.example turn it on.

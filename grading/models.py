@@ -19,7 +19,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from grading.scoring import Criterion
+from grading.criteria import Criterion
 
 
 class Assignment(models.Model):

@@ -63,6 +63,10 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 
+# Criterion lives in a light module so grading.models need not load scikit-learn; it is
+# re-exported here because stored scorers pickled it under this path.
+from grading.criteria import Criterion
+
 # all-MiniLM-L6-v2 truncates at 256 word pieces; 180 words stays under it for most prose.
 CHUNK_WORDS = 180
 # Folds inside the training essays for the out-of-fold predictions that fit the blend,
@@ -90,41 +94,6 @@ FAIRNESS_DRIFT_LIMIT = 0.10
 # How finely _fair_thresholds steps from the kappa-optimal cut points back to plain
 # rounding: the first step within the limit keeps as much of the kappa gain as it allows.
 FAIRNESS_SHARE_STEPS = 20
-
-
-@dataclass(frozen=True)
-class Criterion:
-    """One rubric criterion: scores run from ``min`` to ``max`` in steps of ``step``."""
-
-    name: str
-    min: float
-    max: float
-    step: float
-
-    def __post_init__(self) -> None:
-        if not self.step > 0 or not self.max > self.min:
-            raise ValueError(f"Criterion {self.name!r} needs min < max and a positive step.")
-        levels = (self.max - self.min) / self.step
-        if abs(levels - round(levels)) > 1e-6:
-            raise ValueError(f"Criterion {self.name!r}: (max - min) is not a multiple of step.")
-
-    @property
-    def level_count(self) -> int:
-        return int(round((self.max - self.min) / self.step)) + 1
-
-    def to_levels(self, scores: Sequence[float] | np.ndarray) -> np.ndarray:
-        """Scores as integer level indices 0..level_count-1 (rounded, clipped)."""
-        raw = (np.asarray(scores, dtype=float) - self.min) / self.step
-        return np.clip(np.rint(raw), 0, self.level_count - 1).astype(int)
-
-    def from_levels(self, levels: Sequence[int] | np.ndarray) -> np.ndarray:
-        return self.min + np.asarray(levels, dtype=float) * self.step
-
-    def is_on_scale(self, score: float) -> bool:
-        if not math.isfinite(score) or not self.min - 1e-9 <= score <= self.max + 1e-9:
-            return False
-        position = (score - self.min) / self.step
-        return abs(position - round(position)) < 1e-6
 
 
 @dataclass(frozen=True)

@@ -1093,7 +1093,7 @@ def scorer_train_enqueue(*, assignment_id: int) -> None:
     asks again (a teacher's page never fails for it)."""
     from grading import tasks
 
-    enqueue_on_commit(tasks.scorer_train, assignment_id, queue="cpu")
+    enqueue_on_commit(tasks.scorer_train, assignment_id)
 
 
 def scorer_train(*, assignment_id: int) -> StoredScorer | None:

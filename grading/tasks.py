@@ -29,20 +29,17 @@ BAD_RESPONSE_RETRIES = 1
 
 
 def proposal_enqueue(*, source: str, proposal_id: int) -> None:
-    """Send a proposal's task to its queue once the transaction commits: ``llm`` for the
-    language model (I/O-bound), ``cpu`` for the learned scorer (embeddings). If the broker
-    is away the proposal stays queued for the recovery sweep."""
-    if source == "llm":
-        enqueue_on_commit(proposal_llm, proposal_id, queue="llm")
-    else:
-        enqueue_on_commit(proposal_scorer, proposal_id, queue="cpu")
+    """Send a proposal's task once the transaction commits (CELERY_TASK_ROUTES puts the
+    language model's on ``llm`` and the learned scorer's on ``cpu``). If the broker is
+    away the proposal stays queued for the recovery sweep."""
+    enqueue_on_commit(proposal_llm if source == "llm" else proposal_scorer, proposal_id)
 
 
 def retry_countdown(retries: int) -> int:
     return min(RETRY_BASE_SECONDS * 2**retries, RETRY_MAX_SECONDS)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=LLM_RETRIES)
+@shared_task(name="grading.tasks.proposal_llm", bind=True, acks_late=True, max_retries=LLM_RETRIES)
 def proposal_llm(self, proposal_id: int) -> str | None:
     """Grade one proposal with the language model."""
     from tutor.llm import LLMBadResponse, LLMError, LLMNotConfigured, LLMUnavailable
@@ -66,7 +63,7 @@ def proposal_llm(self, proposal_id: int) -> str | None:
             return "failed"
         countdown = retry_countdown(retries)
         services.proposal_requeue(proposal_id=proposal_id, error=detail, delay=countdown)
-        raise self.retry(countdown=countdown, max_retries=bound, queue="llm") from error
+        raise self.retry(countdown=countdown, max_retries=bound) from error
     except LLMError as error:
         services.proposal_fail(
             proposal_id=proposal_id, error=f"{type(error).__name__}: {error.detail or error}"
@@ -78,7 +75,7 @@ def proposal_llm(self, proposal_id: int) -> str | None:
     return "done"
 
 
-@shared_task(acks_late=True)
+@shared_task(name="grading.tasks.proposal_scorer", acks_late=True)
 def proposal_scorer(proposal_id: int) -> str | None:
     """Score one proposal with the assignment's learned scorer."""
     claimed_at = services.proposal_claim(proposal_id=proposal_id)
@@ -93,7 +90,7 @@ def proposal_scorer(proposal_id: int) -> str | None:
     return "done"
 
 
-@shared_task(acks_late=True)
+@shared_task(name="grading.tasks.scorer_train", acks_late=True)
 def scorer_train(assignment_id: int) -> int | None:
     """Refit the assignment's learned scorer on its confirmed grades."""
     stored = services.scorer_train(assignment_id=assignment_id)

@@ -7,7 +7,12 @@ from celery import shared_task
 from learners.models import Concept, Course
 
 
-@shared_task(queue="llm", autoretry_for=(ConnectionError,), max_retries=3, retry_backoff=True)
+@shared_task(
+    name="learners.tasks.practice_questions_generate",
+    autoretry_for=(ConnectionError,),
+    max_retries=3,
+    retry_backoff=True,
+)
 def practice_questions_generate(concept_id: int, text: str = "", use_llm: bool = True) -> int:
     """Generate questions for a concept (LLM questions wait for a teacher's approval);
     a prompt the concept already has is not stored twice, so a redelivery adds nothing."""
@@ -21,7 +26,7 @@ def practice_questions_generate(concept_id: int, text: str = "", use_llm: bool =
     return len(questions_generate(concept=concept, texts=texts, use_llm=use_llm))
 
 
-@shared_task(queue="cpu")
+@shared_task(name="learners.tasks.mastery_fit_course")
 def mastery_fit_course(course_id: int) -> bool:
     """Refit a course's mastery model on its response log (idempotent: same log, same fit)."""
     from learners.evidence import mastery_course_fit
@@ -30,7 +35,7 @@ def mastery_fit_course(course_id: int) -> bool:
     return course is not None and mastery_course_fit(course=course) is not None
 
 
-@shared_task(queue="cpu")
+@shared_task(name="learners.tasks.mastery_fit_all_courses")
 def mastery_fit_all_courses() -> int:
     """For beat: refit every course that has evidence."""
     ids = Course.objects.filter(concepts__evidence__isnull=False).values_list("pk", flat=True)

@@ -14,10 +14,6 @@ import pytest
 
 from tests.llm_server import llm_server, llm_server_session  # noqa: F401
 
-# Playwright's sync API runs an event loop in the test thread; the ORM calls our tests
-# make around it are ordinary synchronous code.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 _usernames = itertools.count(1)
@@ -220,6 +216,10 @@ def browser():
         )
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API runs an event loop in the test thread; the ORM calls our tests
+    # make around it are ordinary synchronous code. Only browser tests (which run last)
+    # get this: elsewhere a sync ORM call in async code fails as it would in production.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,

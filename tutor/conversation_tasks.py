@@ -16,7 +16,12 @@ from tutor import conversations, replies
 _REPLY_LIMIT = int(conversations.reply_max_seconds()) + 30
 
 
-@shared_task(acks_late=True, soft_time_limit=_REPLY_LIMIT, time_limit=_REPLY_LIMIT + 30)
+@shared_task(
+    name="tutor.conversation_tasks.reply_write",
+    acks_late=True,
+    soft_time_limit=_REPLY_LIMIT,
+    time_limit=_REPLY_LIMIT + 30,
+)
 def reply_write(message_id: int) -> str | None:
     """Write the reply ``message_id`` if it is still waiting; a redelivery does nothing."""
     if not conversations.reply_claim(message_id=message_id):
@@ -24,7 +29,7 @@ def reply_write(message_id: int) -> str | None:
     return replies.reply_write(message_id=message_id)
 
 
-@shared_task(acks_late=True)
+@shared_task(name="tutor.conversation_tasks.memory_write", acks_late=True)
 def memory_write(conversation_id: int) -> int | None:
     memory = conversations.memory_write(conversation_id=conversation_id)
     return memory.pk if memory else None

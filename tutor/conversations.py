@@ -58,7 +58,7 @@ def _enqueue_reply(message_id: int) -> None:
     reply stays waiting for the recovery sweep)."""
     from tutor.conversation_tasks import reply_write
 
-    enqueue_on_commit(reply_write, message_id, queue="llm")
+    enqueue_on_commit(reply_write, message_id)
 
 
 def _stream_reset(message_id: int) -> None:
@@ -378,7 +378,7 @@ def _enqueue_memory(conversation_id: int) -> None:
     from tutor.conversation_tasks import memory_write
 
     # Not sent (the broker is away): the memory is written when the next session ends.
-    enqueue_on_commit(memory_write, conversation_id, queue="llm")
+    enqueue_on_commit(memory_write, conversation_id)
 
 
 def conversation_end(*, conversation: Conversation, learner) -> None:

@@ -7,9 +7,8 @@ from celery import shared_task
 from tutor import services
 
 
-# No ``queue=`` here (Celery deprecates it): CELERY_TASK_DEFAULT_QUEUE is ``cpu``, where
-# parsing and embedding belong.
 @shared_task(
+    name="tutor.tasks.material_ingest_task",
     autoretry_for=(services.IngestInterrupted,),
     retry_backoff=5,
     retry_backoff_max=120,
