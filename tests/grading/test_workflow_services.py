@@ -434,11 +434,12 @@ def test_a_confirmed_review_enqueues_scorer_training(
     monkeypatch.setattr(
         tasks.scorer_train,
         "apply_async",
-        lambda args, queue, **options: calls.append((args, queue, options)),
+        lambda args, **options: calls.append((args, options)),
     )
     with django_capture_on_commit_callbacks(execute=True):
         _confirm(proposed, teacher)
-    assert calls == [([proposed.assignment_id], "cpu", {"ignore_result": True})]
+    # Routed to its queue by CELERY_TASK_ROUTES (tests/deploy/test_task_routes.py).
+    assert calls == [([proposed.assignment_id], {"ignore_result": True})]
 
 
 def test_the_scorer_is_trained_on_confirmed_grades_and_proposes_for_waiting_essays(
