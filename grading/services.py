@@ -253,6 +253,7 @@ def submission_upload_read(*, name: str, data: bytes) -> UploadedEssay:
 
 
 def submission_text_from_upload(*, name: str, data: bytes) -> str:
+    """The text alone of an uploaded essay (:func:`submission_upload_read`)."""
     return submission_upload_read(name=name, data=data).text
 
 
