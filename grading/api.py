@@ -75,17 +75,35 @@ class MyGradeView(APIView):
         review = getattr(submission, "review", None) if submission else None
         if review is None:
             raise Http404
-        released = review.released or {}
+        versions = selectors.submission_versions(assignment=assignment, learner=request.user)
         data = {
-            "status": "released" if review.released else "not_released",
-            "released_at": review.released_at,
-            "total": released.get("total"),
-            "max_total": released.get("max_total"),
-            "criteria": released.get("criteria", []),
-            "strengths": released.get("strengths", []),
-            "next_steps": released.get("next_steps", []),
+            **_released_grade(review.released, review.released_at),
+            "versions": [
+                {
+                    **_released_grade(version.released, version.released_at),
+                    "number": version.number,
+                    "submission_id": version.submission.pk,
+                    "submitted_at": version.submission.submitted_at,
+                    "is_current": version.is_current,
+                    "word_count": services.word_count(version.submission.text),
+                }
+                for version in versions
+            ],
         }
         return Response(serializers.GradeSerializer(data).data)
+
+
+def _released_grade(released: dict | None, released_at) -> dict:
+    released = released or {}
+    return {
+        "status": "released" if released else "not_released",
+        "released_at": released_at,
+        "total": released.get("total"),
+        "max_total": released.get("max_total"),
+        "criteria": released.get("criteria", []),
+        "strengths": released.get("strengths", []),
+        "next_steps": released.get("next_steps", []),
+    }
 
 
 class CriterionDecisionView(APIView):

@@ -90,9 +90,29 @@ class CriterionForm(forms.Form):
 CriterionFormSet = forms.formset_factory(CriterionForm, extra=4, max_num=30)
 
 
+class EssayTextarea(forms.Textarea):
+    """A textarea that gives back a refused essay without its NUL characters, so the
+    student can send it again as it is (the message says what was wrong)."""
+
+    def format_value(self, value):
+        if isinstance(value, str):
+            value = value.replace("\x00", "")
+        return super().format_value(value)
+
+
 class SubmissionForm(forms.Form):
     text = forms.CharField(
-        label=_("Your essay"), required=False, widget=forms.Textarea(attrs={"rows": 16})
+        label=_("Your essay"),
+        required=False,
+        # data-draft: static/js/drafts.js keeps what is typed in this browser.
+        widget=EssayTextarea(attrs={"rows": 16, "data-draft": ""}),
+        error_messages={
+            "null_characters_not_allowed": _(
+                "Your essay contained a NUL character, an invisible control character that "
+                "sometimes comes with text copied from another program. It has been removed "
+                "below: check your essay and submit it again."
+            )
+        },
     )
     upload = forms.FileField(label=_("Or upload a file (.txt, .docx, .pdf)"), required=False)
 

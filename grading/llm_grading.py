@@ -36,7 +36,7 @@ from django.utils.translation import gettext as _
 from ai.ledger import LLMCallFor, Purpose
 from grading.manipulation import ESSAY_CLOSE, ESSAY_OPEN, invisible_characters_remove
 
-PROMPT_VERSION = "grade.v1"
+PROMPT_VERSION = "grade.v2"
 SCHEMA_NAME = "rubric_grade"
 _PROMPTS = Path(__file__).resolve().parent / "prompts"
 # Room kept free in the context for what a chat template adds.
@@ -61,6 +61,8 @@ class GradeResult:
     notice: str = ""
     usage: dict[str, Any] = field(default_factory=dict)
     model_name: str = ""
+    # Passages the model reported as addressed to the grader, each verified in the essay.
+    grader_directed: list[str] = field(default_factory=list)
 
 
 @cache
@@ -122,8 +124,14 @@ def grading_schema(criteria) -> dict[str, Any]:
                 "additionalProperties": False,
             },
             "feedback": feedback,
+            # The model's own flag: passages addressed to the grader (empty when none).
+            "grader_directed": {
+                "type": "array",
+                "items": {"type": "string"},
+                "maxItems": MAX_QUOTES,
+            },
         },
-        "required": ["criteria", "feedback"],
+        "required": ["criteria", "feedback", "grader_directed"],
         "additionalProperties": False,
     }
 
@@ -375,7 +383,13 @@ def answer_check(*, data: dict[str, Any], criteria, text: str, capped: bool) -> 
             "confidence": confidence,
         }
     feedback = data["feedback"]
+    # Only passages really in the essay count: a model's invented quote flags nothing.
+    reported = data.get("grader_directed") or []
+    grader_directed, _dropped = quotes_verify(
+        text, [q for q in reported if isinstance(q, str)][:MAX_QUOTES]
+    )
     return GradeResult(
+        grader_directed=grader_directed,
         criteria=result,
         feedback={
             "strengths": [str(s)[:_FEEDBACK_CHARS] for s in feedback["strengths"]][:3],

@@ -95,9 +95,29 @@ class Finding:
     code: str
     message: str
     excerpt: str
+    # The passages concerned, where the review marks them in the essay (hidden_file).
+    passages: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict[str, str]:
-        return {**asdict(self), "message": str(self.message)}
+    def as_dict(self) -> dict:
+        data = {**asdict(self), "message": str(self.message)}
+        data["passages"] = list(self.passages)
+        if not data["passages"]:
+            del data["passages"]
+        return data
+
+
+HIDDEN_PASSAGES_SHOWN = 20
+
+
+def hidden_passages_finding(passages: list[str]) -> Finding:
+    """The uploaded file hid these passages from view (hidden, white or tiny font): a
+    reader of the file never sees them, a model reading its text does."""
+    message = _(
+        "The uploaded file hides %(n)d passage(s) from view (hidden, white or tiny text); "
+        "they are marked in the essay."
+    ) % {"n": len(passages)}
+    shown = tuple(p[:500] for p in passages[:HIDDEN_PASSAGES_SHOWN])
+    return Finding("hidden_file", str(message), " … ".join(shown)[:300], shown)
 
 
 def _excerpt(text: str, start: int, end: int, *, around: int = 40) -> str:

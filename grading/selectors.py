@@ -57,10 +57,74 @@ def submission_current(*, assignment: Assignment, learner) -> Submission | None:
     )
 
 
-def submissions_of_learner(*, assignment: Assignment, learner) -> QuerySet[Submission]:
-    return Submission.objects.filter(assignment=assignment, learner=learner).order_by(
-        "-submitted_at", "-pk"
+@dataclass(frozen=True)
+class Version:
+    """One submitted version of a learner's essay and its grade, if one was released.
+
+    A resubmission makes a new current version; the earlier ones keep their reviews,
+    released grades and feedback, which stay visible in the history (student page, API,
+    teacher's queue)."""
+
+    number: int  # 1 for the first version
+    submission: Submission
+    status: str  # the review's status ("" when it has none)
+    released: dict | None  # the snapshot the learner was shown (Review.released)
+    released_at: Any = None
+
+    @property
+    def is_current(self) -> bool:
+        return self.submission.is_current
+
+
+def _versions(submissions) -> list[Version]:
+    """Versions, newest first, numbered in submission order."""
+    ordered = sorted(submissions, key=lambda s: (s.submitted_at, s.pk))
+    versions = []
+    for number, submission in enumerate(ordered, start=1):
+        review = getattr(submission, "review", None)
+        versions.append(
+            Version(
+                number=number,
+                submission=submission,
+                status=review.status if review else "",
+                released=review.released if review else None,
+                released_at=review.released_at if review else None,
+            )
+        )
+    return versions[::-1]
+
+
+def submission_versions(*, assignment: Assignment, learner) -> list[Version]:
+    """Every version a learner submitted to an assignment, newest first, with its grade."""
+    return _versions(
+        Submission.objects.filter(assignment=assignment, learner=learner).select_related("review")
     )
+
+
+def versions_by_learner(*, assignment: Assignment, learner_ids) -> dict[int, list[Version]]:
+    """:func:`submission_versions` of several learners at once, by learner id."""
+    by_learner: dict[int, list] = defaultdict(list)
+    submissions = Submission.objects.filter(
+        assignment=assignment, learner_id__in=set(learner_ids)
+    ).select_related("review")
+    for submission in submissions:
+        by_learner[submission.learner_id].append(submission)
+    return {learner_id: _versions(subs) for learner_id, subs in by_learner.items()}
+
+
+def _with_versions(assignment: Assignment, reviews: list[Review]) -> list[Review]:
+    """Each review with ``version`` (its number) and ``earlier_versions`` (the learner's
+    other versions, newest first): a resubmitted essay shows the grade already released."""
+    versions = versions_by_learner(
+        assignment=assignment, learner_ids=[r.submission.learner_id for r in reviews]
+    )
+    for review in reviews:
+        mine = versions.get(review.submission.learner_id, [])
+        review.version = next(
+            (v.number for v in mine if v.submission.pk == review.submission_id), 1
+        )
+        review.earlier_versions = [v for v in mine if v.submission.pk != review.submission_id]
+    return reviews
 
 
 def _with_review_data(queryset: QuerySet[Review]) -> QuerySet[Review]:
@@ -78,14 +142,15 @@ def _with_review_data(queryset: QuerySet[Review]) -> QuerySet[Review]:
 def review_queue(*, assignment: Assignment) -> list[Review]:
     """Essays to review, most uncertain first (flagged, regrade, disagreement, low
     confidence), each with its proposals, scores and open regrade requests loaded."""
-    return list(
+    reviews = list(
         _with_review_data(Review.objects.in_queue().filter(submission__assignment=assignment))
     )
+    return _with_versions(assignment, reviews)
 
 
 def reviews_done(*, assignment: Assignment) -> list[Review]:
     """Confirmed and released essays, newest change first."""
-    return list(
+    reviews = list(
         _with_review_data(
             Review.objects.filter(
                 submission__assignment=assignment,
@@ -94,6 +159,7 @@ def reviews_done(*, assignment: Assignment) -> list[Review]:
             ).order_by("status", "-updated_at", "pk")
         )
     )
+    return _with_versions(assignment, reviews)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,11 @@ class FlagSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
     excerpt = serializers.CharField(allow_blank=True)
+    passages = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Passages the uploaded file hid from view (code hidden_file).",
+    )
 
 
 class ProposalSerializer(serializers.Serializer):
@@ -42,6 +47,25 @@ class ProposalSerializer(serializers.Serializer):
     prompt_version = serializers.CharField(allow_blank=True)
 
 
+class EarlierVersionSerializer(serializers.Serializer):
+    """A learner's other version of the same essay, with the grade released for it."""
+
+    number = serializers.IntegerField()
+    submission_id = serializers.IntegerField(source="submission.pk")
+    submitted_at = serializers.DateTimeField(source="submission.submitted_at")
+    is_current = serializers.BooleanField()
+    status = serializers.CharField(allow_blank=True)
+    released_at = serializers.DateTimeField(allow_null=True)
+    released_total = serializers.SerializerMethodField()
+    max_total = serializers.SerializerMethodField()
+
+    def get_released_total(self, version) -> str | None:
+        return (version.released or {}).get("total")
+
+    def get_max_total(self, version) -> str | None:
+        return (version.released or {}).get("max_total")
+
+
 class QueueItemSerializer(serializers.Serializer):
     submission_id = serializers.IntegerField(source="submission.pk")
     learner = serializers.CharField(source="submission.learner.name")
@@ -51,6 +75,10 @@ class QueueItemSerializer(serializers.Serializer):
     flagged = serializers.BooleanField()
     flags = FlagSerializer(many=True)
     proposals = ProposalSerializer(source="submission.proposals.all", many=True)
+    version = serializers.IntegerField(help_text="1 for the learner's first version.")
+    earlier_versions = EarlierVersionSerializer(
+        many=True, help_text="The learner's other versions, newest first, with released grades."
+    )
 
 
 class SubmissionInSerializer(serializers.Serializer):
@@ -81,7 +109,7 @@ class ReleasedCriterionSerializer(serializers.Serializer):
     evidence = serializers.ListField(child=serializers.CharField())
 
 
-class GradeSerializer(serializers.Serializer):
+class ReleasedGradeSerializer(serializers.Serializer):
     status = serializers.CharField()
     released_at = serializers.DateTimeField(allow_null=True)
     total = serializers.CharField(allow_null=True)
@@ -89,6 +117,23 @@ class GradeSerializer(serializers.Serializer):
     criteria = ReleasedCriterionSerializer(many=True)
     strengths = serializers.ListField(child=serializers.CharField())
     next_steps = serializers.ListField(child=serializers.CharField())
+
+
+class VersionGradeSerializer(ReleasedGradeSerializer):
+    """One submitted version of the essay and the grade released for it, if any."""
+
+    number = serializers.IntegerField()
+    submission_id = serializers.IntegerField()
+    submitted_at = serializers.DateTimeField()
+    is_current = serializers.BooleanField()
+    word_count = serializers.IntegerField()
+
+
+class GradeSerializer(ReleasedGradeSerializer):
+    """The current version's grade, and every version with its grade (newest first): a
+    resubmission never hides a grade already released."""
+
+    versions = VersionGradeSerializer(many=True)
 
 
 class CriterionDecisionInSerializer(serializers.Serializer):

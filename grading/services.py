@@ -234,18 +234,31 @@ def rubric_export(*, assignment: Assignment) -> dict[str, Any]:
 _UPLOAD_KINDS = {".txt", ".docx", ".pdf"}
 
 
-def submission_text_from_upload(*, name: str, data: bytes) -> str:
+@dataclass(frozen=True)
+class UploadedEssay:
+    text: str
+    # Passages formatted to be invisible in the file (hidden, white or tiny font).
+    hidden: list[str]
+
+
+def submission_upload_read(*, name: str, data: bytes) -> UploadedEssay:
     """The text of an uploaded essay (.txt, .docx or .pdf), read by the project's one
-    upload parser (``tutor.parsing``)."""
-    from tutor.parsing import ParseError, document_text
+    upload parser (``tutor.parsing``), and the passages the file hides from view."""
+    from tutor.parsing import ParseError, document_parse
 
     suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if suffix not in _UPLOAD_KINDS:
         raise ValidationError(_("Upload a .txt, .docx or .pdf file."))
     try:
-        return document_text(name=name, data=data)
+        document = document_parse(name=name, data=data)
     except ParseError as error:
         raise ValidationError(str(error)) from None
+    return UploadedEssay(text=document.text, hidden=list(document.hidden))
+
+
+def submission_text_from_upload(*, name: str, data: bytes) -> str:
+    """The text alone of an uploaded essay (:func:`submission_upload_read`)."""
+    return submission_upload_read(name=name, data=data).text
 
 
 def word_count(text: str) -> int:
@@ -264,17 +277,49 @@ def submission_check_allowed(*, assignment: Assignment, learner, now=None) -> No
         raise ValidationError(_("The due date has passed; submissions are closed."))
 
 
-@transaction.atomic
-def submission_submit(*, assignment: Assignment, learner, text: str) -> Submission:
+def submission_scan(*, text: str, hidden: Sequence[str] = ()) -> list[manipulation.Finding]:
+    """Every sign that the essay addresses its grader: patterns (delimiters, fake scores,
+    known phrases, invisible characters), instructions found by meaning in any wording or
+    language (:mod:`grading.injection`, one sentence is enough), and passages the uploaded
+    file hid from view."""
+    from grading.injection import injection_scan
+
+    findings = manipulation.manipulation_scan(text)
+    if not any(finding.code == "instructions" for finding in findings):
+        by_meaning = injection_scan(manipulation.invisible_characters_remove(text))
+        if by_meaning is not None:
+            findings.append(by_meaning)
+    if hidden:
+        findings.insert(0, manipulation.hidden_passages_finding(list(hidden)))
+    return findings
+
+
+def submission_submit(
+    *, assignment: Assignment, learner, text: str, hidden: Sequence[str] = ()
+) -> Submission:
     """Save the learner's essay as the current submission (earlier ones are kept) and
-    queue its grading once the transaction commits."""
+    queue its grading once the transaction commits. ``hidden``: passages the uploaded
+    file hid from view (:func:`submission_upload_read`), flagged and marked for the
+    teacher. The essay is scanned before any row is locked: reading it takes a moment."""
     if "\x00" in text:
-        raise ValidationError(_("The essay contains characters that are not text."))
+        raise ValidationError(
+            _(
+                "The essay contains a NUL character, an invisible control character that "
+                "sometimes comes with copied text. Remove it and submit again."
+            )
+        )
     text = text.replace("\r\n", "\n")
     if not text.strip():
         raise ValidationError(_("The essay is empty."))
     if word_count(text) > ESSAY_MAX_WORDS:
         raise ValidationError(_("The essay is longer than %(n)d words.") % {"n": ESSAY_MAX_WORDS})
+    submission_check_allowed(assignment=assignment, learner=learner)
+    findings = submission_scan(text=text, hidden=hidden)
+    return _submission_save(assignment=assignment, learner=learner, text=text, findings=findings)
+
+
+@transaction.atomic
+def _submission_save(*, assignment: Assignment, learner, text: str, findings) -> Submission:
     # Serialise one learner's submissions to one assignment (double clicks, two tabs).
     get_user_model().objects.select_for_update().filter(pk=learner.pk).first()
     submission_check_allowed(assignment=assignment, learner=learner)
@@ -282,7 +327,6 @@ def submission_submit(*, assignment: Assignment, learner, text: str) -> Submissi
         is_current=False
     )
     submission = Submission.objects.create(assignment=assignment, learner=learner, text=text)
-    findings = manipulation.manipulation_scan(text)
     Review.objects.create(
         submission=submission,
         flagged=bool(findings),
@@ -477,8 +521,17 @@ def proposal_run_llm(*, proposal_id: int, retry: int = 0) -> Proposal:
         learner_id=submission.learner_id,
         retry=retry,
     )
+    flag = None
+    if result.grader_directed:
+        flag = manipulation.Finding(
+            "llm_flag",
+            _("The language model reports text addressed to the grader."),
+            " … ".join(result.grader_directed)[:300],
+            tuple(result.grader_directed),
+        )
     return _proposal_finish(
         proposal=proposal,
+        flag=flag,
         criteria=result.criteria,
         feedback=result.feedback,
         dropped_quotes=result.dropped_quotes,
@@ -529,7 +582,21 @@ def proposal_run_scorer(*, proposal_id: int) -> Proposal:
     )
 
 
-def _proposal_finish(*, proposal: Proposal, **fields: Any) -> Proposal:
+def review_flag(*, submission: Submission, finding: manipulation.Finding) -> None:
+    """Flag a review for one more finding (the language model's own report), in the
+    caller's transaction: the flag is set before the proposal makes the review pending,
+    so bulk approval and bulk release never see it unflagged."""
+    review = Review.objects.select_for_update().get_or_create(submission=submission)[0]
+    if any(flag.get("code") == finding.code for flag in review.flags):
+        return
+    review.flags = [*review.flags, finding.as_dict()]
+    review.flagged = True
+    review.save(update_fields=["flags", "flagged", "updated_at"])
+
+
+def _proposal_finish(
+    *, proposal: Proposal, flag: manipulation.Finding | None = None, **fields: Any
+) -> Proposal:
     with transaction.atomic():
         # Only under this worker's claim: one that took over from it writes its own.
         updated = proposal_claimed(proposal_id=proposal.pk, claimed_at=proposal.started_at).update(
@@ -541,6 +608,8 @@ def _proposal_finish(*, proposal: Proposal, **fields: Any) -> Proposal:
         )
         if not updated:  # someone else finished, failed or took it over meanwhile
             return Proposal.objects.get(pk=proposal.pk)
+        if flag is not None:
+            review_flag(submission=proposal.submission, finding=flag)
         review_refresh(submission=proposal.submission)
     _grading_observed(proposal, outcome="proposed")
     proposal.refresh_from_db()

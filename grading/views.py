@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -34,26 +35,47 @@ MAX_LISTED_LEVELS = 20
 _SOURCE_LABELS = {Proposal.Source.LLM: _lazy("AI"), Proposal.Source.SCORER: _lazy("Learned scorer")}
 
 
-def essay_highlight(text: str, quotes: list[str]) -> SafeString:
-    """The essay as HTML: every character escaped, verified quotes inside ``<mark>``."""
+def _spans(text: str, passages: list[str]) -> list[list[int]]:
+    """Where the passages occur in the text, overlapping occurrences merged."""
     spans: list[tuple[int, int]] = []
-    for quote in quotes:
-        if not quote:
+    for passage in passages:
+        if not passage:
             continue
-        start = text.find(quote)
+        start = text.find(passage)
         while start != -1:
-            spans.append((start, start + len(quote)))
-            start = text.find(quote, start + len(quote))
+            spans.append((start, start + len(passage)))
+            start = text.find(passage, start + len(passage))
     merged: list[list[int]] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])
+    return merged
+
+
+def essay_highlight(text: str, quotes: list[str], hidden: list[str] = ()) -> SafeString:
+    """The essay as HTML: every character escaped, verified quotes inside ``<mark>``, and
+    passages the uploaded file hid from view inside ``<mark class="essay-hidden">`` with
+    a label saying so (a hidden passage wins over a quote that overlaps it)."""
+    hidden_spans = _spans(text, list(hidden))
+    quote_spans = [
+        span
+        for span in _spans(text, quotes)
+        if not any(span[0] < end and start < span[1] for start, end in hidden_spans)
+    ]
+    label = escape(_("hidden in the file"))
+    tagged = [(s, e, "hidden") for s, e in hidden_spans] + [(s, e, "quote") for s, e in quote_spans]
     parts, position = [], 0
-    for start, end in merged:
+    for start, end, kind in sorted(tagged):
         parts.append(escape(text[position:start]))
-        parts.append(f"<mark>{escape(text[start:end])}</mark>")
+        if kind == "hidden":
+            parts.append(
+                f'<mark class="essay-hidden"><span class="essay-hidden-label">[{label}]</span> '
+                f"{escape(text[start:end])}</mark>"
+            )
+        else:
+            parts.append(f"<mark>{escape(text[start:end])}</mark>")
         position = end
     parts.append(escape(text[position:]))
     return mark_safe("".join(parts))  # noqa: S308 - every piece of the text is escaped above
@@ -159,12 +181,17 @@ def _student_context(assignment: Assignment, learner) -> dict:
         services.submission_check_allowed(assignment=assignment, learner=learner)
     except ValidationError as error:
         can_submit, refusal = False, " ".join(error.messages)
+    versions = selectors.submission_versions(assignment=assignment, learner=learner)
     return {
         "submission": submission,
         "review": review,
         "grade": grade,
         "open_regrade": open_regrade,
-        "earlier": selectors.submissions_of_learner(assignment=assignment, learner=learner),
+        "versions": versions,
+        # The newest grade released on an earlier version, while the current one waits.
+        "earlier_grade": None
+        if grade
+        else next((v for v in versions if v.released and not v.is_current), None),
         "can_submit": can_submit,
         "refusal": refusal,
     }
@@ -178,6 +205,10 @@ def _assignment_page(request, assignment, *, submit_form=None, regrade_form=None
         "criteria": assignment.criteria.all(),
         "is_teacher": is_teacher,
         "submit_form": submit_form or forms.SubmissionForm(),
+        # What one form may carry (DATA_UPLOAD_MAX_MEMORY_SIZE), checked in the browser
+        # before sending, less room for the other fields.
+        "essay_max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE - 4096,
+        "essay_max_mb": settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024),
         "regrade_form": regrade_form or forms.RegradeForm(),
     }
     if not is_teacher:
@@ -206,14 +237,18 @@ def submission_create(request: HttpRequest, course_id: int, assignment_id: int) 
     if form.is_valid():
         try:
             upload = form.cleaned_data["upload"]
-            text = form.cleaned_data["text"]
+            text, hidden = form.cleaned_data["text"], []
             if upload is not None:
-                text = services.submission_text_from_upload(name=upload.name, data=upload.read())
-            services.submission_submit(assignment=assignment, learner=request.user, text=text)
+                essay = services.submission_upload_read(name=upload.name, data=upload.read())
+                text, hidden = essay.text, essay.hidden
+            services.submission_submit(
+                assignment=assignment, learner=request.user, text=text, hidden=hidden
+            )
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            flash.success(request, _("Your essay was submitted."))
+            # The tag tells static/js/drafts.js that this draft has arrived.
+            flash.success(request, _("Your essay was submitted."), extra_tags="essay-submitted")
             if ai_budget_reached(user=request.user, course=assignment.course):
                 flash.info(request, GRADED_WITHOUT_AI)
             return redirect("grading:assignment", course_id, assignment_id)
@@ -465,10 +500,28 @@ def _essay_context(
         "submission": review.submission,
         "proposals": proposals,
         "primary": primary,
-        "essay_html": essay_highlight(review.submission.text, quotes),
+        "essay_html": essay_highlight(
+            review.submission.text,
+            quotes
+            + [
+                p
+                for f in review.flags
+                if f.get("code") == "llm_flag"
+                for p in f.get("passages", [])
+            ],
+            [
+                p
+                for f in review.flags
+                if f.get("code") == "hidden_file"
+                for p in f.get("passages", [])
+            ],
+        ),
         "rows": _criterion_rows(review, criteria, forms_by_id),
         "regrades": list(review.submission.regrade_requests.all()),
         "history": history_lines(selectors.grade_history(submission=review.submission)),
+        "versions": selectors.submission_versions(
+            assignment=assignment, learner=review.submission.learner
+        ),
         "feedback_form": _feedback_form(review, primary),
         "nav": _essay_neighbours(assignment, review.submission_id),
         "version": version or services.review_version(submission=review.submission),

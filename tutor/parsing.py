@@ -46,6 +46,9 @@ class ParsedDocument:
     title: str
     kind: str  # "pdf", "docx", "markdown", "html", "text"
     blocks: list[Block] = field(default_factory=list)
+    # Passages of the text formatted to be invisible when the file is opened (a .docx
+    # run with hidden font, white text or a 1–2 pt font); they stay in ``text``.
+    hidden: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -291,6 +294,55 @@ def _zip_check(data: bytes) -> None:
         )
 
 
+# A run at or below this size is unreadable on screen or paper (half-points: 2 pt).
+DOCX_TINY_FONT_HALF_POINTS = 4
+_WHITE = {"FFFFFF", "FEFEFE", "FDFDFD", "FCFCFC"}
+
+
+def _font_hides(font) -> bool:
+    """Whether this run formatting makes text invisible: hidden, white or tiny."""
+    if font is None:
+        return False
+    if font.hidden:
+        return True
+    try:
+        rgb = font.color.rgb if font.color is not None and font.color.type is not None else None
+    except (AttributeError, ValueError):
+        rgb = None
+    if rgb is not None and str(rgb).upper() in _WHITE:
+        return True
+    return font.size is not None and font.size.pt * 2 <= DOCX_TINY_FONT_HALF_POINTS
+
+
+def _run_hidden(run, paragraph) -> bool:
+    """A run hidden by its own formatting, its character style or its paragraph's style
+    (python-docx reports only direct formatting, so the styles are asked too)."""
+    if _font_hides(run.font):
+        return True
+    for style in (run.style, paragraph.style):
+        while style is not None:
+            font = getattr(style, "font", None)
+            if font is not None and _font_hides(font):
+                return True
+            style = getattr(style, "base_style", None)
+    return False
+
+
+def _hidden_passages(paragraph) -> list[str]:
+    """The text of each stretch of consecutive hidden runs in a paragraph."""
+    passages, current = [], []
+    for run in paragraph.runs:
+        if _run_hidden(run, paragraph):
+            current.append(run.text)
+            continue
+        if "".join(current).strip():
+            passages.append("".join(current).strip())
+        current = []
+    if "".join(current).strip():
+        passages.append("".join(current).strip())
+    return passages
+
+
 def _parse_docx(data: bytes) -> ParsedDocument:
     _zip_check(data)
     import docx
@@ -304,6 +356,7 @@ def _parse_docx(data: bytes) -> ParsedDocument:
     title = (document.core_properties.title or "").strip()
     blocks: list[Block] = []
     list_items: list[str] = []
+    hidden: list[str] = []
 
     def flush_list() -> None:
         if list_items:
@@ -317,6 +370,8 @@ def _parse_docx(data: bytes) -> ParsedDocument:
             for row in item.rows:
                 cells = []
                 for cell in row.cells:
+                    for paragraph in cell.paragraphs:
+                        hidden.extend(_hidden_passages(paragraph))
                     text = cell.text.strip()
                     if not cells or cells[-1] != text:  # merged cells repeat their text
                         cells.append(text)
@@ -324,6 +379,7 @@ def _parse_docx(data: bytes) -> ParsedDocument:
             blocks.append(Block("table", "\n".join(rows)))
             continue
         assert isinstance(item, Paragraph)
+        hidden.extend(_hidden_passages(item))
         text = item.text.strip()
         style = (item.style.name if item.style is not None else "") or ""
         is_list = (
@@ -346,7 +402,9 @@ def _parse_docx(data: bytes) -> ParsedDocument:
     flush_list()
     if not title:
         title = next((b.text for b in blocks if b.kind == "heading"), "")
-    return ParsedDocument(title=title, kind="docx", blocks=blocks)
+    return ParsedDocument(
+        title=title, kind="docx", blocks=blocks, hidden=list(dict.fromkeys(hidden))
+    )
 
 
 # --- PDF --------------------------------------------------------------------------------------

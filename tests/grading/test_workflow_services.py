@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from grading import llm_grading, services, tasks
+from grading.llm_grading import PROMPT_VERSION
 from grading.models import (
     Assignment,
     CriterionScore,
@@ -165,7 +166,7 @@ def test_the_llm_proposal_keeps_real_quotes_and_drops_invented_ones(
     assert proposal.dropped_quotes == 2  # one invented quote per criterion
     assert proposal.feedback["next_steps"] == ["Add an example from an experiment."]
     assert proposal.model_name == llm_server.model
-    assert proposal.prompt_version == "grade.v1"
+    assert proposal.prompt_version == PROMPT_VERSION
     assert proposal.usage["prompt_tokens"] > 0
     submission.review.refresh_from_db()
     assert submission.review.status == Review.Status.PENDING
@@ -318,7 +319,7 @@ def test_approving_every_criterion_confirms_and_audits_with_the_model(proposed, 
     assert event.before is None and event.after == {"score": "3"}
     assert event.details["decision"] == "approve"
     assert event.details["model"] == "llm-test-model"
-    assert event.details["prompt_version"] == "grade.v1"
+    assert event.details["prompt_version"] == PROMPT_VERSION
 
 
 def test_an_override_needs_a_reason_and_records_it(proposed, teacher):
@@ -488,6 +489,7 @@ def test_a_confirmed_review_enqueues_scorer_training(
     )
     with django_capture_on_commit_callbacks(execute=True):
         _confirm(proposed, teacher)
+    # Routed to its queue by CELERY_TASK_ROUTES (tests/deploy/test_task_routes.py).
     assert calls == [([proposed.assignment_id], {"ignore_result": True})]
 
 

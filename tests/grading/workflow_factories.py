@@ -42,6 +42,7 @@ def grade_reply(assignment, *, scores=(3, 1.5), confidence=0.9, quotes=None) -> 
             "strengths": ["You explain the energy change clearly."],
             "next_steps": ["Add an example from an experiment."],
         },
+        "grader_directed": [],
     }
 
 
