@@ -256,3 +256,13 @@ def test_the_link_cannot_be_used_twice_at_once(client, lms):
     response = open_link(client, path, lms)
     assert response.status_code == 404
     assert lms.received == []
+
+
+def test_staff_see_the_links_in_the_admin_without_their_tokens(client, staff_user):
+    path = registration_link()
+    client.force_login(staff_user)
+    page = client.get("/admin/lti/ltiregistrationlink/")
+    assert page.status_code == 200
+    assert path.split("/")[3] not in page.content.decode()
+    link = LtiRegistrationLink.objects.get()
+    assert client.get(f"/admin/lti/ltiregistrationlink/{link.pk}/change/").status_code == 200
