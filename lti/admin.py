@@ -85,8 +85,8 @@ class LtiRegistrationLinkAdmin(admin.ModelAdmin):
     """Links made by ``manage.py lti_registration_link``: see which are open and delete
     one to revoke it (the token itself is never stored)."""
 
-    list_display = ("pk", "created_at", "expires_at", "used_at", "platform")
-    fields = ("created_at", "expires_at", "used_at", "platform")
+    list_display = ("pk", "created_at", "expires_at", "used_at", "issuer", "platform")
+    fields = ("created_at", "expires_at", "used_at", "issuer", "platform")
     readonly_fields = fields
 
     def has_add_permission(self, request):

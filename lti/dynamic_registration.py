@@ -77,11 +77,16 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def link_create(*, hours: int = DEFAULT_LINK_HOURS) -> tuple[LtiRegistrationLink, str]:
-    """A new one-time registration link; the token is returned once and never stored."""
+def link_create(
+    *, hours: int = DEFAULT_LINK_HOURS, issuer: str = ""
+) -> tuple[LtiRegistrationLink, str]:
+    """A new one-time registration link; the token is returned once and never stored.
+    ``issuer``: the exact issuer the LMS must present (instead of the host rule)."""
     token = secrets.token_urlsafe(32)
     link = LtiRegistrationLink.objects.create(
-        token_hash=_token_hash(token), expires_at=timezone.now() + timedelta(hours=hours)
+        token_hash=_token_hash(token),
+        expires_at=timezone.now() + timedelta(hours=hours),
+        issuer=issuer.strip(),
     )
     return link, token
 
@@ -149,9 +154,11 @@ def _json_or_error(response: requests.Response, code: str, what: str) -> dict:
     return data
 
 
-def configuration_fetch(url: str) -> dict:
+def configuration_fetch(url: str, *, expected_issuer: str = "") -> dict:
     """The platform's OpenID configuration, checked: its issuer is on the host we fetched
-    it from (the spec's rule), and it names the four endpoints we need."""
+    it from (the spec's rule) or, when the admin's link names one, exactly that issuer
+    (Canvas Cloud's issuer is https://canvas.instructure.com on every school's host); and
+    it names the four endpoints we need."""
     url = _check_url(url, _("OpenID configuration URL"))
     try:
         response = requests.get(
@@ -181,12 +188,23 @@ def configuration_fetch(url: str) -> dict:
             % {"issuer": issuer[:200]},
         )
     _check_url(issuer, _("issuer"))
-    if (issuer_parts.hostname or "") != (urlsplit(url).hostname or ""):
+    if expected_issuer:
+        if issuer != expected_issuer:
+            raise RegistrationError(
+                "issuer_mismatch",
+                _(
+                    "The LMS presents the issuer %(issuer)s, but this registration link was "
+                    "made for %(expected)s. Make a link for the right issuer."
+                )
+                % {"issuer": issuer, "expected": expected_issuer},
+            )
+    elif (issuer_parts.hostname or "") != (urlsplit(url).hostname or ""):
         raise RegistrationError(
             "issuer_mismatch",
             _(
                 "The issuer %(issuer)s is not on the host the configuration came from "
-                "(%(host)s), so the tool cannot trust it. Check the LMS's base URL setting."
+                "(%(host)s), so the tool cannot trust it. Check the LMS's base URL setting, "
+                "or make a link for this exact issuer (lti_registration_link --issuer)."
             )
             % {"issuer": issuer, "host": urlsplit(url).hostname},
         )
@@ -303,7 +321,7 @@ def register(
             "link_used", _("This registration link was used meanwhile. Make a new one."), 404
         )
     try:
-        config = configuration_fetch(openid_configuration)
+        config = configuration_fetch(openid_configuration, expected_issuer=link.issuer)
         body = registration_body(config=config, tool_urls=tool_urls, client_name=client_name)
         answer = registration_post(
             endpoint=config["registration_endpoint"],

@@ -244,6 +244,16 @@ class LtiRegistrationLink(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+    issuer = models.CharField(
+        _("expected issuer"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "When set, the LMS must present exactly this issuer (Canvas: "
+            "https://canvas.instructure.com, which is not on the host of its configuration "
+            "URL); when empty, the issuer must be on the configuration URL's host."
+        ),
+    )
     platform = models.ForeignKey(
         LtiPlatform, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -266,3 +266,28 @@ def test_staff_see_the_links_in_the_admin_without_their_tokens(client, staff_use
     assert path.split("/")[3] not in page.content.decode()
     link = LtiRegistrationLink.objects.get()
     assert client.get(f"/admin/lti/ltiregistrationlink/{link.pk}/change/").status_code == 200
+
+
+def registration_link_for(issuer: str) -> str:
+    out = io.StringIO()
+    call_command("lti_registration_link", "--issuer", issuer, "--json", stdout=out)
+    return urlsplit(json.loads(out.getvalue())["registration_url"]).path
+
+
+def test_a_link_for_an_exact_issuer_accepts_it_on_another_host(client, lms):
+    """Canvas Cloud: the issuer is https://canvas.instructure.com whatever the host of
+    the configuration URL; the admin names it when making the link."""
+    lms.issuer = "https://canvas.instructure.com"
+    response = open_link(client, registration_link_for("https://canvas.instructure.com"), lms)
+    assert response.status_code == 200, response.content[:800]
+    assert LtiPlatform.objects.get().issuer == "https://canvas.instructure.com"
+
+
+def test_a_link_for_an_exact_issuer_refuses_any_other(client, lms):
+    response = open_link(client, registration_link_for("https://canvas.instructure.com"), lms)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'data-lti-registration-error="issuer_mismatch"' in page
+    assert "canvas.instructure.com" in page
+    assert lms.received == []
+    assert_nothing_stored()

@@ -19,12 +19,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--hours", type=int, default=DEFAULT_LINK_HOURS, help="how long the link works"
         )
+        parser.add_argument(
+            "--issuer",
+            default="",
+            help=(
+                "the exact issuer the LMS must present, for an LMS whose issuer is not on "
+                "the host of its configuration URL (Canvas Cloud: https://canvas.instructure.com)"
+            ),
+        )
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args, **options):
         if not 1 <= options["hours"] <= 24 * 30:
             raise CommandError("--hours must be between 1 and 720.")
-        link, token = link_create(hours=options["hours"])
+        issuer = options["issuer"].strip()
+        if issuer and not issuer.startswith(("https://", "http://")):
+            raise CommandError("--issuer must be a URL such as https://canvas.instructure.com.")
+        link, token = link_create(hours=options["hours"], issuer=issuer)
         url = link_url(token)
         if options["json"]:
             self.stdout.write(
