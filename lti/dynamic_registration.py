@@ -241,12 +241,8 @@ def registration_body(*, config: dict, tool_urls: dict[str, str], client_name: s
     ]
     if supported_types is None or "LtiDeepLinkingRequest" in supported_types:
         messages.append(
-            {
-                "type": "LtiDeepLinkingRequest",
-                "target_link_uri": launch_url,
-                "label": client_name,
-                "placements": ["ContentArea"],
-            }
+            # No placements: their names differ per LMS; the admin picks them in its review.
+            {"type": "LtiDeepLinkingRequest", "target_link_uri": launch_url, "label": client_name}
         )
     return {
         "application_type": "web",
