@@ -40,7 +40,14 @@ class RegistrationPlatform:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
-                if self.path.startswith("/.well-known/openid-configuration"):
+                if self.path == "/lms" and platform.frame_page:
+                    data = platform.frame_page.encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                elif self.path.startswith("/.well-known/openid-configuration"):
                     platform.configuration_requests += 1
                     self._answer(platform.configuration_status, platform.configuration())
                 else:
@@ -68,6 +75,7 @@ class RegistrationPlatform:
         self.refuse: tuple[int, Any] | None = None
         self.received: list[dict] = []
         self.configuration_requests = 0
+        self.frame_page = ""  # the LMS page that frames the tool, served at /lms
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
