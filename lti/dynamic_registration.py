@@ -121,9 +121,19 @@ def _link_release(link: LtiRegistrationLink) -> None:
 # --- Talking to the platform ---------------------------------------------------------------
 
 
+def _check_length(value: str, what: str, limit: int) -> str:
+    if len(value) > limit:
+        raise RegistrationError(
+            "value_too_long",
+            _("The LMS's %(what)s is longer than %(limit)s characters; the tool cannot keep it.")
+            % {"what": what, "limit": limit},
+        )
+    return value
+
+
 def _check_url(value: Any, what: str) -> str:
     """An absolute URL we may call: https, or http on loopback only (test platforms)."""
-    text = str(value or "").strip()
+    text = _check_length(str(value or "").strip(), what, 500)
     try:
         URLValidator(schemes=["http", "https"])(text)
     except ValidationError:
@@ -188,6 +198,7 @@ def configuration_fetch(url: str, *, expected_issuer: str = "") -> dict:
             % {"issuer": issuer[:200]},
         )
     _check_url(issuer, _("issuer"))
+    _check_length(issuer, _("issuer"), 255)
     if expected_issuer:
         if issuer != expected_issuer:
             raise RegistrationError(
@@ -226,7 +237,8 @@ def configuration_fetch(url: str, *, expected_issuer: str = "") -> dict:
 def registration_body(*, config: dict, tool_urls: dict[str, str], client_name: str) -> dict:
     """The client registration we POST (OpenID Connect Dynamic Client Registration with
     the LTI tool configuration)."""
-    platform_config = config.get(PLATFORM_CONFIGURATION) or {}
+    platform_config = config.get(PLATFORM_CONFIGURATION)
+    platform_config = platform_config if isinstance(platform_config, dict) else {}
     supported_scopes = config.get("scopes_supported")
     scopes = [s for s in SCOPES if not isinstance(supported_scopes, list) or s in supported_scopes]
     launch_url = tool_urls["launch_url"]
@@ -324,20 +336,31 @@ def register(
             body=body,
             registration_token=registration_token,
         )
-        tool_config = answer.get(TOOL_CONFIGURATION) or {}
+        tool_config = answer.get(TOOL_CONFIGURATION)
+        tool_config = tool_config if isinstance(tool_config, dict) else {}
         deployment_id = str(tool_config.get("deployment_id") or "").strip()
-        product = str((config.get(PLATFORM_CONFIGURATION) or {}).get("product_family_code") or "")
+        _check_length(deployment_id, _("deployment ID"), 255)
+        client_id = _check_length(str(answer["client_id"]).strip(), _("client ID"), 255)
+        platform_config = config.get(PLATFORM_CONFIGURATION)
+        product = str(
+            (platform_config if isinstance(platform_config, dict) else {}).get(
+                "product_family_code"
+            )
+            or ""
+        )[:100]
         host = urlsplit(config["issuer"]).hostname or ""
         with transaction.atomic():
             platform, created = platform_save(
                 issuer=config["issuer"],
-                client_id=str(answer["client_id"]),
+                client_id=client_id,
                 deployment_ids=[deployment_id] if deployment_id else [],
                 auth_login_url=config["authorization_endpoint"],
                 auth_token_url=config["token_endpoint"],
                 keyset_url=config["jwks_uri"],
-                auth_audience=str(config.get("authorization_server") or ""),
-                name=f"{product} {host}".strip(),
+                auth_audience=_check_length(
+                    str(config.get("authorization_server") or ""), "authorization_server", 500
+                ),
+                name=f"{product} {host}".strip()[:200],
                 frame_origins=[url_origin(openid_configuration)],
             )
             LtiRegistrationLink.objects.filter(pk=link.pk).update(platform=platform)

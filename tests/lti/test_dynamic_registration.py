@@ -291,3 +291,33 @@ def test_a_link_for_an_exact_issuer_refuses_any_other(client, lms):
     assert "canvas.instructure.com" in page
     assert lms.received == []
     assert_nothing_stored()
+
+
+def test_an_overlong_client_id_is_refused_not_a_500(client, lms):
+    lms.client_id = "c" * 300
+    path = registration_link()
+    response = open_link(client, path, lms)
+    assert response.status_code == 400
+    assert 'data-lti-registration-error="value_too_long"' in response.content.decode()
+    assert_nothing_stored()
+    assert LtiRegistrationLink.objects.get().used_at is None
+
+
+def test_odd_shapes_in_the_platform_configuration_do_not_break_it(client, lms):
+    configuration = lms.configuration
+
+    def odd():
+        config = configuration()
+        config["https://purl.imsglobal.org/spec/lti-platform-configuration"] = "not an object"
+        config["scopes_supported"] = "not a list"
+        config["authorization_server"] = "https://lms.example/token"
+        return config
+
+    lms.configuration = odd
+    response = open_link(client, registration_link(), lms)
+    assert response.status_code == 200, response.content[:800]
+    body = lms.received[0]["body"]
+    assert set(body["scope"].split()) == AGS_NRPS
+    platform = LtiPlatform.objects.get()
+    assert platform.auth_audience == "https://lms.example/token"
+    assert platform.name == "127.0.0.1"
