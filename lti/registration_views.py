@@ -80,7 +80,8 @@ def register_view(request: HttpRequest, token: str) -> HttpResponse:
             link=link,
             openid_configuration=openid_configuration,
             registration_token=request.GET.get("registration_token", "")[:4000],
-            tool_urls=tool_urls(request),
+            # SITE_URL's, as lti_platform_add prints them (not the Host of this request).
+            tool_urls=tool_urls(),
             client_name=_("Tutoring platform"),
         )
     except RegistrationError as error:

@@ -66,7 +66,9 @@ def test_the_link_command_prints_a_one_time_url(settings, db):
     assert token not in link.token_hash  # only the hash is kept
 
 
-def test_a_registration_posts_the_tool_and_stores_platform_and_deployment(client, lms):
+def test_a_registration_posts_the_tool_and_stores_platform_and_deployment(client, lms, settings):
+    settings.SITE_URL = "https://tutor.school.example"
+    site = "https://tutor.school.example"
     path = registration_link()
     response = open_link(client, path, lms)
     assert response.status_code == 200, response.content[:800]
@@ -83,14 +85,14 @@ def test_a_registration_posts_the_tool_and_stores_platform_and_deployment(client
     assert body["application_type"] == "web"
     assert body["response_types"] == ["id_token"]
     assert set(body["grant_types"]) == {"implicit", "client_credentials"}
-    assert body["initiate_login_uri"] == SITE + "/lti/login/"
-    assert body["redirect_uris"] == [SITE + "/lti/launch/"]
-    assert body["jwks_uri"] == SITE + "/lti/jwks/"
+    assert body["initiate_login_uri"] == site + "/lti/login/"
+    assert body["redirect_uris"] == [site + "/lti/launch/"]
+    assert body["jwks_uri"] == site + "/lti/jwks/"
     assert body["token_endpoint_auth_method"] == "private_key_jwt"
     assert set(body["scope"].split()) == AGS_NRPS
     tool = body["https://purl.imsglobal.org/spec/lti-tool-configuration"]
-    assert tool["domain"] == "testserver"
-    assert tool["target_link_uri"] == SITE + "/lti/launch/"
+    assert tool["domain"] == "tutor.school.example"
+    assert tool["target_link_uri"] == site + "/lti/launch/"
     assert {"iss", "sub", "name", "email"} <= set(tool["claims"])
     types = {m["type"] for m in tool["messages"]}
     assert types == {"LtiResourceLinkRequest", "LtiDeepLinkingRequest"}
