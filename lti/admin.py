@@ -3,7 +3,14 @@ from django.utils.translation import gettext_lazy as _
 
 from lti.embedding import forget_frame_origins
 from lti.keys import rotate_key
-from lti.models import LtiContext, LtiDeployment, LtiPlatform, LtiScorePost, ToolKey
+from lti.models import (
+    LtiContext,
+    LtiDeployment,
+    LtiPlatform,
+    LtiRegistrationLink,
+    LtiScorePost,
+    ToolKey,
+)
 
 
 class DeploymentInline(admin.TabularInline):
@@ -71,3 +78,19 @@ class LtiScorePostAdmin(admin.ModelAdmin):
     )
     list_filter = ("state",)
     readonly_fields = [f.name for f in LtiScorePost._meta.fields]
+
+
+@admin.register(LtiRegistrationLink)
+class LtiRegistrationLinkAdmin(admin.ModelAdmin):
+    """Links made by ``manage.py lti_registration_link``: see which are open and delete
+    one to revoke it (the token itself is never stored)."""
+
+    list_display = ("pk", "created_at", "expires_at", "used_at", "issuer", "platform")
+    fields = ("created_at", "expires_at", "used_at", "issuer", "platform")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -232,3 +232,35 @@ class LtiScorePost(models.Model):
 
     def __str__(self) -> str:
         return f"{self.submission_id} → {self.context} ({self.state})"
+
+
+class LtiRegistrationLink(models.Model):
+    """A one-time link an admin made (``manage.py lti_registration_link``) and pastes into
+    the LMS as the Dynamic Registration URL. Only its SHA-256 is kept; it stops working
+    once a registration succeeded through it or when it expires. A failed attempt leaves
+    it usable, so the admin can try again after fixing the cause."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    issuer = models.CharField(
+        _("expected issuer"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "When set, the LMS must present exactly this issuer (Canvas: "
+            "https://canvas.instructure.com, which is not on the host of its configuration "
+            "URL); when empty, the issuer must be on the configuration URL's host."
+        ),
+    )
+    platform = models.ForeignKey(
+        LtiPlatform, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("LTI registration link")
+        verbose_name_plural = _("LTI registration links")
+
+    def __str__(self) -> str:
+        return f"registration link {self.pk} ({'used' if self.used_at else 'open'})"

@@ -146,6 +146,9 @@ MATRIX.update(
         "lti/landing/": Rule({"GET": NOBODY}),
         "lti/resume/": Rule({"POST": NOBODY}),
         "lti/deep-link/": Rule({"GET": NOBODY, "POST": NOBODY}),
+        # Dynamic Registration: only a one-time link made by lti_registration_link works,
+        # whoever is signed in (a staff session included); an unknown token is a 404 page.
+        "lti/register/<token>/": Rule({"GET": NOBODY}),
         "courses/<int:course_id>/lms/": Rule({"GET": COURSE_TEACHERS}, kwargs="course"),
         # A grade post of another course (or none): 404 for everyone.
         "courses/<int:course_id>/lms/grades/<int:post_id>/retry/": Rule(

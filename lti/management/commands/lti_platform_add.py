@@ -7,11 +7,8 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import URLValidator
-from django.db import transaction
 
-from lti.embedding import forget_frame_origins
-from lti.keys import current_key
-from lti.models import LtiDeployment, LtiPlatform
+from lti.registration import platform_save
 from lti.views import tool_urls
 
 
@@ -48,26 +45,17 @@ class Command(BaseCommand):
                 ) from error
         if not options["issuer"].strip() or not options["client_id"].strip():
             raise CommandError("--issuer and --client-id must not be empty.")
-        with transaction.atomic():
-            platform, created = LtiPlatform.objects.update_or_create(
-                issuer=options["issuer"].strip(),
-                client_id=options["client_id"].strip(),
-                defaults={
-                    "name": options["name"],
-                    "auth_login_url": options["auth_login_url"],
-                    "auth_token_url": options["auth_token_url"],
-                    "auth_audience": options["auth_audience"],
-                    "keyset_url": options["keyset_url"],
-                    "frame_origins": " ".join(options["frame_origin"]),
-                    "is_active": True,
-                },
-            )
-            for deployment_id in options["deployment_id"]:
-                LtiDeployment.objects.get_or_create(
-                    platform=platform, deployment_id=deployment_id.strip()
-                )
-            current_key()
-        forget_frame_origins()
+        platform, created = platform_save(
+            issuer=options["issuer"],
+            client_id=options["client_id"],
+            deployment_ids=options["deployment_id"],
+            auth_login_url=options["auth_login_url"],
+            auth_token_url=options["auth_token_url"],
+            keyset_url=options["keyset_url"],
+            auth_audience=options["auth_audience"],
+            name=options["name"],
+            frame_origins=options["frame_origin"],
+        )
         urls = tool_urls()
         if options["json"]:
             self.stdout.write(json.dumps(urls))
