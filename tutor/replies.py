@@ -45,7 +45,6 @@ from tutor.conversations import reply_max_seconds
 from tutor.llm import (
     LLMContextExceeded,
     LLMError,
-    chat_json,
     chat_stream,
     llm_error_observed,
     llm_is_configured,
@@ -476,14 +475,9 @@ class Summary:
     usage: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-# No maxLength in the schema (grammar engines compile long bounds into huge automata); the
-# summary is cut to MEMORY_SUMMARY_CHARS here.
-MEMORY_SCHEMA = {
-    "type": "object",
-    "properties": {"summary": {"type": "string"}},
-    "required": ["summary"],
-    "additionalProperties": False,
-}
+# The notes are plain text, not JSON: a small model asked for a JSON string ran to its
+# token limit inside it (the reply was then unusable), while plain text cut at the limit is
+# still notes. They are cut to MEMORY_SUMMARY_CHARS here.
 MEMORY_SUMMARY_CHARS = 800
 MEMORY_INPUT_TOKENS = 3000
 MEMORY_ANSWER_TOKENS = 300
@@ -532,13 +526,11 @@ def conversation_summarize(*, conversation: Conversation) -> Summary | None:
         lines.append(line)
     transcript = "\n\n".join(reversed(lines))
     try:
-        data, usage = chat_json(
+        stream = chat_stream(
             messages=[
                 {"role": "system", "content": prompt.text},
                 {"role": "user", "content": f"<conversation>\n{transcript}\n</conversation>"},
             ],
-            schema=MEMORY_SCHEMA,
-            schema_name="memory_summary",
             prompt_version=prompt.version,
             max_tokens=MEMORY_ANSWER_TOKENS,
             call=LLMCallFor(
@@ -547,6 +539,7 @@ def conversation_summarize(*, conversation: Conversation) -> Summary | None:
                 course_id=conversation.course_id,
             ),
         )
+        written = "".join(stream)
     except LLMError as error:
         logger.warning(
             "The memory of conversation %s is the offline one: the model could not write it "
@@ -556,12 +549,12 @@ def conversation_summarize(*, conversation: Conversation) -> Summary | None:
             error.detail,
         )
         return _memory_offline(questions)
-    text = reply_text_clean(str(data["summary"]).strip())[:MEMORY_SUMMARY_CHARS]
+    text = reply_text_clean(written.strip())[:MEMORY_SUMMARY_CHARS].strip()
     if not text:
         return _memory_offline(questions)
     return Summary(
         text=text,
-        model=usage.model,
+        model=stream.usage.model,
         prompt_version=prompt.version,
-        usage=usage.as_dict(),
+        usage=stream.usage.as_dict(),
     )
