@@ -46,9 +46,9 @@ def _score_line(event, actor: str) -> str:
         "criterion": criterion,
         "actor": actor,
         "source": source,
-        "proposed": _number(proposed),
-        "before": _number(before),
-        "after": _number(after),
+        "proposed": score_shown(proposed),
+        "before": score_shown(before),
+        "after": score_shown(after),
     }
     if decision == "approve":
         text = _("%(criterion)s: %(source)s proposed %(proposed)s; %(actor)s approved it") % values
@@ -69,7 +69,9 @@ def _score_line(event, actor: str) -> str:
     return text
 
 
-def _number(value) -> str:
+def score_shown(value) -> str:
+    """A score without trailing zeros (3, 1.5); empty for no score (the ``score`` filter
+    of the grading templates, and the numbers in history sentences)."""
     if value is None or value == "":
         return ""
     from grading.services import score_text
@@ -83,7 +85,7 @@ def _number(value) -> str:
 def _bulk_line(event, actor: str) -> str:
     details = event.details or {}
     scores = ", ".join(
-        _("%(criterion)s %(score)s") % {"criterion": name, "score": _number(score)}
+        _("%(criterion)s %(score)s") % {"criterion": name, "score": score_shown(score)}
         for name, score in (event.after or {}).items()
     )
     return _(

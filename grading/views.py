@@ -596,7 +596,7 @@ def review_essay_save(
         status = UNPROCESSABLE
     if status == 200:
         flash.success(request, _("Saved."))
-        if request.POST.get("next"):
+        if request.POST.get("then_next"):
             if neighbours["next_to_review"] is None:
                 flash.info(request, _("Every essay in the queue is reviewed."))
                 return redirect("grading:review", course_id, assignment_id)

@@ -38,6 +38,19 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the admin shows but never adds, edits or deletes (actions may still act)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     fieldsets = (
@@ -142,22 +155,13 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: the database refuses changes anyway; the admin only filters and reads."""
 
     list_display = ("created_at", "action", "actor_label", "target_type", "target_id", "course_id")
     list_filter = ("action", "created_at")
     search_fields = ("actor_label", "target_id", "reason")
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(AIConsent)
@@ -196,7 +200,7 @@ class LoginWaitingFilter(admin.SimpleListFilter):
 
 
 @admin.register(LoginThrottle)
-class LoginThrottleAdmin(admin.ModelAdmin):
+class LoginThrottleAdmin(ReadOnlyAdmin):
     """Failed sign-ins and the waits they impose (learners/throttle.py); an administrator
     lifts a wait, for instance for a teacher whose account someone is guessing at."""
 
@@ -223,12 +227,3 @@ class LoginThrottleAdmin(admin.ModelAdmin):
     def lift(self, request, queryset):
         lifted = login_throttle_lift(queryset, actor=request.user)
         self.message_user(request, _("%(count)d lifted.") % {"count": lifted}, messages.SUCCESS)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -55,7 +55,7 @@ def test_one_post_confirms_every_criterion_and_opens_the_next_essay(
     version, html = _form(client, assignment, queue_first)
     response = client.post(
         _url("review-save", assignment, queue_first.pk),
-        _post(assignment, queue_first, version, ["3", "1.5"], next="1"),
+        _post(assignment, queue_first, version, ["3", "1.5"], then_next="1"),
     )
     assert response.status_code == 302
     assert response["Location"] == _url("review-essay", assignment, queue_second.pk)
@@ -74,7 +74,7 @@ def test_one_post_confirms_every_criterion_and_opens_the_next_essay(
     version, _html = _form(client, assignment, queue_second)
     response = client.post(
         _url("review-save", assignment, queue_second.pk),
-        _post(assignment, queue_second, version, ["3", "1.5"], next="1"),
+        _post(assignment, queue_second, version, ["3", "1.5"], then_next="1"),
         follow=True,
     )
     assert response.redirect_chain[-1][0] == _url("review", assignment)
