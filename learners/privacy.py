@@ -83,6 +83,10 @@ REGISTRY: dict[str, PrivacyRule] = {
     "learners.practiceattempt": PrivacyRule("learning", "learner", _learning, DELETE),
     "learners.reviewcard": PrivacyRule("learning", "learner", _learning, DELETE),
     "learners.practicequestion": PrivacyRule("staff", "reviewed_by", ("prompt",), DETACH),
+    # The teacher who asked for questions to be written; the job stays, detached.
+    "learners.questiongeneration": PrivacyRule(
+        "staff", "requested_by", ("concept__name", "status", "created_at"), DETACH
+    ),
     "learners.invitation": PrivacyRule(
         "staff", "created_by", ("course__title", "role", "created_at"), DETACH
     ),

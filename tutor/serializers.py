@@ -37,6 +37,14 @@ class SearchResultSerializer(serializers.Serializer):
 
 
 class MaterialSerializer(serializers.ModelSerializer):
+    # Declared: a read-only model field loses its blank choice in the schema, and "" is
+    # what a material no worker is processing says.
+    step = serializers.ChoiceField(
+        choices=Material.Step.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="What a worker is doing with it now; empty when none is.",
+    )
     can_process_again = serializers.BooleanField(
         read_only=True, help_text="Whether processing the same file again could succeed."
     )
