@@ -234,10 +234,14 @@ def product_stack(
     web_workers: int,
     cpu_worker: bool = False,
     extra_settings: str = "",
+    llm_url: str = "",
+    llm_model: str = "llm-test-model",
 ) -> Iterator[Stack]:
     """Start the LLM test server, the workers (``llm`` queue with ``llm_concurrency``
     threads; the ``cpu`` queue too with ``cpu_worker``) and uvicorn with ``web_workers``
-    processes against the benchmark's database; wait for /healthz; stop all at the end."""
+    processes against the benchmark's database; wait for /healthz; stop all at the end.
+    With ``llm_url`` the product talks to that server (``llm_model``) and no test server
+    is started."""
     from django.db import connection
 
     stack = Stack(
@@ -252,8 +256,10 @@ def product_stack(
         f"REDIS_URL = CELERY_BROKER_URL = CELERY_RESULT_BACKEND = {redis_url!r}\n"
         "CACHES = {'default': {'BACKEND': 'django.core.cache.backends.redis.RedisCache',"
         f" 'LOCATION': {redis_url!r}}}}}\n"
-        f"LLM_BASE_URL = 'http://127.0.0.1:{stack.llm_port}/v1'\n"
-        "LLM_MODEL = 'llm-test-model'\n"
+        f"LLM_BASE_URL = {llm_url or f'http://127.0.0.1:{stack.llm_port}/v1'!r}\n"
+        f"LLM_MODEL = {llm_model!r}\n"
+        # A real CPU server answers slowly under a class (docs/llm.md, timeouts).
+        f"LLM_TIMEOUT_SECONDS = {300 if llm_url else 60}\n"
         f"LLM_MAX_CONCURRENCY = {max(64, llm_concurrency)}\n"
         "ALLOWED_HOSTS = ['*']\n"
         # Django's advice under ASGI; the embedded Postgres allows 100 connections.
@@ -267,12 +273,13 @@ def product_stack(
     }
     processes = stack.processes
     try:
-        processes["llm"] = _start(
-            [sys.executable, "-m", "bench.llm_server_main", "--port", str(stack.llm_port)]
-            + llm_args,
-            env,
-            stack.workdir / "llm.log",
-        )
+        if not llm_url:
+            processes["llm"] = _start(
+                [sys.executable, "-m", "bench.llm_server_main", "--port", str(stack.llm_port)]
+                + llm_args,
+                env,
+                stack.workdir / "llm.log",
+            )
         processes["worker"] = _start(
             _celery_worker("bench-llm", "llm", "threads", llm_concurrency),
             env,

@@ -20,6 +20,16 @@ included). It reports:
   in) against produced tokens/s (tokens the worker received, over the window the server
   streamed them in), and the ideal N × tokens/s.
 
+With ``--llm-url URL`` the product talks to a real OpenAI-compatible server instead (a
+llama.cpp server on a CPU, vLLM on a GPU; ``docs/llm.md``), through a recording
+pass-through (``bench/llm_proxy.py``) that times the server's own first token for exactly
+the request the product built, in the same run. It then reports the product's time to
+first token over the server's own for the same prompt (the goal: at most 1.05x and 50 ms
+added at p50). Each student asks a question of their own, so no answer is served from the
+server's cache of another's prompt.
+
+    .venv/bin/python -m bench.tutor --students 4 --llm-url http://127.0.0.1:8080/v1
+
 It runs the product with ``bench/stack.py``, on a database and a Redis database of its own.
 The numbers depend on the machine: say which.
 """
@@ -27,6 +37,7 @@ The numbers depend on the machine: say which.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import json
 import os
@@ -35,6 +46,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from bench.llm_proxy import RecordingProxy, served_model
 from bench.stack import (
     ROOT,
     Http,
@@ -69,6 +81,10 @@ def main() -> None:
     parser.add_argument(
         "--web-workers", type=int, default=2, help="uvicorn processes (WEB_CONCURRENCY)"
     )
+    parser.add_argument(
+        "--llm-url", default="", help="a real OpenAI-compatible server's base URL (…/v1)"
+    )
+    parser.add_argument("--llm-model", default="", help="its model (default: the first listed)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON only")
     args = parser.parse_args()
     n = args.students
@@ -101,13 +117,21 @@ def main() -> None:
             "--reply-words",
             str(args.reply_words),
         ]
-        with product_stack(
-            redis_url=redis_url,
-            llm_args=llm_args,
-            llm_concurrency=n,
-            web_workers=args.web_workers,
-        ) as stack:
-            summary = _run(args, stack, course, sessions)
+        with contextlib.ExitStack() as running:
+            proxy = None
+            if args.llm_url:
+                proxy = running.enter_context(RecordingProxy(args.llm_url))
+            stack = running.enter_context(
+                product_stack(
+                    redis_url=redis_url,
+                    llm_args=llm_args,
+                    llm_concurrency=n,
+                    web_workers=args.web_workers,
+                    llm_url=proxy.base_url if proxy else "",
+                    llm_model=args.llm_model or (served_model(args.llm_url) if proxy else ""),
+                )
+            )
+            summary = _run(args, stack, course, sessions, proxy)
     finally:
         connections.close_all()
         teardown_databases(old_config, verbosity=0)
@@ -118,7 +142,11 @@ def main() -> None:
             print(f"{key:38} {value}")
 
 
-def _run(args, stack, course, sessions) -> dict:
+def _question(index: int) -> str:
+    return f"How do plants turn light into sugar? (student {index})"
+
+
+def _run(args, stack, course, sessions, proxy: RecordingProxy | None) -> dict:
     from django.conf import settings
     from django.db import connections
     from django.urls import reverse
@@ -140,7 +168,7 @@ def _run(args, stack, course, sessions) -> dict:
             status, partial = browser.post(
                 post_path,
                 {
-                    "text": "How do plants turn light into sugar?",
+                    "text": _question(index),
                     "conversation": str(conversation_id),
                 },
                 htmx=True,
@@ -162,6 +190,8 @@ def _run(args, stack, course, sessions) -> dict:
     if warm.stream.status != "done":
         raise RuntimeError(f"the warm-up reply failed ({warm.error or warm.stream.error})")
     Message.objects.all().delete()
+    if proxy is not None:
+        proxy.exchanges.clear()
 
     results = [StudentResult() for _ in range(n)]
     # Every student's page is loaded before the first post (the threads need time to
@@ -183,6 +213,8 @@ def _run(args, stack, course, sessions) -> dict:
     # threads are the rest).
     cpu_used = {name: round(t - cpu_before[name], 2) for name, t in stack.cpu_seconds().items()}
 
+    if proxy is not None:
+        return _real_server_summary(args, results, proxy, wall, cpu_used)
     llm_log = stack.stop_llm_server()
     peak = re.search(r"peak_in_flight=(\d+)", llm_log)
     requests = re.search(r"chat_requests=(\d+)", llm_log)
@@ -255,6 +287,56 @@ def _run(args, stack, course, sessions) -> dict:
         "cpu_seconds_worker": cpu_used["worker"],
         "cpu_seconds_llm_server": cpu_used["llm"],
         "logs": str(stack.workdir),
+    }
+
+
+def _real_server_summary(args, results, proxy: RecordingProxy, wall: float, cpu_used) -> dict:
+    """The product's time to first token against the server's own for the same request."""
+    by_student = {}
+    for exchange in proxy.exchanges:
+        for index in range(len(results)):
+            if _question(index) in exchange.last_user_text():
+                by_student.setdefault(index, exchange)
+    pairs = []
+    for index, result in enumerate(results):
+        exchange = by_student.get(index)
+        if result.stream.first_token_at is None or exchange is None:
+            continue
+        if exchange.server_ttft is None:
+            continue
+        pairs.append((result.stream.first_token_at - result.posted_at, exchange.server_ttft))
+    product = [p for p, _s in pairs]
+    server = [s for _p, s in pairs]
+    ratios = [p / s for p, s in pairs if s > 0]
+    added = [p - s for p, s in pairs]
+
+    def p(values: list[float], q: float) -> float | None:
+        return round(percentile(values, q), 3) if values else None
+
+    return {
+        "students": len(results),
+        "cpu_cores": os.cpu_count(),
+        "llm_url": args.llm_url,
+        "llm_model": args.llm_model or served_model(args.llm_url),
+        "replies_done": sum(1 for r in results if r.stream.status == "done"),
+        "failures": [
+            r.error or r.stream.error or r.stream.status
+            for r in results
+            if r.stream.status != "done"
+        ],
+        "pairs_measured": len(pairs),
+        "product_ttft_p50_s": p(product, 50),
+        "product_ttft_p95_s": p(product, 95),
+        "server_ttft_p50_s": p(server, 50),
+        "server_ttft_p95_s": p(server, 95),
+        "ttft_ratio_p50": p(ratios, 50),
+        "ttft_ratio_p95": p(ratios, 95),
+        "ttft_added_p50_ms": round(percentile(added, 50) * 1000, 1) if added else None,
+        "ttft_added_p95_ms": round(percentile(added, 95) * 1000, 1) if added else None,
+        "server_requests": len(proxy.exchanges),
+        "wall_s": round(wall, 2),
+        "cpu_seconds_web": cpu_used["web"],
+        "cpu_seconds_worker": cpu_used["worker"],
     }
 
 

@@ -798,16 +798,33 @@ PLAIN_JSON_INSTRUCTION = (
 )
 
 
+# An integer bounded to at most this many values is also sent as an ``enum`` of them:
+# llama-cpp-python's grammar ignores ``minimum``/``maximum`` (SmolLM2 answered 742 for a
+# score of 0-3), while every grammar engine honours an enum.
+SERVER_ENUM_RANGE = 64
+
+
 def schema_for_server(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """``schema`` without long ``maxLength`` bounds (see SERVER_MAX_LENGTH)."""
+    """``schema`` as grammar engines can enforce it: without long ``maxLength`` bounds (see
+    SERVER_MAX_LENGTH), and small integer ranges spelt out as enums (SERVER_ENUM_RANGE)."""
 
     def strip(node: Any) -> Any:
         if isinstance(node, Mapping):
-            return {
+            kept = {
                 key: strip(value)
                 for key, value in node.items()
                 if not (key == "maxLength" and isinstance(value, int) and value > SERVER_MAX_LENGTH)
             }
+            low, high = kept.get("minimum"), kept.get("maximum")
+            if (
+                kept.get("type") == "integer"
+                and "enum" not in kept
+                and isinstance(low, int)
+                and isinstance(high, int)
+                and 0 <= high - low < SERVER_ENUM_RANGE
+            ):
+                kept["enum"] = list(range(low, high + 1))
+            return kept
         if isinstance(node, list):
             return [strip(item) for item in node]
         return node

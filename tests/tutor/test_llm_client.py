@@ -326,6 +326,24 @@ def test_long_max_lengths_never_reach_the_server(llm_server):
     assert "maxLength" not in sent["properties"]["text"]
 
 
+def test_small_integer_ranges_reach_the_server_as_enums(llm_server):
+    # llama-cpp-python's grammar ignores minimum/maximum; an enum binds every engine.
+    llm_server.script(json_reply={"score": 3, "count": 70})
+    schema = {
+        "type": "object",
+        "properties": {
+            "score": {"type": "integer", "minimum": 1, "maximum": 6},
+            "count": {"type": "integer", "minimum": 0, "maximum": 1000},
+        },
+        "required": ["score", "count"],
+    }
+    chat_json(messages=MESSAGES, schema=schema, schema_name="t", prompt_version="v1")
+
+    sent = llm_server.stats.last_request["response_format"]["json_schema"]["schema"]
+    assert sent["properties"]["score"]["enum"] == [1, 2, 3, 4, 5, 6]
+    assert "enum" not in sent["properties"]["count"]  # too wide to spell out
+
+
 def test_a_stream_without_usage_is_counted_never_undercounted(llm_server):
     llm_server.stream_usage = False
     llm_server.script(reply="Это ответ на русском языке, 東京 です.")
