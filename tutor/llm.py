@@ -832,6 +832,37 @@ def schema_for_server(schema: Mapping[str, Any]) -> dict[str, Any]:
     return strip(schema)
 
 
+def numbers_bound(data: Any, schema: Mapping[str, Any]) -> Any:
+    """``data`` with each ``number`` that the schema bounds brought inside its bounds.
+
+    Grammar engines enforce a number's type but not its ``minimum``/``maximum``
+    (llama-cpp-python's; SmolLM2 answered a confidence of 0-1 with 2): like string
+    lengths, the product bounds numbers itself rather than fail a whole answer over one.
+    Integers are sent as enums (``schema_for_server``), so they are never moved here.
+    """
+    if isinstance(data, dict) and isinstance(schema.get("properties"), Mapping):
+        properties = schema["properties"]
+        return {
+            key: numbers_bound(value, properties[key]) if key in properties else value
+            for key, value in data.items()
+        }
+    if isinstance(data, list) and isinstance(schema.get("items"), Mapping):
+        return [numbers_bound(item, schema["items"]) for item in data]
+    if (
+        schema.get("type") == "number"
+        and "enum" not in schema
+        and isinstance(data, int | float)
+        and not isinstance(data, bool)
+    ):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        bounded = max(data, low) if isinstance(low, int | float) else data
+        bounded = min(bounded, high) if isinstance(high, int | float) else bounded
+        if bounded != data:
+            logger.info("LLM answered %s outside [%s, %s]; bounded to %s", data, low, high, bounded)
+        return bounded
+    return data
+
+
 class _FormRefused(Exception):
     """The server refused this structured-output form; the next one may work."""
 
@@ -1076,6 +1107,7 @@ def _chat_json(
             except json.JSONDecodeError as exc:
                 problem = f"it is not JSON ({exc})"
             else:
+                data = numbers_bound(data, server_schema)
                 try:
                     jsonschema.validate(data, server_schema)
                 except jsonschema.ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import socket
 import threading
@@ -344,6 +345,23 @@ def test_small_integer_ranges_reach_the_server_as_enums(llm_server):
     assert "enum" not in sent["properties"]["count"]  # too wide to spell out
 
 
+def test_a_number_outside_its_bounds_is_bounded_not_a_failed_answer(llm_server):
+    # What a grammar engine that ignores minimum/maximum lets through.
+    llm_server.script(json_reply={"confidence": 2, "weights": [-0.5, 0.25]})
+    schema = {
+        "type": "object",
+        "properties": {
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "weights": {"type": "array", "items": {"type": "number", "minimum": 0}},
+        },
+        "required": ["confidence", "weights"],
+    }
+    data, _usage = chat_json(messages=MESSAGES, schema=schema, schema_name="t", prompt_version="v1")
+
+    assert data == {"confidence": 1, "weights": [0, 0.25]}
+    assert llm_server.stats.chat_requests == 1  # no repair asked for
+
+
 def test_a_stream_without_usage_is_counted_never_undercounted(llm_server):
     llm_server.stream_usage = False
     llm_server.script(reply="Это ответ на русском языке, 東京 です.")
@@ -494,9 +512,13 @@ def test_json_requests_ask_the_server_for_schema_constrained_output(llm_server):
     chat_json(messages=MESSAGES, schema=GRADE_SCHEMA, schema_name="grade", prompt_version="g1")
 
     sent = llm_server.stats.last_request
+    # The schema as given, its small integer ranges spelt out as enums for grammar engines.
+    expected = copy.deepcopy(GRADE_SCHEMA)
+    expected["properties"]["score"]["enum"] = [1, 2, 3, 4, 5, 6]
+    expected["properties"]["criteria"]["items"]["properties"]["points"]["enum"] = [0, 1, 2, 3]
     assert sent["response_format"] == {
         "type": "json_schema",
-        "json_schema": {"name": "grade", "schema": GRADE_SCHEMA, "strict": True},
+        "json_schema": {"name": "grade", "schema": expected, "strict": True},
     }
     assert "stream" not in sent
 
