@@ -16,6 +16,14 @@ plus one token per 1/``--tokens-per-second`` seconds. It reports per mode:
   configured concurrency (``min(worker threads, LLM_MAX_CONCURRENCY)``), which shows
   whether the pipeline keeps the server's batch full.
 
+With ``--llm-url URL`` the language-model part runs against a real OpenAI-compatible
+server instead of the test server (the learned scorer part is skipped), through a recording
+pass-through (``bench/llm_proxy.py``); the same requests are then sent straight to the
+server, as many at once, to measure the server's own completions/s in the same run, and
+the product's essays/s is reported against it.
+
+    .venv/bin/python -m bench.grading --essays 8 --threads 4 --llm-url http://127.0.0.1:8080/v1
+
 It creates a database of its own (``bench_grading``) and uses Redis database 10, flushed
 first, and drops the database at the end. The numbers depend on the machine: say which.
 """
@@ -83,6 +91,10 @@ def main() -> None:
     parser.add_argument("--tokens-per-second", type=float, default=40.0)
     parser.add_argument("--training-essays", type=int, default=60)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument(
+        "--llm-url", default="", help="a real OpenAI-compatible server's base URL (…/v1)"
+    )
+    parser.add_argument("--llm-model", default="", help="its model (default: the first listed)")
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings_test")
@@ -140,6 +152,9 @@ def main() -> None:
             shutdown_timeout=60,
             loglevel="WARNING",
         ):
+            if args.llm_url:
+                _real_server(args, course, essayists)
+                return
             # 1. The learned scorer alone (offline mode): train, then grade every essay.
             settings.LLM_BASE_URL = ""
             offline = services.assignment_create(course=course, title="Offline", rubric=RUBRIC)
@@ -240,6 +255,50 @@ def main() -> None:
         server.stop()
         teardown_databases(old_config, verbosity=0)
         redis.Redis.from_url(redis_url).flushdb()
+
+
+def _real_server(args, course, essayists) -> None:
+    """Grade every essay through a real server; then the server alone on the same requests."""
+    from django.conf import settings
+
+    from bench.llm_proxy import RecordingProxy, served_model
+    from grading import services
+    from grading.models import Proposal
+    from tests.grading.workflow_factories import RUBRIC
+
+    with RecordingProxy(args.llm_url) as proxy:
+        settings.LLM_BASE_URL = proxy.base_url
+        settings.LLM_MODEL = args.llm_model or served_model(args.llm_url)
+        settings.LLM_TIMEOUT_SECONDS = 300.0  # a CPU server under a class (docs/llm.md)
+        online = services.assignment_create(course=course, title="Online", rubric=RUBRIC)
+        started = time.monotonic()
+        for index, learner in enumerate(essayists):
+            services.submission_submit(
+                assignment=online, learner=learner, text=_essay(index, index % 5)
+            )
+        ended = _wait_all(
+            {"submission__assignment": online, "source": "llm"},
+            args.essays,
+            timeout=args.timeout,
+        )
+        product_s = ended - started
+        failed = Proposal.objects.filter(submission__assignment=online, status="failed").count()
+        requests = list(proxy.exchanges)
+        # Each essay's first request (a repair adds the model's reply and a message to it).
+        shortest = min(len(e.body["messages"]) for e in requests)
+        firsts = [e.body for e in requests if len(e.body["messages"]) == shortest]
+        concurrency = min(args.threads, args.llm_concurrency)
+        server_s, answered = proxy.replay(firsts, concurrency=concurrency)
+    product_rate = args.essays / product_s
+    server_rate = answered / server_s
+    print(
+        f"real server {settings.LLM_MODEL} at {args.llm_url}: {args.essays} essays graded by the "
+        f"product in {product_s:.1f} s = {product_rate:.3f} essays/s ({failed} failed, "
+        f"{len(requests)} requests); the server alone on the {len(firsts)} first requests, "
+        f"{concurrency} at once: {server_s:.1f} s = {server_rate:.3f} completions/s; "
+        f"ratio {product_rate / server_rate:.2f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
