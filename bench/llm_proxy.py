@@ -135,16 +135,19 @@ class RecordingProxy:
                 self.end_headers()
                 if exchange is not None:
                     exchange.status = response.status
-                while line := response.readline():
-                    if exchange is not None:
-                        has_text, tokens = _first_content(line)
-                        if has_text and exchange.first_content_at is None:
-                            exchange.first_content_at = time.time()
-                        if tokens is not None:
-                            exchange.completion_tokens = tokens
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
-                    self.wfile.flush()
-                self.wfile.write(b"0\r\n\r\n")
+                try:
+                    while line := response.readline():
+                        if exchange is not None:
+                            has_text, tokens = _first_content(line)
+                            if has_text and exchange.first_content_at is None:
+                                exchange.first_content_at = time.time()
+                            if tokens is not None:
+                                exchange.completion_tokens = tokens
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                        self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the product gave up on the answer (Stop, a timeout): so do we
                 if exchange is not None:
                     exchange.ended_at = time.time()
                     if exchange.first_content_at is None and response.status == 200:

@@ -178,7 +178,10 @@ def _run(args, stack, course, sessions, proxy: RecordingProxy | None) -> dict:
                 result.error = f"the post answered HTTP {status} without a reply to follow"
                 return
             # As the page does: follow the new reply's stream.
-            result.stream = follow_stream(browser, html.unescape(found.group(1)))
+            # A real CPU server may take minutes to answer a class at once.
+            result.stream = follow_stream(
+                browser, html.unescape(found.group(1)), deadline_s=900 if proxy else 180
+            )
         except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not stop
             result.error = f"{type(exc).__name__}: {exc}"
         finally:
