@@ -9,12 +9,13 @@ template. An invalid form answers 422 with the form and its errors.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -26,7 +27,12 @@ from ai.budget import GRADED_WITHOUT_AI, ai_budget_reached
 from grading import forms, selectors, services
 from grading.history import history_lines
 from grading.models import Assignment, Proposal, RegradeRequest, Review
+from learners.http import UserRequest
 from learners.selectors import course_for_member, course_for_teacher, user_can_teach
+
+if TYPE_CHECKING:
+    from learners.models import Course, User
+
 
 UNPROCESSABLE = 422
 # A criterion with more scores than this gets a number box instead of a list of levels.
@@ -86,7 +92,7 @@ def essay_highlight(text: str, quotes: list[str], hidden: list[str] = ()) -> Saf
 
 @require_GET
 @login_required
-def assignment_list(request: HttpRequest, course_id: int) -> HttpResponse:
+def assignment_list(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     return render(
         request,
@@ -99,7 +105,7 @@ def assignment_list(request: HttpRequest, course_id: int) -> HttpResponse:
     )
 
 
-def _assignment_form_page(request, course, form, criteria_forms, *, error="", status=200):
+def _assignment_form_page(request, course: Course, form, criteria_forms, *, error="", status=200):
     return render(
         request,
         "grading/assignment_form.html",
@@ -109,7 +115,7 @@ def _assignment_form_page(request, course, form, criteria_forms, *, error="", st
 
 
 @login_required
-def assignment_new(request: HttpRequest, course_id: int) -> HttpResponse:
+def assignment_new(request: UserRequest, course_id: int) -> HttpResponse:
     if request.method not in ("GET", "POST"):
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     course = course_for_teacher(user=request.user, course_id=course_id)
@@ -149,7 +155,7 @@ def assignment_new(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def rubric_export_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def rubric_export_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -159,7 +165,7 @@ def rubric_export_view(request: HttpRequest, course_id: int, assignment_id: int)
     return response
 
 
-def _student_context(assignment: Assignment, learner) -> dict:
+def _student_context(assignment: Assignment, learner: User) -> dict:
     submission = selectors.submission_current(assignment=assignment, learner=learner)
     review = getattr(submission, "review", None) if submission else None
     open_regrade = None
@@ -218,7 +224,7 @@ def _assignment_page(request, assignment, *, submit_form=None, regrade_form=None
 
 @require_GET
 @login_required
-def assignment_detail(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def assignment_detail(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_member(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -227,7 +233,7 @@ def assignment_detail(request: HttpRequest, course_id: int, assignment_id: int) 
 
 @require_POST
 @login_required
-def submission_create(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def submission_create(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_member(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -257,7 +263,7 @@ def submission_create(request: HttpRequest, course_id: int, assignment_id: int) 
 
 @require_POST
 @login_required
-def regrade_create(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def regrade_create(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_member(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -319,7 +325,7 @@ def _review_context(assignment: Assignment) -> dict:
 
 @require_GET
 @login_required
-def review_queue_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def review_queue_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -329,7 +335,7 @@ def review_queue_view(request: HttpRequest, course_id: int, assignment_id: int) 
 
 @require_POST
 @login_required
-def bulk_approve_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def bulk_approve_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -348,7 +354,7 @@ def bulk_approve_view(request: HttpRequest, course_id: int, assignment_id: int) 
 
 @require_POST
 @login_required
-def release_all_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def release_all_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -358,7 +364,7 @@ def release_all_view(request: HttpRequest, course_id: int, assignment_id: int) -
 
 
 def _review_for_teacher(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> tuple[Assignment, Review]:
     """The assignment and one essay's review, for a teacher of the course (else 404)."""
     assignment = selectors.assignment_for_teacher(
@@ -541,7 +547,7 @@ def _feedback_form(review: Review, primary: Proposal | None) -> forms.FeedbackFo
 @require_GET
 @login_required
 def review_essay(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     return render(request, "grading/review_essay.html", _essay_context(assignment, review))
@@ -550,7 +556,7 @@ def review_essay(
 @require_POST
 @login_required
 def review_essay_save(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     """The one form of an essay: every criterion saved at once (an audit entry per change);
     with ``next``, on to the next essay to review."""
@@ -612,7 +618,7 @@ def review_essay_save(
 @require_POST
 @login_required
 def criterion_decide(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int, criterion_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int, criterion_id: int
 ) -> HttpResponse:
     """One criterion on its own (the API's and older pages' way; the page posts the whole
     essay to :func:`review_essay_save`)."""
@@ -654,7 +660,7 @@ def criterion_decide(
 @require_POST
 @login_required
 def release_view(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     _assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     try:
@@ -673,7 +679,7 @@ def release_view(
 @require_POST
 @login_required
 def feedback_edit(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     _assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     form = forms.FeedbackForm(request.POST)
@@ -697,7 +703,7 @@ def feedback_edit(
 @require_POST
 @login_required
 def proposal_retry_view(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     _assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     for proposal in review.submission.proposals.all():
@@ -711,7 +717,7 @@ def proposal_retry_view(
 
 @require_GET
 @login_required
-def agreement_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def agreement_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -23,6 +24,10 @@ from django.utils import timezone
 from config.celery import enqueue_on_commit
 from config.leases import lapsed, lease_until, queued_until
 from learners.models import Concept, QuestionGeneration
+
+if TYPE_CHECKING:
+    from learners.models import Course
+
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +162,7 @@ def generations_recover() -> int:
     return requeued
 
 
-def generations_recent(*, course) -> list[QuestionGeneration]:
+def generations_recent(*, course: Course) -> list[QuestionGeneration]:
     """The course's latest jobs, for the concepts page."""
     return list(
         QuestionGeneration.objects.filter(concept__course=course)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import login
@@ -33,6 +34,10 @@ from lti.launch import (
 from lti.models import LtiPlatform, url_origin
 from lti.services import Target, launch_accept
 from lti.tool_config import platform_registration
+
+if TYPE_CHECKING:
+    from learners.models import Course
+
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +214,7 @@ def _deep_link_launch(request: HttpRequest) -> tuple[dict, LtiPlatform] | None:
     return claims, platform
 
 
-def _deep_link_choices(course) -> list[dict]:
+def _deep_link_choices(course: Course) -> list[dict]:
     from grading.models import Assignment
 
     choices = [

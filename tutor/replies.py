@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 from django.utils import timezone, translation
@@ -56,6 +56,10 @@ from tutor.models import Conversation, Message
 from tutor.reply_clean import reply_citations, reply_language, reply_text_clean
 from tutor.retrieval import chunks_search
 
+if TYPE_CHECKING:
+    from learners.models import Course, User
+
+
 logger = logging.getLogger(__name__)
 
 PASSAGES_K = 6
@@ -70,7 +74,9 @@ TOO_SLOW_MESSAGE = gettext_noop("The reply took too long and was cut short; try 
 # --- passages --------------------------------------------------------------------------
 
 
-def passages_search(*, course, user, query: str, k: int = PASSAGES_K) -> list[Passage]:
+def passages_search(
+    *, course: Course, user: User, query: str, k: int = PASSAGES_K
+) -> list[Passage]:
     """The course passages that best match ``query``, numbered from 1, in rank order; each
     cites its chunk's place in the material (``chunks_search`` gives the link to it)."""
     return [
@@ -95,7 +101,7 @@ def passages_search(*, course, user, query: str, k: int = PASSAGES_K) -> list[Pa
 WEAK_CONCEPTS = 3
 
 
-def learner_profile(*, learner, course) -> LearnerProfile:
+def learner_profile(*, learner: User, course: Course) -> LearnerProfile:
     """What the tutor is told about the learner: language, level, goals, interests and the
     concepts they find hardest; never who they are."""
     from learners.profiles import profile_for

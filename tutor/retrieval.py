@@ -37,6 +37,7 @@ import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -46,6 +47,10 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from tutor.models import SEARCH_CONFIG
+
+if TYPE_CHECKING:
+    from learners.models import Course, User
+
 
 logger = logging.getLogger(__name__)
 
@@ -450,7 +455,7 @@ def _results(cursor, *, course_id: int, ranked: Sequence[tuple[int, float]], tsq
     return results
 
 
-def _may_search(*, course, user) -> bool:
+def _may_search(*, course: Course, user: User) -> bool:
     from learners.models import Course
 
     return (
@@ -462,8 +467,8 @@ def _may_search(*, course, user) -> bool:
 
 def chunks_search(
     *,
-    course,
-    user,
+    course: Course,
+    user: User,
     query: str,
     k: int = 5,
     mode: str = "hybrid",
