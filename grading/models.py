@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from grading.criteria import Criterion
 
 if TYPE_CHECKING:
+    from grading.selectors import Version
     from learners.models import User
 
 
@@ -187,6 +188,10 @@ class SubmissionQuerySet(models.QuerySet):
 
 
 class Submission(models.Model):
+    # Not a column: the open regrade requests, prefetched by the review queue
+    # (grading.selectors._with_review_data).
+    open_regrades: list[RegradeRequest]
+
     assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="submissions")
     learner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions"
@@ -378,6 +383,10 @@ class ReviewQuerySet(models.QuerySet):
 
 class Review(models.Model):
     """The teacher's side of one submission: queue position, flag, release."""
+
+    # Not columns: set on the review queue's reviews (grading.selectors._with_versions).
+    version: int
+    earlier_versions: list[Version]
 
     class Status(models.TextChoices):
         WAITING = "waiting", _("Waiting for a proposal")

@@ -329,7 +329,7 @@ def agreement_report(
                     column: [learner_groups.get(uid, {}).get(column, "") for uid in total_learners]
                     for column in columns
                 }
-                for row in group_fairness(groups, totals_human, totals_machine):
-                    report.groups.append({"source": str(label), **row})
+                for fairness in group_fairness(groups, totals_human, totals_machine):
+                    report.groups.append({"source": str(label), **fairness})
     report.has_group_data = bool(learner_groups)
     return report

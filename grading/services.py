@@ -350,7 +350,7 @@ def grading_sources(*, submission: Submission) -> list[str]:
 
     assignment = submission.assignment
     learner, course = submission.learner, assignment.course
-    sources = []
+    sources: list[str] = []
     if (
         llm_is_configured()
         and ai_access(user=learner, course=course).allowed
@@ -453,7 +453,7 @@ def proposal_claim(*, proposal_id: int) -> datetime | None:
     return None
 
 
-def proposal_claimed(*, proposal_id: int, claimed_at: datetime):
+def proposal_claimed(*, proposal_id: int, claimed_at: datetime | None):
     """The proposal while this worker's claim holds (for its lease, ``config/leases.py``)."""
     return Proposal.objects.filter(
         pk=proposal_id, status=Proposal.Status.RUNNING, started_at=claimed_at
@@ -946,7 +946,8 @@ def reviews_bulk_approve(*, assignment: Assignment, min_confidence: float, actor
             if locked.flagged or locked.status != Review.Status.PENDING:
                 continue
             existing = {s.criterion_id: s for s in submission.scores.all()}
-            before, after = {}, {}
+            before: dict[str, str | None] = {}
+            after: dict[str, str | None] = {}
             for criterion in criteria:
                 if criterion.pk in existing:
                     continue

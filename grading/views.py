@@ -9,6 +9,7 @@ template. An invalid form answers 422 with the form and its errors.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -31,6 +32,8 @@ from learners.http import UserRequest
 from learners.selectors import course_for_member, course_for_teacher, user_can_teach
 
 if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
     from learners.models import Course, User
 
 
@@ -38,7 +41,10 @@ UNPROCESSABLE = 422
 # A criterion with more scores than this gets a number box instead of a list of levels.
 MAX_LISTED_LEVELS = 20
 # How the review page names the two proposal sources (no model ids on screen).
-_SOURCE_LABELS = {Proposal.Source.LLM: _lazy("AI"), Proposal.Source.SCORER: _lazy("Learned scorer")}
+_SOURCE_LABELS: dict[str, StrOrPromise] = {
+    Proposal.Source.LLM: _lazy("AI"),
+    Proposal.Source.SCORER: _lazy("Learned scorer"),
+}
 
 
 def _spans(text: str, passages: list[str]) -> list[list[int]]:
@@ -60,7 +66,7 @@ def _spans(text: str, passages: list[str]) -> list[list[int]]:
     return merged
 
 
-def essay_highlight(text: str, quotes: list[str], hidden: list[str] = ()) -> SafeString:
+def essay_highlight(text: str, quotes: list[str], hidden: Sequence[str] = ()) -> SafeString:
     """The essay as HTML: every character escaped, verified quotes inside ``<mark>``, and
     passages the uploaded file hid from view inside ``<mark class="essay-hidden">`` with
     a label saying so (a hidden passage wins over a quote that overlaps it)."""
@@ -72,7 +78,8 @@ def essay_highlight(text: str, quotes: list[str], hidden: list[str] = ()) -> Saf
     ]
     label = escape(_("hidden in the file"))
     tagged = [(s, e, "hidden") for s, e in hidden_spans] + [(s, e, "quote") for s, e in quote_spans]
-    parts, position = [], 0
+    parts: list[str] = []
+    position = 0
     for start, end, kind in sorted(tagged):
         parts.append(escape(text[position:start]))
         if kind == "hidden":
@@ -594,8 +601,8 @@ def review_essay_save(
             flash.error(request, " ".join(error.messages))
             status = 409
         else:
-            for criterion_id, error in errors.items():
-                posted[criterion_id].add_error(None, error)
+            for criterion_id, message in errors.items():
+                posted[criterion_id].add_error(None, message)
             if errors:
                 status = UNPROCESSABLE
     else:
@@ -642,14 +649,13 @@ def criterion_decide(
         except ValidationError as error:
             form.add_error(None, error)
             status = UNPROCESSABLE
-        else:
-            form = None
     else:
         status = UNPROCESSABLE
     if status == 200 and not request.htmx:
         return redirect("grading:review-essay", course_id, assignment_id, submission_id)
     review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
-    context = _essay_context(assignment, review, {criterion.pk: form} if form else None)
+    refused = {criterion.pk: form} if status == UNPROCESSABLE else None
+    context = _essay_context(assignment, review, refused)
     if not request.htmx:
         return render(request, "grading/review_essay.html", context, status=status)
     context["row"] = next(r for r in context["rows"] if r["criterion"].pk == criterion.pk)

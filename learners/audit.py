@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 def audit_record(
     *,
     action: str,
-    actor: User,
+    actor: User | None,
     target: Any,
     before: dict | None = None,
     after: dict | None = None,

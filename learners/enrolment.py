@@ -154,8 +154,8 @@ def _delimiter(text: str) -> str:
     return best if counts[best] else ","
 
 
-def _header(cells: list[str]) -> tuple[list[str | None], list[str]]:
-    columns: list[str | None] = []
+def _header(cells: list[str]) -> tuple[list[str], list[str]]:
+    columns: list[str] = []
     problems: list[str] = []
     for cell in cells:
         label = " ".join(cell.strip().lower().replace("_", " ").split())
@@ -165,7 +165,8 @@ def _header(cells: list[str]) -> tuple[list[str | None], list[str]]:
                 _("Unknown column “%(column)s”: the columns are username, email, name and role.")
                 % {"column": cell.strip()}
             )
-        elif column in columns:
+            continue
+        if column in columns:
             problems.append(_("The column “%(column)s” appears twice.") % {"column": column})
         columns.append(column)
     if "role" not in columns:
@@ -360,6 +361,12 @@ def enrolment_import(*, course: Course, data: bytes, actor: User) -> EnrolmentRe
         raise EnrolmentNotClean(enrolment_preview(course=course, data=data, actor=actor)) from None
 
 
+def _account(row: EnrolmentRow) -> User:
+    """The account of a row that joins or changes role: matched, or created for it."""
+    assert row.user is not None
+    return row.user
+
+
 def _enrolment_write(*, course: Course, rows: list[EnrolmentRow], actor: User) -> EnrolmentResult:
     from learners.accounts import first_sign_in_enqueue
 
@@ -396,7 +403,7 @@ def _enrolment_write(*, course: Course, rows: list[EnrolmentRow], actor: User) -
                 actor_label=str(actor),
                 course_id=course.pk,
                 target_type="learners.user",
-                target_id=str(row.user.pk),
+                target_id=str(_account(row).pk),
                 before={"role": row.current_role},
                 after={"role": row.role},
                 reason=_("Enrolled from a CSV file"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -267,7 +267,7 @@ def question_review(request: UserRequest, course_id: int) -> HttpResponse:
     status = request.POST.get("status")
     if status not in PracticeQuestion.Status.values:
         status = PracticeQuestion.Status.PENDING
-    edits = {}
+    edits: dict[str, Any] = {}
     if "prompt" in request.POST:
         edits = {
             "prompt": request.POST.get("prompt", ""),

@@ -101,7 +101,7 @@ def _enrolment_data(request: HttpRequest) -> tuple[bytes | None, str]:
     """The CSV's bytes from an upload or the text box, and the text to show back."""
     upload = request.FILES.get("file")
     if upload is not None:
-        if upload.size > ENROLMENT_CSV_MAX_BYTES:
+        if (upload.size or 0) > ENROLMENT_CSV_MAX_BYTES:
             return upload.read(ENROLMENT_CSV_MAX_BYTES + 1), ""
         data = upload.read()
         try:
@@ -181,7 +181,7 @@ def invitation_new(request: UserRequest, course_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def invitation_revoke_view(
-    request: HttpRequest, course_id: int, invitation_id: int
+    request: UserRequest, course_id: int, invitation_id: int
 ) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     invitation_revoke(invitation=get_object_or_404(Invitation, course=course, pk=invitation_id))

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from config.celery import enqueue_on_commit
 from config.leases import lapsed, lease_until, queued_until
-from learners.models import Concept, QuestionGeneration
+from learners.models import Concept, PracticeQuestion, QuestionGeneration
 
 if TYPE_CHECKING:
     from learners.models import Course
@@ -92,7 +92,8 @@ def generation_run(*, generation_id: int, claimed_at: datetime) -> int:
         else material_texts(course=concept.course, concept=concept)
     )
     texts = [t for t in texts if t and t.strip()]
-    created, usage = [], {}
+    created: list[PracticeQuestion] = []
+    usage: dict = {}
     if texts:
         drafts, usage = practice.questions_draft_llm(
             concept=concept,

@@ -45,7 +45,9 @@ class CitationSerializer(serializers.Serializer):
     page = serializers.IntegerField(allow_null=True)
     url = serializers.CharField()
     excerpt = serializers.CharField()
-    label = serializers.CharField(required=False)
+    # The stubs see Field.label (its display name) here; DRF's metaclass takes declared
+    # fields off the class, so at run time this is a field like the others.
+    label = serializers.CharField(required=False)  # type: ignore[assignment]
     # False: the reply cites none of the passages; they are related passages, not sources.
     cited = serializers.BooleanField(required=False)
 
@@ -116,7 +118,8 @@ class ConversationDetailSerializer(ConversationSerializer):
     @extend_schema_field(MessageSerializer(many=True))
     def get_messages(self, conversation: Conversation) -> list[dict]:
         rows = conversation_messages(conversation=conversation)
-        return MessageSerializer(rows, many=True, context=self.context).data
+        # many=True makes a ListSerializer, whose data is a list; the stubs say a dict.
+        return MessageSerializer(rows, many=True, context=self.context).data  # type: ignore[return-value]
 
 
 class MessagePostSerializer(serializers.Serializer):

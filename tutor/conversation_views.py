@@ -377,7 +377,9 @@ async def _relay(message_id: int, after: str) -> AsyncIterator[str]:
 
 
 @require_GET
-async def reply_stream(request: HttpRequest, course_id: int, message_id: int) -> HttpResponse:
+async def reply_stream(
+    request: HttpRequest, course_id: int, message_id: int
+) -> HttpResponse | StreamingHttpResponse:
     """Server-sent events of a reply being written: ``token`` events with text, then one
     ``end`` event with the final status. Resumes after ``Last-Event-ID`` (sent by the
     browser when it reconnects) or ``?after=`` (the page's snapshot), else from the start."""

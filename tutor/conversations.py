@@ -157,7 +157,7 @@ def message_post(
     if checked is None or text:
         text = message_validate(text=text)
     image_ocr = checked is not None and not llm_supports_images()
-    if not image_ocr:
+    if not image_ocr or checked is None:
         image_text = ""
     elif image_text is None:
         image_text = images.image_text_read(data=checked.data)
@@ -355,13 +355,14 @@ def reply_check_answer(*, reply: Message, learner: User, answer: str):
     _check_owner(reply.conversation, learner)
     with transaction.atomic():
         locked = Message.objects.select_for_update().get(pk=reply.pk)
-        if locked.check_question_id is None:
+        question = locked.check_question
+        if question is None:
             raise ValidationError(_("This reply has no question to answer."), code="no_question")
         if locked.check_attempt_id is not None:
             raise ValidationError(_("You have answered this question already."), code="answered")
         result = practice_answer(
             learner=learner,
-            question=locked.check_question,
+            question=question,
             answer=answer,
             source=MasteryEvidence.Source.TUTOR,
         )

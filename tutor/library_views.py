@@ -106,7 +106,7 @@ def material_detail(request: UserRequest, course_id: int, material_id: int) -> H
     chunks = Chunk.objects.filter(material=material).only(
         "id", "position", "section", "page", "text", "material_id"
     )
-    page_number = request.GET.get("page")
+    page_number: str | int | None = request.GET.get("page")
     passage = request.GET.get("passage", "")
     if passage.isdigit():
         position = chunks.filter(pk=int(passage)).values_list("position", flat=True).first()

@@ -214,6 +214,12 @@ class MessageQuerySet(models.QuerySet):
 
 
 class Message(models.Model):
+    # Not columns: set on a conversation page's messages for its template
+    # (tutor.conversation_views).
+    streamed_text: str
+    stream_after: str
+    html: str
+
     class Role(models.TextChoices):
         USER = "user", _("Student")
         ASSISTANT = "assistant", _("Tutor")

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
@@ -114,7 +114,7 @@ def learner_profile(*, learner: User, course: Course) -> LearnerProfile:
             for p in progress_concepts(learner=learner, course=course)
             if p.estimate.band == "needs-work"
         ),
-        key=lambda p: p.estimate.probability,
+        key=lambda p: p.estimate.probability or 0.0,  # known: the band is needs-work
     )
     goals = profile.goals
     if profile.interests:
@@ -270,7 +270,7 @@ def _write_online(
         llm_error_observed(error, prompt_version=prompt_load(TUTOR_PROMPT).version)
         logger.info("Reply %s refused: %s", reply.pk, error.detail)
         return _finish(reply, status=Message.Status.FAILED, error=str(error)[:300])
-    messages = context.messages
+    messages: Sequence[Mapping[str, Any]] = context.messages
     if question.image and not question.image_ocr and llm_supports_images():
         with question.image.open("rb") as file:
             image = file.read()
@@ -558,9 +558,10 @@ def conversation_summarize(*, conversation: Conversation) -> Summary | None:
     text = reply_text_clean(written.strip())[:MEMORY_SUMMARY_CHARS].strip()
     if not text:
         return _memory_offline(questions)
+    usage = stream.usage  # set once the stream is read to its end
     return Summary(
         text=text,
-        model=stream.usage.model,
+        model=usage.model if usage else "",
         prompt_version=prompt.version,
-        usage=stream.usage.as_dict(),
+        usage=usage.as_dict() if usage else {},
     )

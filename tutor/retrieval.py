@@ -221,7 +221,8 @@ def _query_terms(cursor, *, stats: CourseStats, course_id: int, query: str):
     # MATCH_BUDGET (at least one term): BM25 reads every matched row's tsvector, and a
     # chunk that shares only the commonest words with the query rarely ranks anyway.
     # Every term still counts in the score.
-    matching, rows = [], 0
+    matching: list[str] = []
+    rows = 0
     for lexeme, df in sorted(frequencies.items(), key=lambda item: (item[1], item[0])):
         if matching and rows + df > MATCH_BUDGET:
             break
@@ -499,7 +500,7 @@ def chunks_search(
     if mode != "keyword":
         if query_vector is None:
             query_vector = embed_texts([query])[0]
-        vector = Vector(query_vector).to_text()
+        vector = Vector(list(query_vector)).to_text()
     with transaction.atomic(), connection.cursor() as cursor:
         stats = _course_stats(cursor, course_id=course.pk)
         if not stats.chunks:

@@ -185,7 +185,8 @@ def material_rename(*, material: Material, title: str) -> Material:
     title = " ".join(title.split())
     if not title:
         raise ValidationError(_("Give the material a title."))
-    if len(title) > Material._meta.get_field("title").max_length:
+    max_length = Material._meta.get_field("title").max_length
+    if max_length is not None and len(title) > max_length:
         raise ValidationError(_("A title can be at most 300 characters long."))
     material.title = title
     material.save(update_fields=["title", "updated"])
