@@ -6,6 +6,7 @@ and ``cpu`` for parsing, embedding and model fitting (prefork, one process per c
 """
 
 import os
+from typing import Any
 
 from celery import Celery
 from kombu import Queue
@@ -32,7 +33,7 @@ def enqueue_on_commit(task, *args, countdown: float = 0.0) -> None:
     """
     from django.db import transaction
 
-    options = {"ignore_result": True}
+    options: dict[str, Any] = {"ignore_result": True}
     if countdown:
         options["countdown"] = countdown
     transaction.on_commit(lambda: task.apply_async(args=list(args), **options), robust=True)

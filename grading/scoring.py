@@ -553,7 +553,7 @@ class EssayScorer:
     def fit(
         self,
         texts: Sequence[str],
-        scores: Mapping[str, Sequence[float]],
+        scores: Mapping[str, Sequence[float] | np.ndarray],
         *,
         vectors: np.ndarray | None = None,
         random_state: int = 0,

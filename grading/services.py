@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
@@ -53,6 +53,10 @@ from grading.signals import grade_released
 from learners.audit import audit_record
 from learners.evidence import mastery_evidence_record
 from learners.models import AuditEvent, MasteryEvidence
+
+if TYPE_CHECKING:
+    from learners.models import Course, User
+
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +178,7 @@ def rubric_parse(*, data: Any) -> tuple[list[CriterionSpec], list[dict]]:
 @transaction.atomic
 def assignment_create(
     *,
-    course,
+    course: Course,
     title: str,
     prompt: str = "",
     due_at=None,
@@ -265,7 +269,7 @@ def word_count(text: str) -> int:
     return len(text.split())
 
 
-def submission_check_allowed(*, assignment: Assignment, learner, now=None) -> None:
+def submission_check_allowed(*, assignment: Assignment, learner: User, now=None) -> None:
     """Raise ValidationError when the assignment's policy refuses a submission now."""
     now = now or timezone.now()
     policy = assignment.resubmission_policy
@@ -295,7 +299,7 @@ def submission_scan(*, text: str, hidden: Sequence[str] = ()) -> list[manipulati
 
 
 def submission_submit(
-    *, assignment: Assignment, learner, text: str, hidden: Sequence[str] = ()
+    *, assignment: Assignment, learner: User, text: str, hidden: Sequence[str] = ()
 ) -> Submission:
     """Save the learner's essay as the current submission (earlier ones are kept) and
     queue its grading once the transaction commits. ``hidden``: passages the uploaded
@@ -319,7 +323,7 @@ def submission_submit(
 
 
 @transaction.atomic
-def _submission_save(*, assignment: Assignment, learner, text: str, findings) -> Submission:
+def _submission_save(*, assignment: Assignment, learner: User, text: str, findings) -> Submission:
     # Serialise one learner's submissions to one assignment (double clicks, two tabs).
     get_user_model().objects.select_for_update().filter(pk=learner.pk).first()
     submission_check_allowed(assignment=assignment, learner=learner)
@@ -346,7 +350,7 @@ def grading_sources(*, submission: Submission) -> list[str]:
 
     assignment = submission.assignment
     learner, course = submission.learner, assignment.course
-    sources = []
+    sources: list[str] = []
     if (
         llm_is_configured()
         and ai_access(user=learner, course=course).allowed
@@ -449,7 +453,7 @@ def proposal_claim(*, proposal_id: int) -> datetime | None:
     return None
 
 
-def proposal_claimed(*, proposal_id: int, claimed_at: datetime):
+def proposal_claimed(*, proposal_id: int, claimed_at: datetime | None):
     """The proposal while this worker's claim holds (for its lease, ``config/leases.py``)."""
     return Proposal.objects.filter(
         pk=proposal_id, status=Proposal.Status.RUNNING, started_at=claimed_at
@@ -729,7 +733,7 @@ def criterion_score_set(
     submission: Submission,
     criterion: RubricCriterion,
     score: Decimal | str | float,
-    actor,
+    actor: User,
     reason: str = "",
     comment: str | None = None,
 ) -> CriterionScore:
@@ -846,7 +850,7 @@ def review_scores_save(
     *,
     submission: Submission,
     decisions: Sequence[CriterionDecision],
-    actor,
+    actor: User,
     version: str | None = None,
 ) -> dict[int, ValidationError]:
     """Save every criterion of one essay at once: one audit entry per criterion that
@@ -913,7 +917,7 @@ def bulk_approvable(*, review: Review, proposals, criteria, min_confidence: floa
     return True
 
 
-def reviews_bulk_approve(*, assignment: Assignment, min_confidence: float, actor) -> int:
+def reviews_bulk_approve(*, assignment: Assignment, min_confidence: float, actor: User) -> int:
     """Approve the proposal of every unflagged essay whose every criterion is at least
     ``min_confidence`` confident. Returns how many essays were confirmed."""
     if not 0.0 <= min_confidence <= 1.0:
@@ -942,7 +946,8 @@ def reviews_bulk_approve(*, assignment: Assignment, min_confidence: float, actor
             if locked.flagged or locked.status != Review.Status.PENDING:
                 continue
             existing = {s.criterion_id: s for s in submission.scores.all()}
-            before, after = {}, {}
+            before: dict[str, str | None] = {}
+            after: dict[str, str | None] = {}
             for criterion in criteria:
                 if criterion.pk in existing:
                     continue
@@ -1025,7 +1030,7 @@ def review_feedback(*, review: Review, proposal: Proposal | None) -> dict[str, l
 
 
 def review_feedback_set(
-    *, review: Review, strengths: list[str], next_steps: list[str], actor
+    *, review: Review, strengths: list[str], next_steps: list[str], actor: User
 ) -> Review:
     """The teacher edits the overall feedback (strengths, next steps) before release."""
     strengths = [item.strip() for item in strengths if item.strip()]
@@ -1059,7 +1064,7 @@ def review_feedback_set(
     return review
 
 
-def review_release(*, review: Review, actor, acknowledge_flag: bool = False) -> Review:
+def review_release(*, review: Review, actor: User, acknowledge_flag: bool = False) -> Review:
     """Show the confirmed grade to the learner. A flagged essay needs the teacher's explicit
     acknowledgement: it is never released in bulk or by default."""
     with transaction.atomic():
@@ -1125,7 +1130,7 @@ def _mastery_evidence_from_release(*, review: Review) -> None:
         )
 
 
-def reviews_release_all(*, assignment: Assignment, actor) -> int:
+def reviews_release_all(*, assignment: Assignment, actor: User) -> int:
     """Release every confirmed essay that is not flagged (flagged ones one at a time)."""
     count = 0
     reviews = Review.objects.filter(
@@ -1140,7 +1145,7 @@ def reviews_release_all(*, assignment: Assignment, actor) -> int:
     return count
 
 
-def regrade_request(*, submission: Submission, learner, comment: str) -> RegradeRequest:
+def regrade_request(*, submission: Submission, learner: User, comment: str) -> RegradeRequest:
     """The learner asks for a regrade of a released grade; the essay goes back to the queue."""
     comment = comment.strip()
     if submission.learner_id != learner.pk:

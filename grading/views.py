@@ -9,12 +9,14 @@ template. An invalid form answers 422 with the form and its errors.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -26,13 +28,23 @@ from ai.budget import GRADED_WITHOUT_AI, ai_budget_reached
 from grading import forms, selectors, services
 from grading.history import history_lines
 from grading.models import Assignment, Proposal, RegradeRequest, Review
+from learners.http import UserRequest
 from learners.selectors import course_for_member, course_for_teacher, user_can_teach
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+    from learners.models import Course, User
+
 
 UNPROCESSABLE = 422
 # A criterion with more scores than this gets a number box instead of a list of levels.
 MAX_LISTED_LEVELS = 20
 # How the review page names the two proposal sources (no model ids on screen).
-_SOURCE_LABELS = {Proposal.Source.LLM: _lazy("AI"), Proposal.Source.SCORER: _lazy("Learned scorer")}
+_SOURCE_LABELS: dict[str, StrOrPromise] = {
+    Proposal.Source.LLM: _lazy("AI"),
+    Proposal.Source.SCORER: _lazy("Learned scorer"),
+}
 
 
 def _spans(text: str, passages: list[str]) -> list[list[int]]:
@@ -54,7 +66,7 @@ def _spans(text: str, passages: list[str]) -> list[list[int]]:
     return merged
 
 
-def essay_highlight(text: str, quotes: list[str], hidden: list[str] = ()) -> SafeString:
+def essay_highlight(text: str, quotes: list[str], hidden: Sequence[str] = ()) -> SafeString:
     """The essay as HTML: every character escaped, verified quotes inside ``<mark>``, and
     passages the uploaded file hid from view inside ``<mark class="essay-hidden">`` with
     a label saying so (a hidden passage wins over a quote that overlaps it)."""
@@ -66,7 +78,8 @@ def essay_highlight(text: str, quotes: list[str], hidden: list[str] = ()) -> Saf
     ]
     label = escape(_("hidden in the file"))
     tagged = [(s, e, "hidden") for s, e in hidden_spans] + [(s, e, "quote") for s, e in quote_spans]
-    parts, position = [], 0
+    parts: list[str] = []
+    position = 0
     for start, end, kind in sorted(tagged):
         parts.append(escape(text[position:start]))
         if kind == "hidden":
@@ -86,7 +99,7 @@ def essay_highlight(text: str, quotes: list[str], hidden: list[str] = ()) -> Saf
 
 @require_GET
 @login_required
-def assignment_list(request: HttpRequest, course_id: int) -> HttpResponse:
+def assignment_list(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     return render(
         request,
@@ -99,7 +112,7 @@ def assignment_list(request: HttpRequest, course_id: int) -> HttpResponse:
     )
 
 
-def _assignment_form_page(request, course, form, criteria_forms, *, error="", status=200):
+def _assignment_form_page(request, course: Course, form, criteria_forms, *, error="", status=200):
     return render(
         request,
         "grading/assignment_form.html",
@@ -109,7 +122,7 @@ def _assignment_form_page(request, course, form, criteria_forms, *, error="", st
 
 
 @login_required
-def assignment_new(request: HttpRequest, course_id: int) -> HttpResponse:
+def assignment_new(request: UserRequest, course_id: int) -> HttpResponse:
     if request.method not in ("GET", "POST"):
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     course = course_for_teacher(user=request.user, course_id=course_id)
@@ -149,7 +162,7 @@ def assignment_new(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def rubric_export_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def rubric_export_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -159,7 +172,7 @@ def rubric_export_view(request: HttpRequest, course_id: int, assignment_id: int)
     return response
 
 
-def _student_context(assignment: Assignment, learner) -> dict:
+def _student_context(assignment: Assignment, learner: User) -> dict:
     submission = selectors.submission_current(assignment=assignment, learner=learner)
     review = getattr(submission, "review", None) if submission else None
     open_regrade = None
@@ -218,7 +231,7 @@ def _assignment_page(request, assignment, *, submit_form=None, regrade_form=None
 
 @require_GET
 @login_required
-def assignment_detail(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def assignment_detail(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_member(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -227,7 +240,7 @@ def assignment_detail(request: HttpRequest, course_id: int, assignment_id: int) 
 
 @require_POST
 @login_required
-def submission_create(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def submission_create(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_member(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -257,7 +270,7 @@ def submission_create(request: HttpRequest, course_id: int, assignment_id: int) 
 
 @require_POST
 @login_required
-def regrade_create(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def regrade_create(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_member(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -319,7 +332,7 @@ def _review_context(assignment: Assignment) -> dict:
 
 @require_GET
 @login_required
-def review_queue_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def review_queue_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -329,7 +342,7 @@ def review_queue_view(request: HttpRequest, course_id: int, assignment_id: int) 
 
 @require_POST
 @login_required
-def bulk_approve_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def bulk_approve_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -348,7 +361,7 @@ def bulk_approve_view(request: HttpRequest, course_id: int, assignment_id: int) 
 
 @require_POST
 @login_required
-def release_all_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def release_all_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -358,7 +371,7 @@ def release_all_view(request: HttpRequest, course_id: int, assignment_id: int) -
 
 
 def _review_for_teacher(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> tuple[Assignment, Review]:
     """The assignment and one essay's review, for a teacher of the course (else 404)."""
     assignment = selectors.assignment_for_teacher(
@@ -541,7 +554,7 @@ def _feedback_form(review: Review, primary: Proposal | None) -> forms.FeedbackFo
 @require_GET
 @login_required
 def review_essay(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     return render(request, "grading/review_essay.html", _essay_context(assignment, review))
@@ -550,7 +563,7 @@ def review_essay(
 @require_POST
 @login_required
 def review_essay_save(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     """The one form of an essay: every criterion saved at once (an audit entry per change);
     with ``next``, on to the next essay to review."""
@@ -588,8 +601,8 @@ def review_essay_save(
             flash.error(request, " ".join(error.messages))
             status = 409
         else:
-            for criterion_id, error in errors.items():
-                posted[criterion_id].add_error(None, error)
+            for criterion_id, message in errors.items():
+                posted[criterion_id].add_error(None, message)
             if errors:
                 status = UNPROCESSABLE
     else:
@@ -612,7 +625,7 @@ def review_essay_save(
 @require_POST
 @login_required
 def criterion_decide(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int, criterion_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int, criterion_id: int
 ) -> HttpResponse:
     """One criterion on its own (the API's and older pages' way; the page posts the whole
     essay to :func:`review_essay_save`)."""
@@ -636,14 +649,13 @@ def criterion_decide(
         except ValidationError as error:
             form.add_error(None, error)
             status = UNPROCESSABLE
-        else:
-            form = None
     else:
         status = UNPROCESSABLE
     if status == 200 and not request.htmx:
         return redirect("grading:review-essay", course_id, assignment_id, submission_id)
     review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
-    context = _essay_context(assignment, review, {criterion.pk: form} if form else None)
+    refused = {criterion.pk: form} if status == UNPROCESSABLE else None
+    context = _essay_context(assignment, review, refused)
     if not request.htmx:
         return render(request, "grading/review_essay.html", context, status=status)
     context["row"] = next(r for r in context["rows"] if r["criterion"].pk == criterion.pk)
@@ -654,7 +666,7 @@ def criterion_decide(
 @require_POST
 @login_required
 def release_view(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     _assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     try:
@@ -673,7 +685,7 @@ def release_view(
 @require_POST
 @login_required
 def feedback_edit(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     _assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     form = forms.FeedbackForm(request.POST)
@@ -697,7 +709,7 @@ def feedback_edit(
 @require_POST
 @login_required
 def proposal_retry_view(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     _assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     for proposal in review.submission.proposals.all():
@@ -711,7 +723,7 @@ def proposal_retry_view(
 
 @require_GET
 @login_required
-def agreement_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def agreement_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )

@@ -54,7 +54,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     fieldsets = (
-        *DjangoUserAdmin.fieldsets,
+        *(DjangoUserAdmin.fieldsets or ()),
         (_("Profile"), {"fields": ("display_name", "preferred_language")}),
     )
     list_display = ("username", "email", "display_name", "is_staff", "is_active")

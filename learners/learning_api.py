@@ -7,12 +7,12 @@ from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api_fields import StrictBooleanField, StrictCharField, StrictIntegerField, not_blank
 from learners import practice as practice_services
+from learners.http import UserApiRequest
 from learners.models import PracticeQuestion
 from learners.progress import Estimate, progress_class, progress_concepts
 from learners.review import reviews_due
@@ -78,7 +78,7 @@ class ClassProgressSerializer(serializers.Serializer):
 
 class MyMasteryView(APIView):
     @extend_schema(responses=ConceptMasterySerializer(many=True))
-    def get(self, request: Request, course_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int) -> Response:
         """The requesting learner's estimate for every concept of the course."""
         course = course_for_member(user=request.user, course_id=course_id)
         rows = progress_concepts(learner=request.user, course=course)
@@ -87,7 +87,7 @@ class MyMasteryView(APIView):
 
 class NextQuestionView(APIView):
     @extend_schema(responses={200: QuestionSerializer, 204: None})
-    def get(self, request: Request, course_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int) -> Response:
         """The next question to practise; 204 when there is nothing to practise now."""
         course = course_for_member(user=request.user, course_id=course_id)
         question = practice_services.practice_next(learner=request.user, course=course)
@@ -98,7 +98,7 @@ class NextQuestionView(APIView):
 
 class AnswerCreateView(APIView):
     @extend_schema(request=AnswerInSerializer, responses={201: AnswerOutSerializer})
-    def post(self, request: Request, course_id: int) -> Response:
+    def post(self, request: UserApiRequest, course_id: int) -> Response:
         """Answer a question: checked, recorded as evidence, scheduled for review."""
         course = course_for_member(user=request.user, course_id=course_id)
         incoming = AnswerInSerializer(data=request.data)
@@ -131,7 +131,7 @@ class AnswerCreateView(APIView):
 
 class DueReviewsView(APIView):
     @extend_schema(responses=DueReviewSerializer(many=True))
-    def get(self, request: Request, course_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int) -> Response:
         """The requesting learner's questions due for review by the end of today."""
         course = course_for_member(user=request.user, course_id=course_id)
         cards = reviews_due(learner=request.user, course=course)
@@ -140,7 +140,7 @@ class DueReviewsView(APIView):
 
 class ClassProgressView(APIView):
     @extend_schema(responses=ClassProgressSerializer)
-    def get(self, request: Request, course_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int) -> Response:
         """Concepts × students of the course, struggling students first (teachers)."""
         course = course_for_teacher(user=request.user, course_id=course_id)
         progress = progress_class(course=course)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -10,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import translation
@@ -21,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from learners import concepts as concept_services
 from learners import practice as practice_services
 from learners import practice_jobs
+from learners.http import UserRequest
 from learners.models import Concept, PracticeQuestion
 from learners.profiles import ProfileForm, profile_for, profile_update
 from learners.progress import (
@@ -31,6 +33,10 @@ from learners.progress import (
 )
 from learners.review import reviews_due, reviews_upcoming
 from learners.selectors import course_for_member, course_for_teacher, user_can_teach
+
+if TYPE_CHECKING:
+    from learners.models import Course, User
+
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +51,7 @@ def _id(value: str | None) -> int:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: UserRequest) -> HttpResponse:
     """The first-login onboarding form, and the same form to edit the profile later."""
     current = profile_for(user=request.user)
     onboarding = current.onboarded_at is None
@@ -75,7 +81,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 # --- concepts (teachers) ------------------------------------------------------------
 
 
-def _concepts_context(request: HttpRequest, course, **extra) -> dict:
+def _concepts_context(request: UserRequest, course: Course, **extra) -> dict:
     concepts = concept_services.course_concepts(course=course)
     pending = PracticeQuestion.objects.filter(
         concept__course=course, status=PracticeQuestion.Status.PENDING
@@ -104,14 +110,14 @@ def _llm_available() -> bool:
 
 @require_GET
 @login_required
-def concepts_page(request: HttpRequest, course_id: int) -> HttpResponse:
+def concepts_page(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     return render(request, "learners/concepts.html", _concepts_context(request, course))
 
 
 @require_POST
 @login_required
-def concept_save(request: HttpRequest, course_id: int) -> HttpResponse:
+def concept_save(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     concept = None
     if request.POST.get("concept"):
@@ -137,7 +143,7 @@ def concept_save(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def concept_delete(request: HttpRequest, course_id: int) -> HttpResponse:
+def concept_delete(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     concept = get_object_or_404(Concept, pk=_id(request.POST.get("concept")), course=course)
     concept_services.concept_delete(concept=concept)
@@ -147,7 +153,7 @@ def concept_delete(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def concepts_suggest(request: HttpRequest, course_id: int) -> HttpResponse:
+def concepts_suggest(request: UserRequest, course_id: int) -> HttpResponse:
     """Suggestions from headings the teacher pasted (one per line)."""
     course = course_for_teacher(user=request.user, course_id=course_id)
     headings = request.POST.get("headings", "")[:20000].splitlines()
@@ -161,7 +167,7 @@ def concepts_suggest(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def concepts_accept(request: HttpRequest, course_id: int) -> HttpResponse:
+def concepts_accept(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     created = concept_services.concepts_accept(course=course, names=request.POST.getlist("name"))
     messages.success(request, _("%(count)d concepts added.") % {"count": len(created)})
@@ -170,7 +176,7 @@ def concepts_accept(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def questions_generate(request: HttpRequest, course_id: int) -> HttpResponse:
+def questions_generate(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     concept = get_object_or_404(Concept, pk=_id(request.POST.get("concept")), course=course)
     text = request.POST.get("text", "")[:50000]
@@ -208,7 +214,7 @@ def questions_generate(request: HttpRequest, course_id: int) -> HttpResponse:
 QUESTIONS_PER_PAGE = 20
 
 
-def _questions_context(request: HttpRequest, course, *, shown=None, **extra) -> dict:
+def _questions_context(request: UserRequest, course: Course, *, shown=None, **extra) -> dict:
     """The approval queue: one status at a time (waiting by default), paginated; ``shown``
     replaces a question on the page by its unsaved edit after a failed review."""
     statuses = dict(PracticeQuestion.Status.choices)
@@ -242,7 +248,7 @@ def _questions_context(request: HttpRequest, course, *, shown=None, **extra) -> 
 
 @require_GET
 @login_required
-def questions_page(request: HttpRequest, course_id: int) -> HttpResponse:
+def questions_page(request: UserRequest, course_id: int) -> HttpResponse:
     """Generated practice questions for the teacher to approve, edit or reject."""
     course = course_for_teacher(user=request.user, course_id=course_id)
     return render(request, "learners/questions.html", _questions_context(request, course))
@@ -250,7 +256,7 @@ def questions_page(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def question_review(request: HttpRequest, course_id: int) -> HttpResponse:
+def question_review(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     question = get_object_or_404(
         PracticeQuestion.objects.select_related("concept"),
@@ -261,7 +267,7 @@ def question_review(request: HttpRequest, course_id: int) -> HttpResponse:
     status = request.POST.get("status")
     if status not in PracticeQuestion.Status.values:
         status = PracticeQuestion.Status.PENDING
-    edits = {}
+    edits: dict[str, Any] = {}
     if "prompt" in request.POST:
         edits = {
             "prompt": request.POST.get("prompt", ""),
@@ -300,7 +306,7 @@ def question_review(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def questions_approve(request: HttpRequest, course_id: int) -> HttpResponse:
+def questions_approve(request: UserRequest, course_id: int) -> HttpResponse:
     """Approve, as they stand, the waiting questions the teacher had on screen."""
     course = course_for_teacher(user=request.user, course_id=course_id)
     ids = [_id(value) for value in request.POST.getlist("question")][:QUESTIONS_PER_PAGE]
@@ -335,7 +341,7 @@ def questions_approve(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def practice_page(request: HttpRequest, course_id: int) -> HttpResponse:
+def practice_page(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     is_review = request.GET.get("review") == "1"
     question = None
@@ -363,7 +369,7 @@ def practice_page(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def practice_answer(request: HttpRequest, course_id: int) -> HttpResponse:
+def practice_answer(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     question = get_object_or_404(
         PracticeQuestion.objects.approved().select_related("concept__course"),
@@ -400,7 +406,7 @@ def practice_answer(request: HttpRequest, course_id: int) -> HttpResponse:
 # --- progress ---------------------------------------------------------------------
 
 
-def _student_progress_context(*, learner, course) -> dict:
+def _student_progress_context(*, learner: User, course: Course) -> dict:
     concept_rows = progress_concepts(learner=learner, course=course)
     activity = progress_activity(learner=learner, course=course)
     return {
@@ -432,7 +438,7 @@ def _student_progress_context(*, learner, course) -> dict:
 
 @require_GET
 @login_required
-def progress_page(request: HttpRequest, course_id: int) -> HttpResponse:
+def progress_page(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     context = _student_progress_context(learner=request.user, course=course)
     context["own"] = True
@@ -442,7 +448,7 @@ def progress_page(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def progress_class_page(request: HttpRequest, course_id: int) -> HttpResponse:
+def progress_class_page(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     return render(
         request,
@@ -453,7 +459,7 @@ def progress_class_page(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def progress_student_page(request: HttpRequest, course_id: int, student_id: int) -> HttpResponse:
+def progress_student_page(request: UserRequest, course_id: int, student_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     learner = course_student(course=course, student_id=student_id)
     if learner is None:

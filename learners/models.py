@@ -7,7 +7,7 @@ administrators are Django staff users.
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.db import models
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
@@ -37,7 +37,7 @@ class User(AbstractUser):
 
 
 class CourseQuerySet(models.QuerySet):
-    def for_member(self, user, *, role: str | None = None) -> CourseQuerySet:
+    def for_member(self, user: User | AnonymousUser, *, role: str | None = None) -> CourseQuerySet:
         """Courses ``user`` belongs to, optionally only in ``role``."""
         if not user.is_authenticated:
             return self.none()
@@ -46,7 +46,7 @@ class CourseQuerySet(models.QuerySet):
             memberships = memberships.filter(role=role)
         return self.filter(pk__in=memberships.values("course_id"))
 
-    def visible_to(self, user) -> CourseQuerySet:
+    def visible_to(self, user: User | AnonymousUser) -> CourseQuerySet:
         """Courses a user may open: members see theirs, staff see all."""
         if user.is_authenticated and user.is_staff:
             return self.all()
@@ -264,7 +264,7 @@ class LearnerProfile(models.Model):
 
 
 class ConceptQuerySet(models.QuerySet):
-    def for_course(self, course) -> ConceptQuerySet:
+    def for_course(self, course: Course) -> ConceptQuerySet:
         return self.filter(course=course)
 
 
@@ -391,6 +391,9 @@ class PracticeQuestionQuerySet(models.QuerySet):
 
 
 class PracticeQuestion(models.Model):
+    # Not a column: why the teacher's edit was refused, shown beside it (question_review).
+    review_errors: list[str]
+
     class Kind(models.TextChoices):
         CLOZE = "cloze", _("Fill in the blank")
         SHORT_ANSWER = "short_answer", _("Short answer")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -22,7 +23,11 @@ from django.utils import timezone
 
 from config.celery import enqueue_on_commit
 from config.leases import lapsed, lease_until, queued_until
-from learners.models import Concept, QuestionGeneration
+from learners.models import Concept, PracticeQuestion, QuestionGeneration
+
+if TYPE_CHECKING:
+    from learners.models import Course
+
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +92,8 @@ def generation_run(*, generation_id: int, claimed_at: datetime) -> int:
         else material_texts(course=concept.course, concept=concept)
     )
     texts = [t for t in texts if t and t.strip()]
-    created, usage = [], {}
+    created: list[PracticeQuestion] = []
+    usage: dict = {}
     if texts:
         drafts, usage = practice.questions_draft_llm(
             concept=concept,
@@ -157,7 +163,7 @@ def generations_recover() -> int:
     return requeued
 
 
-def generations_recent(*, course) -> list[QuestionGeneration]:
+def generations_recent(*, course: Course) -> list[QuestionGeneration]:
     """The course's latest jobs, for the concepts page."""
     return list(
         QuestionGeneration.objects.filter(concept__course=course)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from learners.http import UserRequest
 from learners.privacy import ErasureUnavailable, privacy_erase, privacy_erase_check, privacy_export
 
 
@@ -25,20 +26,20 @@ def privacy_export_response(*, data: bytes) -> HttpResponse:
 
 @require_GET
 @login_required
-def privacy(request: HttpRequest) -> HttpResponse:
+def privacy(request: UserRequest) -> HttpResponse:
     return render(request, "learners/privacy.html")
 
 
 @require_POST
 @login_required
-def privacy_export_download(request: HttpRequest) -> HttpResponse:
+def privacy_export_download(request: UserRequest) -> HttpResponse:
     data = privacy_export(user=request.user)
     return privacy_export_response(data=data)
 
 
 @require_POST
 @login_required
-def privacy_erase_account(request: HttpRequest) -> HttpResponse:
+def privacy_erase_account(request: UserRequest) -> HttpResponse:
     """Erase the signed-in account once its username is typed as the confirmation."""
     user = request.user
     if request.POST.get("confirm", "").strip() != user.username:

@@ -191,7 +191,8 @@ def progress_class(*, course: Course) -> ClassProgress:
         known = [r.cells[index] for r in table if r.cells[index].enough_data]
         if not known:
             continue
-        mean = sum(e.probability for e in known) / len(known)
+        probabilities = [e.probability for e in known if e.probability is not None]
+        mean = sum(probabilities) / len(probabilities)
         summaries.append(
             ConceptSummary(
                 concept=concept,
@@ -200,7 +201,7 @@ def progress_class(*, course: Course) -> ClassProgress:
                 struggling=sum(e.band == "needs-work" for e in known),
             )
         )
-    summaries.sort(key=lambda s: s.average.probability)
+    summaries.sort(key=lambda s: s.average.probability or 0.0)
     return ClassProgress(concepts=concepts, students=table, hardest=summaries)
 
 

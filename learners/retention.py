@@ -12,6 +12,7 @@ import datetime as dt
 from django.apps import apps
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from learners.privacy import DETACH, REGISTRY, file_fields
@@ -70,7 +71,7 @@ def retention_uploads_purge(*, now: dt.datetime | None = None) -> int:
     cutoff = _cutoff("RETENTION_DAYS_UPLOADS", DEFAULT_DAYS_UPLOADS, now)
     if cutoff is None:
         return 0
-    files = []
+    files: list[FieldFile] = []
     for label, rule in REGISTRY.items():
         model = apps.get_model(label)
         created = _created_field(model)
@@ -85,7 +86,8 @@ def retention_uploads_purge(*, now: dt.datetime | None = None) -> int:
 
     def outside() -> None:
         for file in files:
-            file.storage.delete(file.name)
+            if file.name:
+                file.storage.delete(file.name)
 
     transaction.on_commit(outside)
     return len(files)

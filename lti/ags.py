@@ -123,8 +123,11 @@ def _line_item(service: AssignmentsGradesService, post: LtiScorePost) -> LineIte
         .set_tag("tutor-assignment"),
         find_by="resource_id",
     )
+    url = line.get_id()
+    if not url:
+        raise PermanentFailure("The LMS made a gradebook column without an id.")
     LtiLineItem.objects.update_or_create(
-        context=post.context, assignment=assignment, defaults={"url": line.get_id()}
+        context=post.context, assignment=assignment, defaults={"url": url}
     )
     return line
 

@@ -89,8 +89,17 @@ class ChunkAdmin(admin.ModelAdmin):
     list_select_related = ["material"]
     list_filter = [("concepts", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["text", "section", "material__title"]
-    fields = ["material", "course", "position", "section", "page", "word_count", "text", "concepts"]
-    readonly_fields = [f for f in fields if f != "concepts"]
+    fields = [
+        "material",
+        "course",
+        "position",
+        "section",
+        "page",
+        "word_count",
+        "text",
+        "concepts",
+    ]
+    readonly_fields = [f for f in fields if isinstance(f, str) and f != "concepts"]
     filter_horizontal = ["concepts"]
 
     def has_add_permission(self, request):

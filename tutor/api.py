@@ -6,10 +6,10 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from learners.http import UserApiRequest
 from learners.selectors import course_for_member, course_for_teacher
 from tutor import serializers
 from tutor.models import Material
@@ -22,7 +22,7 @@ class CourseSearchView(APIView):
         parameters=[serializers.SearchQuerySerializer],
         responses=serializers.SearchResultSerializer(many=True),
     )
-    def get(self, request: Request, course_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int) -> Response:
         """The passages of the course's material that best match ``q``, best first."""
         course = course_for_member(user=request.user, course_id=course_id)
         incoming = serializers.SearchQuerySerializer(data=request.query_params)
@@ -42,7 +42,7 @@ class MaterialListView(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(responses=serializers.MaterialSerializer(many=True))
-    def get(self, request: Request, course_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int) -> Response:
         """The course's material with its ingestion status."""
         course = course_for_member(user=request.user, course_id=course_id)
         materials = Material.objects.for_course(course)
@@ -52,7 +52,7 @@ class MaterialListView(APIView):
         request={"multipart/form-data": serializers.MaterialUploadSerializer},
         responses={201: serializers.MaterialSerializer(many=True)},
     )
-    def post(self, request: Request, course_id: int) -> Response:
+    def post(self, request: UserApiRequest, course_id: int) -> Response:
         """Upload files (field ``files``, repeated); each is queued for ingestion, or
         failed at once when it is empty or too large. Teachers only."""
         course = course_for_teacher(user=request.user, course_id=course_id)
@@ -72,7 +72,7 @@ class MaterialListView(APIView):
 
 class MaterialDetailView(APIView):
     @extend_schema(responses=serializers.MaterialSerializer)
-    def get(self, request: Request, course_id: int, material_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int, material_id: int) -> Response:
         """One material's status and progress."""
         course = course_for_member(user=request.user, course_id=course_id)
         material = get_object_or_404(Material.objects.for_course(course), pk=material_id)

@@ -16,13 +16,13 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.exceptions import ValidationError as APIValidationError
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ai.budget import ai_budget_resets_in
 from config.api_fields import StrictCharField, StrictChoiceField, StrictIntegerField, not_blank
 from config.openapi import ErrorSerializer
+from learners.http import UserApiRequest
 from learners.selectors import course_for_member
 from tutor import conversations
 from tutor.conversation_selectors import (
@@ -45,7 +45,9 @@ class CitationSerializer(serializers.Serializer):
     page = serializers.IntegerField(allow_null=True)
     url = serializers.CharField()
     excerpt = serializers.CharField()
-    label = serializers.CharField(required=False)
+    # The stubs see Field.label (its display name) here; DRF's metaclass takes declared
+    # fields off the class, so at run time this is a field like the others.
+    label = serializers.CharField(required=False)  # type: ignore[assignment]
     # False: the reply cites none of the passages; they are related passages, not sources.
     cited = serializers.BooleanField(required=False)
 
@@ -116,7 +118,8 @@ class ConversationDetailSerializer(ConversationSerializer):
     @extend_schema_field(MessageSerializer(many=True))
     def get_messages(self, conversation: Conversation) -> list[dict]:
         rows = conversation_messages(conversation=conversation)
-        return MessageSerializer(rows, many=True, context=self.context).data
+        # many=True makes a ListSerializer, whose data is a list; the stubs say a dict.
+        return MessageSerializer(rows, many=True, context=self.context).data  # type: ignore[return-value]
 
 
 class MessagePostSerializer(serializers.Serializer):
@@ -186,7 +189,7 @@ def _api_error(error: ValidationError) -> Exception:
 
 class ConversationListView(APIView):
     @extend_schema(responses=ConversationSerializer(many=True))
-    def get(self, request: Request, course_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int) -> Response:
         """The learner's own conversations in the course, newest first."""
         course = course_for_member(user=request.user, course_id=course_id)
         rows = conversations_of_learner(user=request.user, course=course)
@@ -195,7 +198,7 @@ class ConversationListView(APIView):
 
 class ConversationDetailView(APIView):
     @extend_schema(responses=ConversationDetailSerializer)
-    def get(self, request: Request, course_id: int, conversation_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int, conversation_id: int) -> Response:
         """One of the learner's conversations with its messages."""
         course = course_for_member(user=request.user, course_id=course_id)
         conversation = conversation_for_learner(
@@ -210,7 +213,7 @@ class MessagePostView(APIView):
         request=MessagePostSerializer,
         responses={201: TurnSerializer, 409: ErrorSerializer, 429: ErrorSerializer},
     )
-    def post(self, request: Request, course_id: int) -> Response:
+    def post(self, request: UserApiRequest, course_id: int) -> Response:
         """Post a message; the tutor's reply is written in the background (follow its
         ``stream_url`` or poll it). 400 for an empty or too long message; 403
         without the consent the course needs; 409 while the previous reply is still being
@@ -251,7 +254,7 @@ class MessagePostView(APIView):
 
 class ReplyDetailView(APIView):
     @extend_schema(responses=MessageSerializer)
-    def get(self, request: Request, course_id: int, message_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int, message_id: int) -> Response:
         """One tutor reply: its status, text so far once final, citations and usage."""
         course = course_for_member(user=request.user, course_id=course_id)
         reply = reply_for_learner(user=request.user, course=course, message_id=message_id)
@@ -260,7 +263,7 @@ class ReplyDetailView(APIView):
 
 class ReplyStopView(APIView):
     @extend_schema(request=None, responses={202: None})
-    def post(self, request: Request, course_id: int, message_id: int) -> Response:
+    def post(self, request: UserApiRequest, course_id: int, message_id: int) -> Response:
         """Ask a reply to stop; what it wrote so far is kept and its status becomes
         ``stopped``."""
         course = course_for_member(user=request.user, course_id=course_id)
@@ -274,7 +277,7 @@ class ReplyRetryView(APIView):
         request=None,
         responses={202: MessageSerializer, 409: ErrorSerializer, 429: ErrorSerializer},
     )
-    def post(self, request: Request, course_id: int, message_id: int) -> Response:
+    def post(self, request: UserApiRequest, course_id: int, message_id: int) -> Response:
         """Write a failed or stopped reply again; 409 for any other, 429 once today's AI
         token budget is used up."""
         course = course_for_member(user=request.user, course_id=course_id)
@@ -291,7 +294,7 @@ class ReplyFeedbackView(APIView):
     @extend_schema(
         request=FeedbackSerializer, responses={200: FeedbackSerializer, 409: ErrorSerializer}
     )
-    def put(self, request: Request, course_id: int, message_id: int) -> Response:
+    def put(self, request: UserApiRequest, course_id: int, message_id: int) -> Response:
         """Rate a finished reply +1 or -1, with an optional comment; rating again
         replaces the earlier rating. 409 while the reply is not finished."""
         course = course_for_member(user=request.user, course_id=course_id)
@@ -312,14 +315,14 @@ class ReplyFeedbackView(APIView):
 
 class MemoryListView(APIView):
     @extend_schema(responses=MemorySerializer(many=True))
-    def get(self, request: Request, course_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int) -> Response:
         """What the tutor remembers of the learner's earlier sessions in the course."""
         course = course_for_member(user=request.user, course_id=course_id)
         rows = memories_of_learner(user=request.user, course=course)
         return Response(MemorySerializer(rows, many=True).data)
 
     @extend_schema(responses={204: None}, operation_id="tutor_memories_delete_all")
-    def delete(self, request: Request, course_id: int) -> Response:
+    def delete(self, request: UserApiRequest, course_id: int) -> Response:
         """Forget all of them."""
         course = course_for_member(user=request.user, course_id=course_id)
         conversations.memories_delete_all(course=course, learner=request.user)
@@ -328,7 +331,7 @@ class MemoryListView(APIView):
 
 class MemoryDetailView(APIView):
     @extend_schema(responses={204: None})
-    def delete(self, request: Request, course_id: int, memory_id: int) -> Response:
+    def delete(self, request: UserApiRequest, course_id: int, memory_id: int) -> Response:
         """Forget one session."""
         course = course_for_member(user=request.user, course_id=course_id)
         rows = memories_of_learner(user=request.user, course=course)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -28,6 +29,10 @@ from config.leases import lapsed, lease_until, queued_until
 from learners.models import Course
 from tutor import images, streams
 from tutor.models import Conversation, Feedback, Memory, Message
+
+if TYPE_CHECKING:
+    from learners.models import User
+
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +87,12 @@ def reply_claim(*, message_id: int) -> bool:
     )
 
 
-def _check_owner(conversation: Conversation, learner) -> None:
+def _check_owner(conversation: Conversation, learner: User) -> None:
     if conversation.learner_id != learner.pk:
         raise PermissionDenied("This conversation belongs to someone else.")
 
 
-def conversation_start(*, course: Course, learner) -> Conversation:
+def conversation_start(*, course: Course, learner: User) -> Conversation:
     """A new, empty conversation; the learner's previous one gets its memory written."""
     previous = Conversation.objects.filter(course=course, learner=learner).first()
     conversation = Conversation.objects.create(course=course, learner=learner)
@@ -96,7 +101,7 @@ def conversation_start(*, course: Course, learner) -> Conversation:
     return conversation
 
 
-def tutor_access_check(*, learner, course: Course) -> None:
+def tutor_access_check(*, learner: User, course: Course) -> None:
     """ValidationError when the learner may not use the tutor now: consent to AI
     processing missing, or a guardian's needed (code ``consent``); today's AI token
     budget used up (code ``ai_budget``)."""
@@ -129,7 +134,7 @@ def message_validate(*, text: str, image: UploadedFile | None = None) -> str:
 def message_post(
     *,
     conversation: Conversation,
-    learner,
+    learner: User,
     text: str,
     image: UploadedFile | None = None,
     image_text: str | None = None,
@@ -152,7 +157,7 @@ def message_post(
     if checked is None or text:
         text = message_validate(text=text)
     image_ocr = checked is not None and not llm_supports_images()
-    if not image_ocr:
+    if not image_ocr or checked is None:
         image_text = ""
     elif image_text is None:
         image_text = images.image_text_read(data=checked.data)
@@ -203,7 +208,7 @@ def message_post(
     return question, reply
 
 
-def reply_stop(*, reply: Message, learner) -> None:
+def reply_stop(*, reply: Message, learner: User) -> None:
     """Ask for a reply to stop. A reply still waiting stops at once; one being written
     stops at the worker's next check, keeping what it wrote."""
     _check_owner(reply.conversation, learner)
@@ -221,7 +226,7 @@ def reply_stop(*, reply: Message, learner) -> None:
         logger.warning("Could not signal the stop of reply %s: %r", reply.pk, error)
 
 
-def reply_retry(*, reply: Message, learner) -> Message:
+def reply_retry(*, reply: Message, learner: User) -> Message:
     """Write a failed (or stopped) reply again, from the start."""
     _check_owner(reply.conversation, learner)
     tutor_access_check(learner=learner, course=reply.conversation.course)
@@ -315,7 +320,7 @@ def replies_recover() -> tuple[int, int]:
     return expired, resent
 
 
-def feedback_record(*, reply: Message, learner, rating: int, comment: str = "") -> Feedback:
+def feedback_record(*, reply: Message, learner: User, rating: int, comment: str = "") -> Feedback:
     """The learner's rating (+1/-1) of one finished tutor reply; rating again replaces it."""
     _check_owner(reply.conversation, learner)
     if reply.role != Message.Role.ASSISTANT or reply.status not in (
@@ -339,7 +344,7 @@ def feedback_record(*, reply: Message, learner, rating: int, comment: str = "") 
     return feedback
 
 
-def reply_check_answer(*, reply: Message, learner, answer: str):
+def reply_check_answer(*, reply: Message, learner: User, answer: str):
     """Check the learner's answer to the question asked under a reply and record it as
     evidence for their learner model (``learners.practice.practice_answer``); once per
     reply. Returns the practice result; ValidationError for an empty or over-long answer,
@@ -350,13 +355,14 @@ def reply_check_answer(*, reply: Message, learner, answer: str):
     _check_owner(reply.conversation, learner)
     with transaction.atomic():
         locked = Message.objects.select_for_update().get(pk=reply.pk)
-        if locked.check_question_id is None:
+        question = locked.check_question
+        if question is None:
             raise ValidationError(_("This reply has no question to answer."), code="no_question")
         if locked.check_attempt_id is not None:
             raise ValidationError(_("You have answered this question already."), code="answered")
         result = practice_answer(
             learner=learner,
-            question=locked.check_question,
+            question=question,
             answer=answer,
             source=MasteryEvidence.Source.TUTOR,
         )
@@ -374,7 +380,7 @@ def _enqueue_memory(conversation_id: int) -> None:
     enqueue_on_commit(memory_write, conversation_id)
 
 
-def conversation_end(*, conversation: Conversation, learner) -> None:
+def conversation_end(*, conversation: Conversation, learner: User) -> None:
     """The learner is done with a conversation: queue the writing of its memory."""
     _check_owner(conversation, learner)
     if conversation.summarized_at is None and conversation.messages.exists():
@@ -411,12 +417,12 @@ def memory_write(*, conversation_id: int) -> Memory | None:
     )
 
 
-def memory_delete(*, memory: Memory, learner) -> None:
+def memory_delete(*, memory: Memory, learner: User) -> None:
     if memory.learner_id != learner.pk:
         raise PermissionDenied("This memory belongs to someone else.")
     memory.delete()
 
 
-def memories_delete_all(*, course: Course, learner) -> int:
+def memories_delete_all(*, course: Course, learner: User) -> int:
     deleted, _per_model = Memory.objects.filter(course=course, learner=learner).delete()
     return deleted

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET
 
+from learners.http import UserRequest
 from learners.selectors import course_for_member, user_can_teach
 from tutor.chunking import OVERLAP_WORDS, SECTION_SEPARATOR
 from tutor.conversation_markdown import reply_html
@@ -66,7 +67,7 @@ def passages_for_page(chunks: list[Chunk], previous: Chunk | None) -> list[Passa
 
 @require_GET
 @login_required
-def library(request: HttpRequest, course_id: int) -> HttpResponse:
+def library(request: UserRequest, course_id: int) -> HttpResponse:
     """The course's ready materials, filtered by title, a page at a time."""
     course = course_for_member(user=request.user, course_id=course_id)
     title = request.GET.get("title", "").strip()[:200]
@@ -93,7 +94,7 @@ def library(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def material_detail(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
+def material_detail(request: UserRequest, course_id: int, material_id: int) -> HttpResponse:
     """A material's passages in order, each with an anchor (``#chunk-<id>``); a citation
     link's ``?passage=<id>`` opens the page that holds that passage."""
     course = course_for_member(user=request.user, course_id=course_id)
@@ -105,7 +106,7 @@ def material_detail(request: HttpRequest, course_id: int, material_id: int) -> H
     chunks = Chunk.objects.filter(material=material).only(
         "id", "position", "section", "page", "text", "material_id"
     )
-    page_number = request.GET.get("page")
+    page_number: str | int | None = request.GET.get("page")
     passage = request.GET.get("passage", "")
     if passage.isdigit():
         position = chunks.filter(pk=int(passage)).values_list("position", flat=True).first()

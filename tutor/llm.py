@@ -35,7 +35,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
@@ -285,7 +285,7 @@ def _ledger_record(
         messages=messages,
         text=text,
         # Counted here (the server's tokenizer, or the byte bound) when it reported none.
-        counted=bool(usage) and usage.usage_source not in ("server", ""),
+        counted=usage is not None and usage.usage_source not in ("server", ""),
     )
 
 
@@ -542,7 +542,7 @@ def _backoff_seconds(*, config: _Config, attempt: int, exc: BaseException) -> fl
     # Jitter, so workers that failed together do not all come back together.
     delay *= random.uniform(0.5, 1.0)
     if isinstance(exc, openai.APIStatusError):
-        retry_after = exc.response.headers.get("retry-after")
+        retry_after = exc.response.headers.get("retry-after", "")
         with suppress(TypeError, ValueError):
             delay = max(delay, min(float(retry_after), _MAX_BACKOFF_SECONDS))
     return delay
@@ -636,7 +636,7 @@ class ChatStream:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _run(self) -> Iterator[str]:
+    def _run(self) -> Generator[str, None, None]:
         config = self._runtime.config
         args = _request_args(
             config=config,
@@ -984,7 +984,8 @@ def _chat_json(
         config=config, messages=messages, max_tokens=max_tokens, temperature=temperature
     )
     started = time.monotonic()
-    totals = {"queue_wait": 0.0, "attempts": 0, "prompt": 0, "completion": 0}
+    totals = {"attempts": 0, "prompt": 0, "completion": 0}
+    queue_wait_s = 0.0
     sources: set[str] = set()
     last_model = config.model
 
@@ -998,7 +999,7 @@ def _chat_json(
             completion_tokens=totals["completion"] if sources else None,
             time_to_first_token_s=None,
             total_s=time.monotonic() - started,
-            queue_wait_s=totals["queue_wait"],
+            queue_wait_s=queue_wait_s,
             attempts=totals["attempts"],
             usage_source="+".join(sorted(sources)),
         )
@@ -1018,13 +1019,14 @@ def _chat_json(
             sources.add(source)
 
     def complete(args: dict[str, Any], *, structured: bool) -> Any:
+        nonlocal queue_wait_s
         attempts = 0
         while True:
             attempts += 1
             totals["attempts"] += 1
             try:
                 with runtime.slot() as waited:
-                    totals["queue_wait"] += waited
+                    queue_wait_s += waited
                     return runtime.client.chat.completions.create(**args)
             except LLMError as error:
                 error.usage = usage(LLMOutcome.FAILED, None)
@@ -1048,10 +1050,10 @@ def _chat_json(
                     )
                     time.sleep(delay)
                     continue
-                error = _translate(exc, delivered=False)
-                error.usage = usage(LLMOutcome.FAILED, None)
-                logger.warning("LLM JSON call failed: %s", error.detail)
-                raise error from exc
+                failure = _translate(exc, delivered=False)
+                failure.usage = usage(LLMOutcome.FAILED, None)
+                logger.warning("LLM JSON call failed: %s", failure.detail)
+                raise failure from exc
 
     forms = caps.structured_forms()
     repaired = False

@@ -166,7 +166,8 @@ def _probe(*, base_url: str, model: str, api_key: str) -> Capabilities:
         entries = models.get("data", []) if isinstance(models, dict) else []
         entry = next((e for e in entries if e.get("id") == model), entries[0] if entries else {})
         owned_by = str(entry.get("owned_by", "")).lower()
-        meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+        meta = entry.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
         if entry.get("max_model_len"):
             caps.kind = "vllm"
             caps.context_tokens = int(entry["max_model_len"])

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import HnswIndex, VectorField
+
+if TYPE_CHECKING:
+    from learners.models import Course
+
 
 # --- Course material ---
 # Uploaded files and the chunks they are split into. A chunk carries its course (copied
@@ -18,7 +24,7 @@ SEARCH_CONFIG = "english"
 
 
 class MaterialQuerySet(models.QuerySet):
-    def for_course(self, course) -> MaterialQuerySet:
+    def for_course(self, course: Course) -> MaterialQuerySet:
         return self.filter(course=course)
 
     def unfinished(self) -> MaterialQuerySet:
@@ -208,6 +214,12 @@ class MessageQuerySet(models.QuerySet):
 
 
 class Message(models.Model):
+    # Not columns: set on a conversation page's messages for its template
+    # (tutor.conversation_views).
+    streamed_text: str
+    stream_after: str
+    html: str
+
     class Role(models.TextChoices):
         USER = "user", _("Student")
         ASSISTANT = "assistant", _("Tutor")

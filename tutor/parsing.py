@@ -368,7 +368,7 @@ def _parse_docx(data: bytes) -> ParsedDocument:
             flush_list()
             rows = []
             for row in item.rows:
-                cells = []
+                cells: list[str] = []
                 for cell in row.cells:
                     for paragraph in cell.paragraphs:
                         hidden.extend(_hidden_passages(paragraph))
@@ -411,7 +411,7 @@ def _parse_docx(data: bytes) -> ParsedDocument:
 
 
 def _parse_pdf(data: bytes) -> ParsedDocument:
-    from pypdf import PdfReader
+    from pypdf import PasswordType, PdfReader
     from pypdf.errors import PyPdfError
 
     try:
@@ -420,9 +420,9 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
             # Many PDFs are encrypted with an empty user password (only copying is
             # restricted); those open fine.
             try:
-                opened = reader.decrypt("")
+                opened = reader.decrypt("") != PasswordType.NOT_DECRYPTED
             except Exception:  # noqa: BLE001 - e.g. an unsupported cipher
-                opened = 0
+                opened = False
             if not opened:
                 raise ParseError(
                     _(

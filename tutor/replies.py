@@ -13,8 +13,8 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 from django.utils import timezone, translation
@@ -56,6 +56,10 @@ from tutor.models import Conversation, Message
 from tutor.reply_clean import reply_citations, reply_language, reply_text_clean
 from tutor.retrieval import chunks_search
 
+if TYPE_CHECKING:
+    from learners.models import Course, User
+
+
 logger = logging.getLogger(__name__)
 
 PASSAGES_K = 6
@@ -70,7 +74,9 @@ TOO_SLOW_MESSAGE = gettext_noop("The reply took too long and was cut short; try 
 # --- passages --------------------------------------------------------------------------
 
 
-def passages_search(*, course, user, query: str, k: int = PASSAGES_K) -> list[Passage]:
+def passages_search(
+    *, course: Course, user: User, query: str, k: int = PASSAGES_K
+) -> list[Passage]:
     """The course passages that best match ``query``, numbered from 1, in rank order; each
     cites its chunk's place in the material (``chunks_search`` gives the link to it)."""
     return [
@@ -95,7 +101,7 @@ def passages_search(*, course, user, query: str, k: int = PASSAGES_K) -> list[Pa
 WEAK_CONCEPTS = 3
 
 
-def learner_profile(*, learner, course) -> LearnerProfile:
+def learner_profile(*, learner: User, course: Course) -> LearnerProfile:
     """What the tutor is told about the learner: language, level, goals, interests and the
     concepts they find hardest; never who they are."""
     from learners.profiles import profile_for
@@ -108,7 +114,7 @@ def learner_profile(*, learner, course) -> LearnerProfile:
             for p in progress_concepts(learner=learner, course=course)
             if p.estimate.band == "needs-work"
         ),
-        key=lambda p: p.estimate.probability,
+        key=lambda p: p.estimate.probability or 0.0,  # known: the band is needs-work
     )
     goals = profile.goals
     if profile.interests:
@@ -264,7 +270,7 @@ def _write_online(
         llm_error_observed(error, prompt_version=prompt_load(TUTOR_PROMPT).version)
         logger.info("Reply %s refused: %s", reply.pk, error.detail)
         return _finish(reply, status=Message.Status.FAILED, error=str(error)[:300])
-    messages = context.messages
+    messages: Sequence[Mapping[str, Any]] = context.messages
     if question.image and not question.image_ocr and llm_supports_images():
         with question.image.open("rb") as file:
             image = file.read()
@@ -552,9 +558,10 @@ def conversation_summarize(*, conversation: Conversation) -> Summary | None:
     text = reply_text_clean(written.strip())[:MEMORY_SUMMARY_CHARS].strip()
     if not text:
         return _memory_offline(questions)
+    usage = stream.usage  # set once the stream is read to its end
     return Summary(
         text=text,
-        model=stream.usage.model,
+        model=usage.model if usage else "",
         prompt_version=prompt.version,
-        usage=stream.usage.as_dict(),
+        usage=usage.as_dict() if usage else {},
     )

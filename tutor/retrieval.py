@@ -37,6 +37,7 @@ import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -46,6 +47,10 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from tutor.models import SEARCH_CONFIG
+
+if TYPE_CHECKING:
+    from learners.models import Course, User
+
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +221,8 @@ def _query_terms(cursor, *, stats: CourseStats, course_id: int, query: str):
     # MATCH_BUDGET (at least one term): BM25 reads every matched row's tsvector, and a
     # chunk that shares only the commonest words with the query rarely ranks anyway.
     # Every term still counts in the score.
-    matching, rows = [], 0
+    matching: list[str] = []
+    rows = 0
     for lexeme, df in sorted(frequencies.items(), key=lambda item: (item[1], item[0])):
         if matching and rows + df > MATCH_BUDGET:
             break
@@ -450,7 +456,7 @@ def _results(cursor, *, course_id: int, ranked: Sequence[tuple[int, float]], tsq
     return results
 
 
-def _may_search(*, course, user) -> bool:
+def _may_search(*, course: Course, user: User) -> bool:
     from learners.models import Course
 
     return (
@@ -462,8 +468,8 @@ def _may_search(*, course, user) -> bool:
 
 def chunks_search(
     *,
-    course,
-    user,
+    course: Course,
+    user: User,
     query: str,
     k: int = 5,
     mode: str = "hybrid",
@@ -494,7 +500,7 @@ def chunks_search(
     if mode != "keyword":
         if query_vector is None:
             query_vector = embed_texts([query])[0]
-        vector = Vector(query_vector).to_text()
+        vector = Vector(list(query_vector)).to_text()
     with transaction.atomic(), connection.cursor() as cursor:
         stats = _course_stats(cursor, course_id=course.pk)
         if not stats.chunks:

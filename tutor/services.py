@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -23,6 +24,10 @@ from tutor import chunking, parsing
 from tutor.concept_tags import chunks_tag_concepts
 from tutor.models import Chunk, Material
 from tutor.retrieval import course_stats_forget
+
+if TYPE_CHECKING:
+    from learners.models import Course
+
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +96,7 @@ def _enqueue(material_id: int) -> None:
 @transaction.atomic
 def material_upload(
     *,
-    course,
+    course: Course,
     file: File,
     uploaded_by=None,
     title: str = "",
@@ -106,10 +111,10 @@ def material_upload(
     stored.
     """
     name = Path(file.name or "upload").name[:255]
-    material = None
+    material: Material | None = None
     if replace:
-        material = Material.objects.select_for_update().filter(course=course, original_name=name)
-        material = material.order_by("pk").first()
+        same_name = Material.objects.select_for_update().filter(course=course, original_name=name)
+        material = same_name.order_by("pk").first()
     if material is None:
         material = Material(course=course, original_name=name)
     material.title = (title or material.title or _stem(name))[:300]
@@ -180,7 +185,8 @@ def material_rename(*, material: Material, title: str) -> Material:
     title = " ".join(title.split())
     if not title:
         raise ValidationError(_("Give the material a title."))
-    if len(title) > Material._meta.get_field("title").max_length:
+    max_length = Material._meta.get_field("title").max_length
+    if max_length is not None and len(title) > max_length:
         raise ValidationError(_("A title can be at most 300 characters long."))
     material.title = title
     material.save(update_fields=["title", "updated"])
@@ -200,8 +206,7 @@ def material_delete(*, material: Material) -> None:
     """
     try:
         with transaction.atomic():
-            locked = Material.objects.select_for_update(nowait=True).filter(pk=material.pk)
-            locked = locked.first()
+            locked = Material.objects.select_for_update(nowait=True).filter(pk=material.pk).first()
             if locked is None:
                 return  # removed already (a second click)
             Chunk.objects.filter(material_id=locked.pk).delete()
@@ -225,7 +230,7 @@ def _file_remove(storage, name: str) -> None:
 
 
 def material_import_path(
-    *, course, path: Path, uploaded_by=None, enqueue: bool = True
+    *, course: Course, path: Path, uploaded_by=None, enqueue: bool = True
 ) -> list[Material]:
     """Upload a file, or every file under a folder (hidden ones skipped), as material;
     files imported before under the same name are replaced."""

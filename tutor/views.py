@@ -4,15 +4,18 @@ and search. Reading material (the library, a material's passages) is in
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from learners.http import UserRequest
 from learners.selectors import course_for_member, course_for_teacher
 from tutor.models import Material
 from tutor.retrieval import chunks_search
@@ -24,10 +27,14 @@ from tutor.services import (
     material_upload,
 )
 
+if TYPE_CHECKING:
+    from learners.models import Course
+
+
 SEARCH_K = 10
 
 
-def _materials_context(course) -> dict:
+def _materials_context(course: Course) -> dict:
     materials = list(Material.objects.for_course(course).order_by("-created", "-pk"))
     return {
         "course": course,
@@ -39,7 +46,7 @@ def _materials_context(course) -> dict:
 
 @require_GET
 @login_required
-def materials_page(request: HttpRequest, course_id: int) -> HttpResponse:
+def materials_page(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     template = "tutor/materials.html"
     if request.htmx:
@@ -49,7 +56,7 @@ def materials_page(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def material_upload_view(request: HttpRequest, course_id: int) -> HttpResponse:
+def material_upload_view(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     files = request.FILES.getlist("files")
     for file in files:
@@ -63,7 +70,7 @@ def material_upload_view(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def material_delete_view(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
+def material_delete_view(request: UserRequest, course_id: int, material_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     material = Material.objects.for_course(course).filter(pk=material_id).first()
     notice = ""
@@ -84,7 +91,7 @@ def material_delete_view(request: HttpRequest, course_id: int, material_id: int)
 
 @require_POST
 @login_required
-def material_reingest_view(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
+def material_reingest_view(request: UserRequest, course_id: int, material_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     material = get_object_or_404(Material.objects.for_course(course), pk=material_id)
     if material.can_process_again:
@@ -105,7 +112,7 @@ def material_reingest_view(request: HttpRequest, course_id: int, material_id: in
 
 @require_POST
 @login_required
-def material_rename_view(request: HttpRequest, course_id: int, material_id: int) -> HttpResponse:
+def material_rename_view(request: UserRequest, course_id: int, material_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     material = get_object_or_404(Material.objects.for_course(course), pk=material_id)
     typed = request.POST.get("title", "")
@@ -126,7 +133,7 @@ def material_rename_view(request: HttpRequest, course_id: int, material_id: int)
 
 @require_GET
 @login_required
-def search_page(request: HttpRequest, course_id: int) -> HttpResponse:
+def search_page(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     query = request.GET.get("q", "")
     results = chunks_search(

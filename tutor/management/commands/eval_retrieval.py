@@ -75,7 +75,9 @@ class Command(BaseCommand):
         for report in reports:
             self.stdout.write(", ".join(f"{key}: {value}" for key, value in report.items()))
 
-    def _run(self, course, user, documents: Path, questions, *, k: int, modes) -> list[dict]:
+    def _run(
+        self, course: Course, user: User, documents: Path, questions, *, k: int, modes
+    ) -> list[dict]:
         started = time.perf_counter()
         materials = material_import_path(course=course, path=documents, enqueue=False)
         names = {}
@@ -92,7 +94,9 @@ class Command(BaseCommand):
             for mode in modes
         ]
 
-    def _measure(self, course, user, names, questions, vectors, *, k: int, mode: str) -> dict:
+    def _measure(
+        self, course: Course, user: User, names, questions, vectors, *, k: int, mode: str
+    ) -> dict:
         ks = sorted({1, 5, min(10, k), k})
         hits = dict.fromkeys(ks, 0)
         reciprocal = 0.0
@@ -149,7 +153,7 @@ class Command(BaseCommand):
         }
 
 
-def course_chunks(course) -> int:
+def course_chunks(course: Course) -> int:
     from tutor.models import Chunk
 
     return Chunk.objects.filter(course=course).count()
