@@ -19,7 +19,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import close_old_connections, connections
 
-from config.jobs import sweeps
+from config import jobs
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def work_recover() -> dict[str, int]:
     fails does not keep the others from running; the first failure is raised after them."""
     counts: dict[str, int] = {}
     failure: Exception | None = None
-    for name, sweep in sweeps().items():
+    for name, sweep in jobs.sweeps().items():
         try:
             counts.update(sweep())
         except Exception as error:
