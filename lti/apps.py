@@ -7,6 +7,7 @@ class LtiConfig(AppConfig):
     verbose_name = _("LMS integration (LTI 1.3)")
 
     def ready(self) -> None:
+        from config.jobs import sweep_register
         from grading.models import Review
         from grading.signals import grade_released
         from learners.privacy import DELETE, REGISTRY, PrivacyRule
@@ -18,9 +19,16 @@ class LtiConfig(AppConfig):
             PrivacyRule("account", "user", ("platform__issuer", "sub", "created_at"), DELETE),
         )
         grade_released.connect(_grade_released, sender=Review, dispatch_uid="lti-grade-released")
+        sweep_register("lti_score_posts", _score_posts_recover)
 
 
 def _grade_released(sender, review, **kwargs) -> None:
     from lti.ags import score_posts_queue
 
     score_posts_queue(review=review)
+
+
+def _score_posts_recover() -> dict[str, int]:
+    from lti.ags import score_posts_recover
+
+    return {"lti_score_posts": score_posts_recover()}

@@ -8,7 +8,6 @@ message that a task on the ``llm`` queue claims after the transaction commits (s
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -25,7 +24,8 @@ from django.utils.translation import gettext_noop
 
 from ai.budget import ai_budget_check
 from config.celery import enqueue_on_commit
-from config.leases import lapsed, lease_until, queued_until
+from config.jobs import Claim
+from config.leases import queued_until
 from learners.models import Course
 from tutor import images, streams
 from tutor.models import Conversation, Feedback, Memory, Message
@@ -53,7 +53,8 @@ def reply_queue_max_seconds() -> float:
     return float(getattr(settings, "TUTOR_REPLY_QUEUE_SECONDS", 900))
 
 
-STALE_MESSAGE = gettext_noop("The tutor stopped answering this message; try again.")
+# What a reply whose worker is gone says (config.jobs: the job's LOST_ERROR).
+STALE_MESSAGE = Message.LOST_ERROR
 
 
 BUSY_MESSAGE = gettext_noop("The tutor is still answering; wait for the reply or stop it first.")
@@ -76,15 +77,10 @@ def _stream_reset(message_id: int) -> None:
         logger.warning("Could not reset the stream of reply %s: %r", message_id, error)
 
 
-def reply_claim(*, message_id: int) -> bool:
-    """Take a waiting reply for this worker; False when it is not waiting (written,
-    stopped, or taken by another worker), so a redelivered task does nothing."""
-    now = timezone.now()
-    return bool(
-        Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
-            status=Message.Status.STREAMING, started=now, lease_until=lease_until(now=now)
-        )
-    )
+def reply_claim(*, message_id: int) -> Claim | None:
+    """Take a waiting reply for this worker (``config.jobs``); None when it is not waiting
+    (written, stopped, or taken by another worker), so a redelivered task does nothing."""
+    return Message.objects.claim(message_id)
 
 
 def _check_owner(conversation: Conversation, learner: User) -> None:
@@ -243,7 +239,8 @@ def reply_retry(*, reply: Message, learner: User) -> Message:
                 text="",
                 error="",
                 citations=[],
-                started=None,
+                claimed_at=None,
+                attempts=0,
                 finished=None,
                 ttft_seconds=None,
                 prompt_tokens=None,
@@ -265,59 +262,29 @@ def reply_retry(*, reply: Message, learner: User) -> Message:
     return reply
 
 
-def _stale(now) -> Q:
-    """Replies whose worker is gone: being written with a lapsed lease (the worker died)
-    or past the time limit with a minute's grace, or waiting for a worker for longer than
-    ``reply_queue_max_seconds()``."""
+def _overdue(now) -> Q:
+    """Replies whose worker is gone although the lease does not say so: being written past
+    the time limit with a minute's grace, or waiting for a worker for longer than
+    ``reply_queue_max_seconds()``. (A reply being written whose lease lapsed is gone too:
+    replies are never taken over.)"""
     return (
         Q(status=Message.Status.STREAMING)
-        & (lapsed(now=now) | Q(started__lt=now - timedelta(seconds=reply_max_seconds() + 60)))
+        & (
+            Q(lease_until__lt=now)
+            | Q(claimed_at__lt=now - timedelta(seconds=reply_max_seconds() + 60))
+        )
     ) | Q(
         status=Message.Status.PENDING,
         created__lt=now - timedelta(seconds=reply_queue_max_seconds()),
     )
 
 
-def _replies_expire(messages) -> int:
-    now = timezone.now()
-    expired = 0
-    for pk, status in messages.filter(_stale(now)).values_list("pk", "status"):
-        try:
-            text = streams.reply_stream_text(message_id=pk)
-        except streams.UNAVAILABLE:
-            text = ""
-        # Conditional on the status read above: a worker that finished it meanwhile wins.
-        if Message.objects.filter(_stale(now), pk=pk, status=status).update(
-            status=Message.Status.FAILED,
-            error=STALE_MESSAGE,
-            text=text,
-            finished=now,
-            lease_until=None,
-        ):
-            logger.warning("Reply %s was %s with no live worker; marked failed.", pk, status)
-            expired += 1
-            # Without Redis a reader falls back to the stored status.
-            with contextlib.suppress(*streams.UNAVAILABLE):
-                streams.reply_stream_end(message_id=pk, status=Message.Status.FAILED)
-    return expired
-
-
 def replies_recover() -> tuple[int, int]:
-    """The recovery sweep's part for replies: fail those whose worker is gone, and send
-    again the task of those still waiting after their lease (the broker may have been
-    down when it was sent). Returns (failed, sent again)."""
-    expired = _replies_expire(Message.objects.all())
+    """The recovery sweep's part for replies: fail those whose worker is gone (keeping
+    what they streamed), and send again the task of those still waiting after their
+    lease (the broker may have been down when it was sent). Returns (failed, sent again)."""
     now = timezone.now()
-    resent = 0
-    waiting = Message.objects.filter(lapsed(now=now), status=Message.Status.PENDING)
-    for pk in waiting.values_list("pk", flat=True):
-        with transaction.atomic():
-            if Message.objects.filter(lapsed(now=now), pk=pk, status=Message.Status.PENDING).update(
-                lease_until=queued_until(now=now)
-            ):
-                _enqueue_reply(pk)
-                resent += 1
-    return expired, resent
+    return tuple(Message.objects.recover(send=_enqueue_reply, now=now, also=_overdue(now)))
 
 
 def feedback_record(*, reply: Message, learner: User, rating: int, comment: str = "") -> Feedback:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -9,11 +10,14 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 from pgvector.django import HnswIndex, VectorField
+
+from config.jobs import Job, JobQuerySet
+from tutor import streams
 
 if TYPE_CHECKING:
     from learners.models import Course
-
 
 # --- Course material ---
 # Uploaded files and the chunks they are split into. A chunk carries its course (copied
@@ -208,12 +212,29 @@ class Conversation(models.Model):
         return self.title or f"Conversation {self.pk}"
 
 
-class MessageQuerySet(models.QuerySet):
+class MessageQuerySet(JobQuerySet):
     def unfinished(self) -> MessageQuerySet:
         return self.filter(status__in=Message.UNFINISHED)
 
+    def abandon_fields(self, pk: int) -> dict:
+        """A reply given up keeps what its worker streamed (nothing when Redis is away)."""
+        try:
+            return {"text": streams.reply_stream_text(message_id=pk)}
+        except streams.UNAVAILABLE:
+            return {"text": ""}
 
-class Message(models.Model):
+    def after_abandon(self, pk: int) -> None:
+        # Readers stop at the end marker; without Redis they fall back to the stored status.
+        with contextlib.suppress(*streams.UNAVAILABLE):
+            streams.reply_stream_end(message_id=pk, status=Message.Status.FAILED)
+
+
+class Message(Job):
+    """A turn of a conversation. The tutor's reply is also a job (``config/jobs.py``):
+    pending until a worker claims it, streaming while it writes under a lease. A reply is
+    written once per request: one whose worker died is failed (keeping what it streamed)
+    for the student to retry, never taken over (``max_attempts`` is 1)."""
+
     # Not columns: set on a conversation page's messages for its template
     # (tutor.conversation_views).
     streamed_text: str
@@ -237,6 +258,9 @@ class Message(models.Model):
 
     UNFINISHED = (Status.PENDING, Status.STREAMING)
     FINISHED = (Status.DONE, Status.STOPPED, Status.FAILED)
+    QUEUED, RUNNING, FAILED = Status.PENDING, Status.STREAMING, Status.FAILED
+    FINISHED_FIELD = "finished"
+    LOST_ERROR = gettext_noop("The tutor stopped answering this message; try again.")
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
@@ -286,11 +310,7 @@ class Message(models.Model):
     ttft_seconds = models.FloatField(_("time to first token (s)"), null=True, blank=True)
     usage = models.JSONField(_("usage record"), default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
-    started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
-    # A reply waiting or being written: until when its worker (or its queued task) is
-    # trusted to be alive (config/leases.py).
-    lease_until = models.DateTimeField(null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
 
@@ -320,6 +340,10 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()}: {self.text[:60]}"
+
+    @classmethod
+    def max_attempts(cls) -> int:
+        return 1
 
     @property
     def is_unfinished(self) -> bool:

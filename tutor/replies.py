@@ -23,6 +23,7 @@ from django.utils.translation import gettext_noop
 
 from ai.budget import ai_budget_reached
 from ai.ledger import LLMCallFor, Purpose
+from config.jobs import Claim
 from config.leases import Lease
 from tutor import streams
 from tutor.concept_tags import passage_concept_ids
@@ -196,11 +197,11 @@ def message_prompt_text(message: Message) -> str:
     return "\n\n".join(parts)
 
 
-def reply_write(*, message_id: int) -> str:
+def reply_write(*, claim: Claim) -> str:
     """Write a claimed reply (status ``streaming``) and return its final status; its lease
     is renewed meanwhile, so only a dead worker's reply is taken for abandoned."""
-    with Lease(Message.objects.filter(pk=message_id, status=Message.Status.STREAMING)) as lease:
-        return _write(message_id=message_id, lease=lease)
+    with claim.lease() as lease:
+        return _write(message_id=claim.pk, lease=lease)
 
 
 def _write(*, message_id: int, lease: Lease) -> str:

@@ -308,12 +308,12 @@ def test_a_reply_whose_worker_vanished_is_failed_by_the_recovery_sweep(
     monkeypatch.setattr("tutor.conversations._enqueue_reply", lambda pk: None)
     _q, reply = message_post(conversation=conversation, learner=student, text="Hi")
     Message.objects.filter(pk=reply.pk).update(
-        status=Message.Status.STREAMING, started=timezone.now() - timedelta(minutes=3)
+        status=Message.Status.STREAMING, claimed_at=timezone.now() - timedelta(minutes=3)
     )
     streams.reply_stream_append(message_id=reply.pk, text="Half a rep")
     assert conversations.replies_recover()[0] == 0  # still in time
 
-    Message.objects.filter(pk=reply.pk).update(started=timezone.now() - timedelta(hours=1))
+    Message.objects.filter(pk=reply.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
     assert conversations.replies_recover()[0] == 1
     reply.refresh_from_db()
     assert reply.status == Message.Status.FAILED

@@ -359,7 +359,7 @@ def test_opening_the_tutor_writes_nothing_even_with_a_stale_reply(client, studen
         conversation,
         text="",
         status=Message.Status.STREAMING,
-        started=timezone.now() - timedelta(hours=2),
+        claimed_at=timezone.now() - timedelta(hours=2),
     )
     client.force_login(student)
     client.get(_url("tutor", course))  # the session settles
