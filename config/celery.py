@@ -16,8 +16,8 @@ app = Celery("tutoring")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("llm"), Queue("cpu"))
 app.autodiscover_tasks()
-# Modules of tasks beside each app's tasks.py: tutoring turns, privacy retention.
-app.conf.include = ["tutor.conversation_tasks", "learners.privacy_tasks"]
+# Modules of tasks beside each app's tasks.py: tutoring turns.
+app.conf.include = ["tutor.conversation_tasks"]
 
 
 def enqueue_on_commit(task, *args, countdown: float = 0.0) -> None:

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "tutor",
     "grading",
     "lti",
+    "privacy",
 ]
 
 MIDDLEWARE = [

@@ -7,20 +7,8 @@ class LtiConfig(AppConfig):
     verbose_name = _("LMS integration (LTI 1.3)")
 
     def ready(self) -> None:
-        from grading.models import Review
-        from grading.signals import grade_released
-        from learners.privacy import DELETE, REGISTRY, PrivacyRule
+        from lti.grade_passback import grade_passback_connect
+        from lti.privacy_rules import privacy_rules_register
 
-        # LTI identifiers are personal data: exported with the account, erased with it
-        # (the identity rows cascade from the user).
-        REGISTRY.setdefault(
-            "lti.ltiidentity",
-            PrivacyRule("account", "user", ("platform__issuer", "sub", "created_at"), DELETE),
-        )
-        grade_released.connect(_grade_released, sender=Review, dispatch_uid="lti-grade-released")
-
-
-def _grade_released(sender, review, **kwargs) -> None:
-    from lti.ags import score_posts_queue
-
-    score_posts_queue(review=review)
+        privacy_rules_register()
+        grade_passback_connect()
