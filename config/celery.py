@@ -8,7 +8,10 @@ and ``cpu`` for parsing, embedding and model fitting (prefork, one process per c
 import os
 
 from celery import Celery
+from celery.signals import beat_init, worker_init
 from kombu import Queue
+
+from config.embedded import embedded_start
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -18,6 +21,14 @@ app.conf.task_queues = (Queue("llm"), Queue("cpu"))
 app.autodiscover_tasks()
 # Modules of tasks beside each app's tasks.py: tutoring turns.
 app.conf.include = ["tutor.conversation_tasks"]
+
+
+@worker_init.connect
+@beat_init.connect
+def _embedded_start(**kwargs) -> None:
+    """A worker or beat on a laptop starts the embedded servers it uses (settings start
+    nothing; config/embedded.py)."""
+    embedded_start()
 
 
 def enqueue_on_commit(task, *args, countdown: float = 0.0) -> None:
