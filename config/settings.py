@@ -219,6 +219,7 @@ CELERY_TASK_ROUTES = {
     "grading.tasks.scorer_train": {"queue": "cpu"},
     "learners.tasks.mastery_fit_course": {"queue": "cpu"},
     "learners.tasks.mastery_fit_all_courses": {"queue": "cpu"},
+    # privacy/tasks.py; the name is older than the privacy app (queued messages carry it).
     "learners.privacy_tasks.retention_purge": {"queue": "cpu"},
     "config.recovery.work_recover": {"queue": "cpu"},
     "learners.tasks.email_send": {"queue": "cpu"},
