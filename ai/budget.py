@@ -96,4 +96,7 @@ def ai_budget_reached(*, user: User, course: Course) -> bool:
 def ai_budget_check(*, user: User, course: Course) -> None:
     """ValidationError (code ``ai_budget``) when the learner's budget is used up."""
     if ai_budget_reached(user=user, course=course):
-        raise ValidationError(BUDGET_REACHED, code="ai_budget")
+        # The API sends retry_after as Retry-After (config/errors.py).
+        raise ValidationError(
+            BUDGET_REACHED, code="ai_budget", params={"retry_after": ai_budget_resets_in()}
+        )

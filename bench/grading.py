@@ -101,6 +101,9 @@ def main() -> None:
     import django
 
     django.setup()
+    from config.embedded import embedded_start
+
+    embedded_start()
     import logging
 
     import redis

@@ -36,6 +36,10 @@ import django  # noqa: E402
 
 django.setup()
 
+from config.embedded import embedded_start  # noqa: E402
+
+embedded_start()
+
 from django.core.files.base import ContentFile  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from pgvector import Vector  # noqa: E402

@@ -57,6 +57,7 @@ urlpatterns = [
     path("", include("grading.urls")),
     path("", include("lti.urls")),
     path("", include("learners.people_urls")),
+    path("", include("privacy.urls")),
     *_password_views,
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),

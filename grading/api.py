@@ -3,11 +3,9 @@ a student reaches only their own essay and grade, a teacher only their courses' 
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,10 +14,6 @@ from grading import selectors, serializers, services
 from grading.models import Review
 from learners.http import UserApiRequest
 from learners.selectors import user_can_teach
-
-
-def _invalid(error: ValidationError) -> Response:
-    return Response({"detail": " ".join(error.messages)}, status=status.HTTP_400_BAD_REQUEST)
 
 
 class ReviewQueueView(APIView):
@@ -47,12 +41,9 @@ class SubmissionCreateView(APIView):
             raise Http404
         incoming = serializers.SubmissionInSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        try:
-            submission = services.submission_submit(
-                assignment=assignment, learner=request.user, text=incoming.validated_data["text"]
-            )
-        except ValidationError as error:
-            return _invalid(error)
+        submission = services.submission_submit(
+            assignment=assignment, learner=request.user, text=incoming.validated_data["text"]
+        )
         over_budget = ai_budget_reached(user=request.user, course=assignment.course)
         data = {
             "id": submission.pk,
@@ -127,17 +118,14 @@ class CriterionDecisionView(APIView):
         criterion = get_object_or_404(assignment.criteria.all(), pk=criterion_id)
         incoming = serializers.CriterionDecisionInSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        try:
-            score = services.criterion_score_set(
-                submission=review.submission,
-                criterion=criterion,
-                score=incoming.validated_data["score"],
-                reason=incoming.validated_data["reason"],
-                comment=incoming.validated_data["comment"],
-                actor=request.user,
-            )
-        except ValidationError as error:
-            return _invalid(error)
+        score = services.criterion_score_set(
+            submission=review.submission,
+            criterion=criterion,
+            score=incoming.validated_data["score"],
+            reason=incoming.validated_data["reason"],
+            comment=incoming.validated_data["comment"],
+            actor=request.user,
+        )
         state = Review.objects.values_list("status", flat=True).get(pk=review.pk)
         data = {"criterion_id": criterion.pk, "score": score.score, "review_status": state}
         return Response(serializers.CriterionDecisionOutSerializer(data).data)

@@ -7,6 +7,10 @@ class GradingConfig(AppConfig):
     verbose_name = _("Essay grading")
 
     def ready(self) -> None:
+        from grading.privacy_rules import privacy_rules_register
+
+        privacy_rules_register()
+
         # Not at the top: config.jobs defines a model, which needs the app registry.
         from config.jobs import sweep_register
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
@@ -108,15 +107,12 @@ class AnswerCreateView(APIView):
             pk=incoming.validated_data["question"],
             concept__course=course,
         )
-        try:
-            result = practice_services.practice_answer(
-                learner=request.user,
-                question=question,
-                answer=incoming.validated_data["answer"],
-                is_review=incoming.validated_data["review"],
-            )
-        except ValidationError as error:
-            return Response({"detail": " ".join(error.messages)}, status=400)
+        result = practice_services.practice_answer(
+            learner=request.user,
+            question=question,
+            answer=incoming.validated_data["answer"],
+            is_review=incoming.validated_data["review"],
+        )
         mastery = result.mastery
         data = {
             "correct": result.check.correct,

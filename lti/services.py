@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from grading.models import Assignment
 from learners.models import Course, Membership, User
 from lti.launch import (
     AGS_CLAIM,
@@ -182,8 +183,6 @@ class Target:
         return f"assignment:{self.assignment_id}" if self.kind == "assignment" else self.kind
 
     def url(self, course: Course) -> str:
-        from grading.models import Assignment
-
         if self.kind == "practice":
             return reverse("learning:practice", args=[course.pk])
         if self.kind == "assignment":

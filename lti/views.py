@@ -20,6 +20,7 @@ from pylti1p3.deep_link import DeepLink
 from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.lineitem import LineItem
 
+from grading.models import Assignment
 from learners.models import Membership, User
 from lti import keys
 from lti.embedding import (
@@ -223,8 +224,6 @@ def _deep_link_launch(request: HttpRequest) -> tuple[dict, LtiPlatform, User] | 
 
 
 def _deep_link_choices(course: Course) -> list[dict]:
-    from grading.models import Assignment
-
     choices: list[dict[str, Any]] = [
         {"value": "tutor", "title": _("Course tutor: %(course)s") % {"course": course}},
         {"value": "practice", "title": _("Practice: %(course)s") % {"course": course}},

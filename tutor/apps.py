@@ -7,6 +7,10 @@ class TutorConfig(AppConfig):
     verbose_name = _("Tutor and course material")
 
     def ready(self) -> None:
+        from tutor.privacy_rules import privacy_rules_register
+
+        privacy_rules_register()
+
         # Not at the top: config.jobs defines a model, which needs the app registry.
         from config.jobs import sweep_register
 

@@ -7,19 +7,15 @@ the reply, or read the stream, until its status is final.
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, PermissionDenied
-from rest_framework.exceptions import ValidationError as APIValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ai.budget import ai_budget_resets_in
 from config.api_fields import StrictCharField, StrictChoiceField, StrictIntegerField, not_blank
 from config.openapi import ErrorSerializer
 from learners.http import UserApiRequest
@@ -147,43 +143,6 @@ class MemorySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the state of the conversation."
-    default_code = "conflict"
-
-
-# Refusals that depend on the state of a reply, not on the request: the same request
-# succeeds later (once the reply is finished, or after it failed).
-_CONFLICTS = {"busy", "not_retryable", "unfinished"}
-
-
-class AIBudgetReached(APIException):
-    """Today's AI token budget is used up; ``Retry-After`` says when it starts again."""
-
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
-    default_code = "ai_budget"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.wait = ai_budget_resets_in()  # DRF's handler sends it as Retry-After
-
-
-def _api_error(error: ValidationError) -> Exception:
-    """The API's answer to a service's refusal: 403 for missing consent, 409 when the
-    reply is not in a state that allows it, 429 when today's AI budget is used up, else
-    400."""
-    code = getattr(error, "code", None)
-    message = " ".join(error.messages)
-    if code == "consent":
-        return PermissionDenied(message)
-    if code in _CONFLICTS:
-        return Conflict(message)
-    if code == "ai_budget":
-        return AIBudgetReached(message)
-    return APIValidationError({"detail": error.messages})
-
-
 # --- views -----------------------------------------------------------------------------
 
 
@@ -229,19 +188,14 @@ class MessagePostView(APIView):
                 conversation_id=incoming.validated_data["conversation"],
             )
         text = incoming.validated_data["text"]
-        try:
-            with transaction.atomic():
-                if conversation is None:
-                    conversations.tutor_access_check(learner=request.user, course=course)
-                    conversations.message_validate(text=text)
-                    conversation = conversations.conversation_start(
-                        course=course, learner=request.user
-                    )
-                question, reply = conversations.message_post(
-                    conversation=conversation, learner=request.user, text=text
-                )
-        except ValidationError as error:
-            raise _api_error(error) from error
+        with transaction.atomic():
+            if conversation is None:
+                conversations.tutor_access_check(learner=request.user, course=course)
+                conversations.message_validate(text=text)
+                conversation = conversations.conversation_start(course=course, learner=request.user)
+            question, reply = conversations.message_post(
+                conversation=conversation, learner=request.user, text=text
+            )
         conversation.refresh_from_db()
         context = {"course_id": course.pk}
         data = {
@@ -282,10 +236,7 @@ class ReplyRetryView(APIView):
         token budget is used up."""
         course = course_for_member(user=request.user, course_id=course_id)
         reply = reply_for_learner(user=request.user, course=course, message_id=message_id)
-        try:
-            reply = conversations.reply_retry(reply=reply, learner=request.user)
-        except ValidationError as error:
-            raise _api_error(error) from error
+        reply = conversations.reply_retry(reply=reply, learner=request.user)
         data = MessageSerializer(reply, context={"course_id": course.pk}).data
         return Response(data, status=status.HTTP_202_ACCEPTED)
 
@@ -301,15 +252,12 @@ class ReplyFeedbackView(APIView):
         reply = reply_for_learner(user=request.user, course=course, message_id=message_id)
         incoming = FeedbackSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        try:
-            feedback = conversations.feedback_record(
-                reply=reply,
-                learner=request.user,
-                rating=incoming.validated_data["rating"],
-                comment=incoming.validated_data.get("comment", ""),
-            )
-        except ValidationError as error:
-            raise _api_error(error) from error
+        feedback = conversations.feedback_record(
+            reply=reply,
+            learner=request.user,
+            rating=incoming.validated_data["rating"],
+            comment=incoming.validated_data.get("comment", ""),
+        )
         return Response(FeedbackSerializer(feedback).data)
 
 

@@ -216,7 +216,7 @@ def _record(user, course, *, prompt: int) -> LLMCall:
 
 @pytest.mark.django_db
 def test_the_export_includes_the_persons_calls(student, other_student, course, other_course):
-    from learners.privacy import privacy_export
+    from privacy.personal_data import privacy_export
 
     _record(student, course, prompt=123)
     _record(other_student, other_course, prompt=999)
@@ -232,7 +232,7 @@ def test_the_export_includes_the_persons_calls(student, other_student, course, o
 def test_erasure_removes_the_persons_calls_and_no_one_elses(
     student, other_student, course, other_course
 ):
-    from learners.privacy import privacy_erase
+    from privacy.personal_data import privacy_erase
 
     _record(student, course, prompt=100)
     kept = _record(other_student, other_course, prompt=200)

@@ -8,7 +8,7 @@ import pytest
 from grading import services
 from grading.models import CriterionScore, RegradeRequest, Review, Submission
 from learners.models import User
-from learners.privacy import privacy_erase
+from privacy.personal_data import privacy_erase
 from tests.grading.workflow_factories import ESSAY, RUBRIC
 
 pytestmark = pytest.mark.django_db

@@ -1,8 +1,10 @@
-"""Where each person's data lives, how it is exported, and how it is erased.
+"""How a person's data is exported and erased.
 
-``REGISTRY`` names every model that holds personal data; ``tests/trust`` fails when a model
-with a foreign key to the user is missing from it. ``privacy_export`` and ``privacy_erase``
-are driven by it, so a new table is exported and erased once it is registered.
+The privacy registry (``config/privacy_registry.py``, filled by each app's
+``privacy_rules.py``) names every model that holds personal data; ``tests/privacy`` fails
+when a model with a foreign key to the user is missing from it. ``privacy_export`` and
+``privacy_erase`` are driven by it, so a new table is exported and erased once it is
+registered.
 
 Released grades belong to the school's records: on erasure they move to a placeholder
 account made for that one erasure (inactive, no password, no name), their essay text is
@@ -18,8 +20,6 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
@@ -27,123 +27,12 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils.translation import gettext as _
 
+from config.privacy_registry import ALL_FIELDS, DETACH, REGISTRY
+from grading.models import Proposal, RegradeRequest, Review, Submission, SubmissionVector
 from learners.audit import audit_record
 from learners.models import AuditEvent, LoginThrottle, User
-
-DELETE = "delete"  # the rows go with the person (cascade, or deleted explicitly)
-DETACH = "detach"  # the row is the school's; its link to the person is nulled (SET_NULL)
-ANONYMISE = "anonymise"  # the row stays, its personal content is removed
-# Export every concrete column: for tables whose new columns are all the person's own.
-ALL_FIELDS = ("__all__",)
-
-
-@dataclass(frozen=True)
-class PrivacyRule:
-    """How one model's rows of one person are found, exported and erased.
-
-    ``owner`` is the lookup from the model to the user ("" for the user model itself);
-    ``export`` is a tuple of field lookups, or a callable ``(user) -> JSON-ready data``
-    shared by every rule of the same ``group``.
-    """
-
-    group: str
-    owner: str
-    export: tuple[str, ...] | Callable[[User], Any]
-    erase: str
-
-
-def _learning(user: User) -> dict:
-    from learners.progress import learning_export
-
-    return learning_export(user=user)
-
-
-_USER_FIELDS = (
-    "username",
-    "first_name",
-    "last_name",
-    "email",
-    "display_name",
-    "preferred_language",
-    "birth_date",
-    "date_joined",
-    "last_login",
-)
-
-REGISTRY: dict[str, PrivacyRule] = {
-    "learners.user": PrivacyRule("account", "", _USER_FIELDS, DELETE),
-    "learners.membership": PrivacyRule("account", "user", ("course__title", "role"), DELETE),
-    "learners.aiconsent": PrivacyRule(
-        "account", "user", ("granted", "given_by", "version", "recorded_at"), DELETE
-    ),
-    "learners.learnerprofile": PrivacyRule("learning", "user", _learning, DELETE),
-    "learners.masteryevidence": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.learnercoursestate": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.conceptmastery": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.practiceattempt": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.reviewcard": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.practicequestion": PrivacyRule("staff", "reviewed_by", ("prompt",), DETACH),
-    # The teacher who asked for questions to be written; the job stays, detached.
-    "learners.questiongeneration": PrivacyRule(
-        "staff", "requested_by", ("concept__name", "status", "created_at"), DETACH
-    ),
-    "learners.invitation": PrivacyRule(
-        "staff", "created_by", ("course__title", "role", "created_at"), DETACH
-    ),
-    "learners.notice": PrivacyRule(
-        "account", "user", ("course__title", "kind", "title", "created_at", "read_at"), DELETE
-    ),
-    "admin.logentry": PrivacyRule(
-        "staff", "user", ("action_time", "object_repr", "change_message"), DELETE
-    ),
-    "tutor.material": PrivacyRule(
-        "staff", "uploaded_by", ("course__title", "title", "original_name", "created"), DETACH
-    ),
-    "tutor.conversation": PrivacyRule(
-        "tutor", "learner", ("id", "course__title", "title", "created"), DELETE
-    ),
-    "tutor.message": PrivacyRule("tutor", "conversation__learner", ALL_FIELDS, DELETE),
-    "tutor.feedback": PrivacyRule(
-        "tutor", "message__conversation__learner", ("message_id", "rating", "comment"), DELETE
-    ),
-    "tutor.memory": PrivacyRule(
-        "tutor", "learner", ("course__title", "summary", "created"), DELETE
-    ),
-    "grading.submission": PrivacyRule(
-        "grading",
-        "learner",
-        ("id", "assignment__title", "text", "is_current", "submitted_at"),
-        ANONYMISE,
-    ),
-    "grading.review": PrivacyRule(
-        "grading", "submission__learner", ("submission_id", "status", "released"), ANONYMISE
-    ),
-    "grading.criterionscore": PrivacyRule("staff", "scored_by", ("submission_id",), DETACH),
-    "grading.proposal": PrivacyRule("grading", "submission__learner", (), DELETE),
-    # The scorer's reading of the essay: derived from the text, so it goes with it.
-    "grading.submissionvector": PrivacyRule("grading", "submission__learner", (), DELETE),
-    "grading.regraderequest": PrivacyRule(
-        "grading", "submission__learner", ("submission_id", "comment", "created_at"), DELETE
-    ),
-    # The ledger of language model calls made for the person: no content, but when and
-    # for what they used AI, so it goes with them (the course's usage page loses them).
-    "ai.llmcall": PrivacyRule(
-        "ai",
-        "user",
-        (
-            "created_at",
-            "course__title",
-            "purpose",
-            "model",
-            "prompt_version",
-            "prompt_tokens",
-            "completion_tokens",
-            "tokens_source",
-            "outcome",
-        ),
-        DELETE,
-    ),
-}
+from tutor.models import Message
+from tutor.streams import reply_stream_reset, streams_reachable
 
 
 def _model(label: str) -> type[models.Model]:
@@ -218,8 +107,6 @@ def _anonymous_placeholder() -> User:
 
 
 def _keep_released_grades(*, user: User) -> None:
-    from grading.models import Proposal, RegradeRequest, Review, Submission, SubmissionVector
-
     # Released once is released: a grade whose regrade is pending is back in the queue
     # (status "pending") but its released snapshot is still the school's record.
     released = Submission.objects.filter(learner=user, review__released__isnull=False)
@@ -236,14 +123,10 @@ def _keep_released_grades(*, user: User) -> None:
 
 
 def _reply_stream_keys(*, user: User) -> list[int]:
-    from tutor.models import Message
-
     return list(Message.objects.filter(conversation__learner=user).values_list("pk", flat=True))
 
 
 def _delete_outside_the_database(*, files: list, message_ids: list[int]) -> None:
-    from tutor.streams import reply_stream_reset
-
     for file in files:
         file.storage.delete(file.name)
     for message_id in message_ids:
@@ -258,8 +141,6 @@ class ErasureUnavailable(Exception):
 def privacy_erase_check() -> None:
     """Raise ``ErasureUnavailable`` unless everything an erasure touches answers now, so an
     erasure is never left half-done outside the database."""
-    from tutor.streams import streams_reachable
-
     if not streams_reachable():
         raise ErasureUnavailable(
             _("Erasing is not possible right now; nothing was erased. Try again in a few minutes.")

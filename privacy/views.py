@@ -12,7 +12,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from learners.http import UserRequest
-from learners.privacy import ErasureUnavailable, privacy_erase, privacy_erase_check, privacy_export
+from privacy.personal_data import (
+    ErasureUnavailable,
+    privacy_erase,
+    privacy_erase_check,
+    privacy_export,
+)
 
 
 def privacy_export_response(*, data: bytes) -> HttpResponse:

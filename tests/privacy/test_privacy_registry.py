@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.apps import apps
 from django.contrib.auth import get_user_model
 
-from learners.privacy import ANONYMISE, DELETE, DETACH, REGISTRY
+from config.privacy_registry import ANONYMISE, DELETE, DETACH, REGISTRY
 
 
 def _models_pointing_at_the_user() -> set[str]:
@@ -24,7 +24,7 @@ def _models_pointing_at_the_user() -> set[str]:
 
 def test_every_model_with_a_foreign_key_to_the_user_is_registered():
     missing = _models_pointing_at_the_user() - set(REGISTRY)
-    assert not missing, f"add a PrivacyRule to learners/privacy.py for: {sorted(missing)}"
+    assert not missing, f"add a PrivacyRule to its app's privacy_rules.py for: {sorted(missing)}"
 
 
 def test_every_registered_model_still_exists():
@@ -34,7 +34,7 @@ def test_every_registered_model_still_exists():
             apps.get_model(label)
         except LookupError:
             gone.append(label)
-    assert not gone, f"remove from learners/privacy.py: {gone}"
+    assert not gone, f"remove from its app's privacy_rules.py: {gone}"
 
 
 def test_every_rule_names_a_known_erasure_and_a_working_lookup():

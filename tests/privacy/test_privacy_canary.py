@@ -134,7 +134,7 @@ PLACES = (
 
 def test_the_export_holds_every_planted_value(canary, planted, student):
     from learners.models import AuditEvent
-    from learners.privacy import privacy_export
+    from privacy.personal_data import privacy_export
 
     text = _export_text(privacy_export(user=student))
 
@@ -150,7 +150,7 @@ def test_erasure_leaves_the_canary_nowhere_but_keeps_the_released_grade(
 ):
     from grading.models import Review, Submission, SubmissionVector
     from learners.models import AuditEvent, User
-    from learners.privacy import privacy_erase, privacy_export
+    from privacy.personal_data import privacy_erase, privacy_export
 
     # The scorer's reading of the essay is binary, so the canary cannot show in it.
     SubmissionVector.objects.create(submission=planted, reader="test", data=b"\x00" * 8)

@@ -15,7 +15,10 @@ from django.db import models, transaction
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
-from learners.privacy import DETACH, REGISTRY, file_fields
+from config.privacy_registry import DETACH, REGISTRY
+from privacy.personal_data import file_fields
+from tutor.models import Conversation, Message
+from tutor.streams import reply_stream_reset
 
 DEFAULT_DAYS_CONVERSATIONS = 365
 DEFAULT_DAYS_UPLOADS = 180
@@ -39,9 +42,6 @@ def _with_file(rows: models.QuerySet, name: str) -> models.QuerySet:
 @transaction.atomic
 def retention_conversations_purge(*, now: dt.datetime | None = None) -> int:
     """Delete conversations idle past the retention period, with their files and streams."""
-    from tutor.models import Conversation, Message
-    from tutor.streams import reply_stream_reset
-
     cutoff = _cutoff("RETENTION_DAYS_CONVERSATIONS", DEFAULT_DAYS_CONVERSATIONS, now)
     if cutoff is None:
         return 0

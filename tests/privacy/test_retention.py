@@ -42,7 +42,7 @@ def _conversation(*, learner, course, days_old: int, with_upload: bool = False):
 def test_conversations_idle_past_the_period_are_deleted_with_streams_and_files(
     settings, media_root, student, course
 ):
-    from learners.privacy_tasks import retention_purge
+    from privacy.tasks import retention_purge
     from tutor.models import Conversation
     from tutor.streams import reply_stream_text
 
@@ -59,7 +59,7 @@ def test_conversations_idle_past_the_period_are_deleted_with_streams_and_files(
 
 
 def test_old_uploads_are_removed_but_the_message_stays(settings, media_root, student, course):
-    from learners.retention import retention_uploads_purge
+    from privacy.retention import retention_uploads_purge
     from tutor.models import Message
 
     settings.RETENTION_DAYS_CONVERSATIONS = 0
@@ -77,7 +77,7 @@ def test_old_uploads_are_removed_but_the_message_stays(settings, media_root, stu
 
 
 def test_a_period_of_zero_keeps_everything(settings, student, course):
-    from learners.retention import retention_conversations_purge
+    from privacy.retention import retention_conversations_purge
     from tutor.models import Conversation
 
     settings.RETENTION_DAYS_CONVERSATIONS = 0
