@@ -22,11 +22,6 @@ FOUNDATION = "config"
 # module once the code it names has moved below it (the ai, material and learning apps,
 # the job registry). The list only shrinks: an entry no longer found fails too.
 KNOWN = {
-    "config/recovery.py -> grading.services",
-    "config/recovery.py -> learners.practice_jobs",
-    "config/recovery.py -> lti.ags",
-    "config/recovery.py -> tutor.conversations",
-    "config/recovery.py -> tutor.services",
     "config/warmup.py -> tutor.embedding",
     "grading/injection.py -> tutor.embedding",
     "grading/llm_grading.py -> tutor.llm",
