@@ -355,7 +355,7 @@ class Proposal(models.Model):
     def failure_reason(self) -> str:
         """Why it failed, translated, for the review page ('' when the stored error is no
         language model failure, e.g. a worker that died)."""
-        from tutor.llm import failure_reason
+        from ai.llm import failure_reason
 
         return failure_reason(self.error) if self.status == self.Status.FAILED else ""
 

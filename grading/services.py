@@ -341,8 +341,8 @@ def grading_sources(*, submission: Submission) -> list[str]:
     """Which proposals this submission gets: the LLM (configured, allowed by consent and
     within the learner's AI token budget for today) and the learned scorer (when one is
     trained for this rubric)."""
+    from ai.llm import llm_is_configured
     from learners.consent import ai_access
-    from tutor.llm import llm_is_configured
 
     assignment = submission.assignment
     learner, course = submission.learner, assignment.course

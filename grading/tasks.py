@@ -43,7 +43,7 @@ def retry_countdown(retries: int) -> int:
 @shared_task(name="grading.tasks.proposal_llm", bind=True, acks_late=True, max_retries=LLM_RETRIES)
 def proposal_llm(self, proposal_id: int) -> str | None:
     """Grade one proposal with the language model."""
-    from tutor.llm import LLMBadResponse, LLMError, LLMUnavailable, llm_error_stored
+    from ai.llm import LLMBadResponse, LLMError, LLMUnavailable, llm_error_stored
 
     claimed_at = services.proposal_claim(proposal_id=proposal_id)
     if claimed_at is None:
