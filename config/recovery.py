@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 def work_recover() -> dict[str, int]:
     """Queue again (or fail) the materials, replies, grade proposals, question-writing jobs
     and grades for an LMS left behind."""
-    from grading.services import proposals_recover
+    from grading.proposals import proposals_recover
     from learners.practice_jobs import generations_recover
     from lti.ags import score_posts_recover
     from tutor.conversations import replies_recover

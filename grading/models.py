@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -20,6 +21,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from grading.criteria import Criterion
+
+if TYPE_CHECKING:
+    from learners.models import User
 
 
 class Assignment(models.Model):
@@ -178,7 +182,7 @@ class SubmissionQuerySet(models.QuerySet):
     def current(self) -> SubmissionQuerySet:
         return self.filter(is_current=True)
 
-    def for_learner(self, user) -> SubmissionQuerySet:
+    def for_learner(self, user: User) -> SubmissionQuerySet:
         return self.filter(learner=user)
 
 
@@ -246,8 +250,9 @@ class CriterionScore(models.Model):
 
 
 # --- Grading workflow ---
-# Written by the grading workflow (services.py, tasks.py, views.py): AI proposals, the
-# teacher's review and release, regrade requests, exemplars and the stored learned scorer.
+# Written by the grading workflow (submissions.py, proposals.py, reviews.py, training.py,
+# tasks.py, views.py): AI proposals, the teacher's review and release, regrade requests,
+# exemplars and the stored learned scorer.
 
 
 def rubric_version_of(criteria) -> str:

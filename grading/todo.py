@@ -11,7 +11,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from grading.models import Assignment, Review, Submission
-from learners.models import Membership, Notice
+from learners.models import Membership, Notice, User
 
 TODO_LIMIT = 8
 RELEASED_RECENT_DAYS = 14
@@ -28,7 +28,7 @@ class LearnerTodo:
         return not (self.open_assignments or self.released or self.unread_notices)
 
 
-def learner_todo(*, learner, now=None) -> LearnerTodo:
+def learner_todo(*, learner: User, now=None) -> LearnerTodo:
     """Three bounded queries, whatever the number of courses or assignments."""
     now = now or timezone.now()
     studying = Membership.objects.filter(user=learner, role=Membership.Role.STUDENT).values(

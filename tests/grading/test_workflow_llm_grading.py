@@ -146,7 +146,7 @@ def test_near_verbatim_quotes_are_kept_as_the_essays_own_words():
 
 
 def test_exemplars_are_part_of_the_shared_prompt(course):
-    from grading.services import assignment_create
+    from grading.rubrics import assignment_create
     from tests.grading.workflow_factories import RUBRIC
 
     rubric = {
