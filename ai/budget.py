@@ -89,7 +89,7 @@ def ai_budget(*, user: User, course: Course) -> AIBudget:
 
 def ai_budget_reached(*, user: User, course: Course) -> bool:
     """Whether a new call to the language model for this learner must wait for tomorrow;
-    never in offline mode (no ``LLM_BASE_URL``, as ``tutor.llm.llm_is_configured`` says)."""
+    never in offline mode (no ``LLM_BASE_URL``, as ``ai.llm.llm_is_configured`` says)."""
     return bool(settings.LLM_BASE_URL) and ai_budget(user=user, course=course).reached
 
 

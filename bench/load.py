@@ -195,7 +195,7 @@ def _summary(samples: list[Sample]) -> dict:
 
 
 def _seed(n_courses: int, n_users: int):
-    from grading.services import assignment_create
+    from grading.rubrics import assignment_create
     from learners.models import Course, Membership, User
     from tutor.conversations import conversation_start
     from tutor.services import material_import_path, material_ingest

@@ -44,9 +44,9 @@ from django.core.files.base import ContentFile  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from pgvector import Vector  # noqa: E402
 
+from ai.embedding import embed_texts, embedding_model  # noqa: E402
 from learners.models import Course, Membership, User  # noqa: E402
 from tutor import retrieval  # noqa: E402
-from tutor.embedding import embed_texts, embedding_model  # noqa: E402
 from tutor.models import Chunk, Material  # noqa: E402
 from tutor.services import _embedded_text, material_ingest, material_upload  # noqa: E402
 

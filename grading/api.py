@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ai.budget import GRADED_WITHOUT_AI, ai_budget_reached
-from grading import selectors, serializers, services
+from grading import reviews, selectors, serializers, submissions
 from grading.models import Review
 from learners.http import UserApiRequest
 from learners.selectors import user_can_teach
@@ -41,14 +41,14 @@ class SubmissionCreateView(APIView):
             raise Http404
         incoming = serializers.SubmissionInSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        submission = services.submission_submit(
+        submission = submissions.submission_submit(
             assignment=assignment, learner=request.user, text=incoming.validated_data["text"]
         )
         over_budget = ai_budget_reached(user=request.user, course=assignment.course)
         data = {
             "id": submission.pk,
             "submitted_at": submission.submitted_at,
-            "word_count": services.word_count(submission.text),
+            "word_count": submissions.word_count(submission.text),
             "flagged": submission.review.flagged,
             "notice": GRADED_WITHOUT_AI if over_budget else "",
         }
@@ -76,7 +76,7 @@ class MyGradeView(APIView):
                     "submission_id": version.submission.pk,
                     "submitted_at": version.submission.submitted_at,
                     "is_current": version.is_current,
-                    "word_count": services.word_count(version.submission.text),
+                    "word_count": submissions.word_count(version.submission.text),
                 }
                 for version in versions
             ],
@@ -118,7 +118,7 @@ class CriterionDecisionView(APIView):
         criterion = get_object_or_404(assignment.criteria.all(), pk=criterion_id)
         incoming = serializers.CriterionDecisionInSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        score = services.criterion_score_set(
+        score = reviews.criterion_score_set(
             submission=review.submission,
             criterion=criterion,
             score=incoming.validated_data["score"],

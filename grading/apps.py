@@ -19,6 +19,6 @@ class GradingConfig(AppConfig):
 
 def _proposals_recover() -> dict[str, int]:
     # Imported when the sweep runs: grading's services are heavy to import.
-    from grading.services import proposals_recover
+    from grading.proposals import proposals_recover
 
     return {"proposals": proposals_recover()}

@@ -255,8 +255,9 @@ class CriterionScore(models.Model):
 
 
 # --- Grading workflow ---
-# Written by the grading workflow (services.py, tasks.py, views.py): AI proposals, the
-# teacher's review and release, regrade requests, exemplars and the stored learned scorer.
+# Written by the grading workflow (submissions.py, proposals.py, reviews.py, training.py,
+# tasks.py, views.py): AI proposals, the teacher's review and release, regrade requests,
+# exemplars and the stored learned scorer.
 
 
 def rubric_version_of(criteria) -> str:
@@ -364,7 +365,7 @@ class Proposal(models.Model):
     def failure_reason(self) -> str:
         """Why it failed, translated, for the review page ('' when the stored error is no
         language model failure, e.g. a worker that died)."""
-        from tutor.llm import failure_reason
+        from ai.llm import failure_reason
 
         return failure_reason(self.error) if self.status == self.Status.FAILED else ""
 

@@ -20,7 +20,7 @@ from grading.models import (
     Submission,
     rubric_version_of,
 )
-from learners.models import AuditEvent
+from learners.models import AuditEvent, Course, User
 from learners.selectors import course_for_member, course_for_teacher
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from config.api_fields import StrictCharField, StrictDecimalField, not_blank
-from grading.services import ESSAY_MAX_WORDS
+from grading.submissions import ESSAY_MAX_WORDS
 
 
 class ProposalCriterionSerializer(serializers.Serializer):

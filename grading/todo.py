@@ -12,7 +12,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from grading.models import Assignment, Review, Submission
-from learners.models import Membership, Notice
+from learners.models import Membership, Notice, User
 
 if TYPE_CHECKING:
     from learners.models import User

@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from ai.budget import GRADED_WITHOUT_AI, ai_budget_reached
-from grading import forms, selectors, services
+from grading import forms, proposals, reviews, rubrics, selectors, submissions
 from grading.history import history_lines
 from grading.models import Assignment, Proposal, RegradeRequest, Review
 from learners.http import UserRequest
@@ -139,7 +139,7 @@ def assignment_new(request: UserRequest, course_id: int) -> HttpResponse:
         entries = [f.as_rubric_entry() for f in criteria_forms]
         rubric = {"criteria": [e for e in entries if e is not None]}
     try:
-        assignment = services.assignment_create(
+        assignment = rubrics.assignment_create(
             course=course,
             title=form.cleaned_data["title"],
             prompt=form.cleaned_data["prompt"],
@@ -166,7 +166,7 @@ def rubric_export_view(request: UserRequest, course_id: int, assignment_id: int)
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
-    body = json.dumps(services.rubric_export(assignment=assignment), indent=2, ensure_ascii=False)
+    body = json.dumps(rubrics.rubric_export(assignment=assignment), indent=2, ensure_ascii=False)
     response = HttpResponse(body, content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="rubric-{assignment.pk}.json"'
     return response
@@ -191,7 +191,7 @@ def _student_context(assignment: Assignment, learner: User) -> dict:
     can_submit = True
     refusal = ""
     try:
-        services.submission_check_allowed(assignment=assignment, learner=learner)
+        submissions.submission_check_allowed(assignment=assignment, learner=learner)
     except ValidationError as error:
         can_submit, refusal = False, " ".join(error.messages)
     versions = selectors.submission_versions(assignment=assignment, learner=learner)
@@ -252,9 +252,9 @@ def submission_create(request: UserRequest, course_id: int, assignment_id: int) 
             upload = form.cleaned_data["upload"]
             text, hidden = form.cleaned_data["text"], []
             if upload is not None:
-                essay = services.submission_upload_read(name=upload.name, data=upload.read())
+                essay = submissions.submission_upload_read(name=upload.name, data=upload.read())
                 text, hidden = essay.text, essay.hidden
-            services.submission_submit(
+            submissions.submission_submit(
                 assignment=assignment, learner=request.user, text=text, hidden=hidden
             )
         except ValidationError as error:
@@ -280,7 +280,7 @@ def regrade_create(request: UserRequest, course_id: int, assignment_id: int) -> 
     form = forms.RegradeForm(request.POST)
     if form.is_valid():
         try:
-            services.regrade_request(
+            reviews.regrade_request(
                 submission=submission, learner=request.user, comment=form.cleaned_data["comment"]
             )
         except ValidationError as error:
@@ -308,7 +308,7 @@ def _queue_row(review: Review, criteria) -> dict:
             p.status in (Proposal.Status.QUEUED, Proposal.Status.RUNNING) for p in proposals
         ),
         "confidence": min(confidences) if confidences else None,
-        "disagreement": services.proposal_disagreement(proposals=done, steps=steps),
+        "disagreement": reviews.proposal_disagreement(proposals=done, steps=steps),
         "regrade": bool(review.submission.open_regrades),
         "scored": len(review.submission.scores.all()),
     }
@@ -350,7 +350,7 @@ def bulk_approve_view(request: UserRequest, course_id: int, assignment_id: int) 
     if not form.is_valid():
         context = _review_context(assignment) | {"bulk_form": form}
         return render(request, "grading/review.html", context, status=UNPROCESSABLE)
-    count = services.reviews_bulk_approve(
+    count = reviews.reviews_bulk_approve(
         assignment=assignment,
         min_confidence=float(form.cleaned_data["min_confidence"]),
         actor=request.user,
@@ -365,7 +365,7 @@ def release_all_view(request: UserRequest, course_id: int, assignment_id: int) -
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
-    count = services.reviews_release_all(assignment=assignment, actor=request.user)
+    count = reviews.reviews_release_all(assignment=assignment, actor=request.user)
     flash.success(request, _("%(n)d grades released.") % {"n": count})
     return redirect("grading:review", course_id, assignment_id)
 
@@ -391,12 +391,12 @@ def _level_options(criterion, proposed: dict[str, str]) -> list[dict] | None:
     descriptors = {}
     for key, text in (criterion.level_descriptors or {}).items():
         try:
-            descriptors[services.score_text(key)] = text
+            descriptors[reviews.score_text(key)] = text
         except (ArithmeticError, ValueError):
             continue
     options = []
     for index in range(int(steps) + 1):
-        value = services.score_text(criterion.min_score + index * criterion.step)
+        value = reviews.score_text(criterion.min_score + index * criterion.step)
         options.append(
             {
                 "value": value,
@@ -410,7 +410,7 @@ def _level_options(criterion, proposed: dict[str, str]) -> list[dict] | None:
 def _criterion_rows(review: Review, criteria, forms_by_id=None) -> list[dict]:
     submission = review.submission
     proposals = list(submission.proposals.all())
-    primary = services.primary_proposal(proposals)
+    primary = reviews.primary_proposal(proposals)
     done = [p for p in proposals if p.status == Proposal.Status.DONE]
     # The language model's proposal first, then the learned scorer's: side by side.
     done.sort(key=lambda p: p.source != Proposal.Source.LLM)
@@ -421,9 +421,9 @@ def _criterion_rows(review: Review, criteria, forms_by_id=None) -> list[dict]:
         final = scores.get(criterion.pk)
         comment = review.comments.get(str(criterion.pk), entry.get("rationale", ""))
         initial = {
-            "score": services.score_text(final.score)
+            "score": reviews.score_text(final.score)
             if final
-            else (services.score_text(entry["score"]) if entry.get("score") is not None else None),
+            else (reviews.score_text(entry["score"]) if entry.get("score") is not None else None),
             "comment": comment,
         }
         sides = []
@@ -440,7 +440,7 @@ def _criterion_rows(review: Review, criteria, forms_by_id=None) -> list[dict]:
                     }
                 )
         proposed_scores = {
-            side["label"]: services.score_text(side["score"])
+            side["label"]: reviews.score_text(side["score"])
             for side in sides
             if side["score"] is not None
         }
@@ -457,7 +457,7 @@ def _criterion_rows(review: Review, criteria, forms_by_id=None) -> list[dict]:
                 "final": final,
                 "form": form,
                 "initial_comment": comment,
-                "chosen": services.score_text(form["score"].value())
+                "chosen": reviews.score_text(form["score"].value())
                 if _is_number(form["score"].value())
                 else "",
             }
@@ -467,7 +467,7 @@ def _criterion_rows(review: Review, criteria, forms_by_id=None) -> list[dict]:
 
 def _is_number(value) -> bool:
     try:
-        services.score_text(value)
+        reviews.score_text(value)
     except (ArithmeticError, ValueError, TypeError):
         return False
     return value not in (None, "")
@@ -504,7 +504,7 @@ def _essay_context(
 ) -> dict:
     criteria = list(assignment.criteria.all())
     proposals = list(review.submission.proposals.all())
-    primary = services.primary_proposal(proposals)
+    primary = reviews.primary_proposal(proposals)
     quotes = [q for p in proposals for e in p.criteria.values() for q in e.get("evidence", [])]
     return {
         "course": assignment.course,
@@ -537,12 +537,12 @@ def _essay_context(
         ),
         "feedback_form": _feedback_form(review, primary),
         "nav": _essay_neighbours(assignment, review.submission_id),
-        "version": version or services.review_version(submission=review.submission),
+        "version": version or reviews.review_version(submission=review.submission),
     }
 
 
 def _feedback_form(review: Review, primary: Proposal | None) -> forms.FeedbackForm:
-    feedback = services.review_feedback(review=review, proposal=primary)
+    feedback = reviews.review_feedback(review=review, proposal=primary)
     return forms.FeedbackForm(
         initial={
             "strengths": "\n".join(feedback["strengths"]),
@@ -583,7 +583,7 @@ def review_essay_save(
             elif comment.strip() == (shown[criterion.pk]["initial_comment"] or "").strip():
                 comment = None  # left as shown: not a change
             decisions.append(
-                services.CriterionDecision(
+                reviews.CriterionDecision(
                     criterion=criterion,
                     score=data["score"],
                     comment=comment,
@@ -591,13 +591,13 @@ def review_essay_save(
                 )
             )
         try:
-            errors = services.review_scores_save(
+            errors = reviews.review_scores_save(
                 submission=review.submission,
                 decisions=decisions,
                 actor=request.user,
                 version=request.POST.get("version") or None,
             )
-        except services.ReviewChangedError as error:
+        except reviews.ReviewChangedError as error:
             flash.error(request, " ".join(error.messages))
             status = 409
         else:
@@ -635,7 +635,7 @@ def criterion_decide(
     status = 200
     if form.is_valid():
         try:
-            services.criterion_score_set(
+            reviews.criterion_score_set(
                 submission=review.submission,
                 criterion=criterion,
                 score=form.cleaned_data["score"],
@@ -670,7 +670,7 @@ def release_view(
 ) -> HttpResponse:
     _assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     try:
-        services.review_release(
+        reviews.review_release(
             review=review,
             actor=request.user,
             acknowledge_flag=request.POST.get("acknowledge_flag") == "on",
@@ -693,7 +693,7 @@ def feedback_edit(
         flash.error(request, _("The feedback could not be saved."))
     else:
         try:
-            services.review_feedback_set(
+            reviews.review_feedback_set(
                 review=review,
                 strengths=form.cleaned_data["strengths"].splitlines(),
                 next_steps=form.cleaned_data["next_steps"].splitlines(),
@@ -713,7 +713,7 @@ def proposal_retry_view(
 ) -> HttpResponse:
     _assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     for proposal in review.submission.proposals.all():
-        services.proposal_retry(proposal=proposal)
+        proposals.proposal_retry(proposal=proposal)
     flash.success(request, _("The AI will try again."))
     return redirect("grading:review-essay", course_id, assignment_id, submission_id)
 

@@ -479,9 +479,9 @@ class QuestionGeneration(models.Model):
     text = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     questions_created = models.PositiveSmallIntegerField(default=0)
-    # The call's usage record (tutor.llm.LLMUsage.as_dict): the usage page counts it once.
+    # The call's usage record (ai.llm.LLMUsage.as_dict): the usage page counts it once.
     usage = models.JSONField(default=dict, blank=True)
-    # "LLMUnsupported: <the server's words>" (tutor.llm.llm_error_stored) or a worker's death.
+    # "LLMUnsupported: <the server's words>" (ai.llm.llm_error_stored) or a worker's death.
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

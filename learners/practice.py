@@ -287,12 +287,12 @@ def questions_draft_llm(
     requested_by_id: int | None = None,
 ) -> tuple[list[DraftQuestion], dict]:
     """Questions written by the language model under a JSON schema, and the generation
-    record (model, prompt version, usage). Raises ``tutor.llm.LLMError`` on failure. The
+    record (model, prompt version, usage). Raises ``ai.llm.LLMError`` on failure. The
     call goes in the ledger once, under the course and the teacher who asked."""
     from django.conf import settings
 
     # the tutor app owns the model client
-    from tutor.llm import chat_json, llm_context_tokens, prompt_tokens, text_fit
+    from ai.llm import chat_json, llm_context_tokens, prompt_tokens, text_fit
 
     description = f" ({concept.description})" if concept.description else ""
     system = _PROMPT_FILE.read_text().format(
@@ -339,7 +339,7 @@ def questions_draft_llm(
 def llm_failure(error: BaseException) -> tuple[str, bool] | None:
     """For a failed call to the model: what to store (the kind and the server's words) and
     whether a later try may help (unreachable, overloaded); None for any other error."""
-    from tutor.llm import LLMError, LLMUnavailable, llm_error_stored
+    from ai.llm import LLMError, LLMUnavailable, llm_error_stored
 
     if not isinstance(error, LLMError):
         return None
@@ -348,7 +348,7 @@ def llm_failure(error: BaseException) -> tuple[str, bool] | None:
 
 def llm_failure_reason(stored: str) -> str:
     """The translated reason of a failure ``llm_failure`` stored ('' for other errors)."""
-    from tutor.llm import failure_reason
+    from ai.llm import failure_reason
 
     return failure_reason(stored)
 

@@ -199,7 +199,7 @@ def image_text_view(request: UserRequest, course_id: int) -> HttpResponse:
     """What the tutor will read from a photo the student is about to send: OCR's text in an
     editable field of the composer, so the student can correct it before it is used (or a
     note that the model looks at the image itself). Nothing is stored."""
-    from tutor.llm import llm_supports_images
+    from ai.llm import llm_supports_images
 
     course = course_for_member(user=request.user, course_id=course_id)
     image = request.FILES.get("image")

@@ -144,7 +144,7 @@ def message_post(
     Raises ValidationError for an empty or too long message, a refused image, or while the
     previous reply is still being written.
     """
-    from tutor.llm import llm_supports_images
+    from ai.llm import llm_supports_images
 
     _check_owner(conversation, learner)
     tutor_access_check(learner=learner, course=conversation.course)

@@ -23,6 +23,16 @@ from django.utils.translation import gettext_noop
 
 from ai.budget import ai_budget_reached
 from ai.ledger import LLMCallFor, Purpose
+from ai.llm import (
+    LLMContextExceeded,
+    LLMError,
+    chat_stream,
+    llm_error_observed,
+    llm_is_configured,
+    llm_supports_images,
+    server_tokens_counter,
+    user_message_with_image,
+)
 from config.jobs import Claim
 from config.leases import Lease
 from tutor import streams
@@ -43,16 +53,6 @@ from tutor.conversation_selectors import (
     reply_question,
 )
 from tutor.conversations import reply_max_seconds
-from tutor.llm import (
-    LLMContextExceeded,
-    LLMError,
-    chat_stream,
-    llm_error_observed,
-    llm_is_configured,
-    llm_supports_images,
-    server_tokens_counter,
-    user_message_with_image,
-)
 from tutor.models import Conversation, Message
 from tutor.reply_clean import reply_citations, reply_language, reply_text_clean
 from tutor.retrieval import chunks_search
@@ -502,7 +502,7 @@ def conversation_summarize(*, conversation: Conversation) -> Summary | None:
     When the model cannot write it (unreachable, refusing, unusable answers) the memory
     is the offline one, and the failure a log line: a session's end never fails.
     """
-    from tutor.llm import llm_context_tokens
+    from ai.llm import llm_context_tokens
 
     turns = [
         m

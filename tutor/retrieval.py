@@ -494,7 +494,7 @@ def chunks_search(
         return []
     from pgvector import Vector
 
-    from tutor.embedding import embed_texts
+    from ai.embedding import embed_texts
 
     vector = ""
     if mode != "keyword":

@@ -391,7 +391,7 @@ def _vectors(
 ) -> list:
     """One vector per text: reused where a chunk with the same text hash has one, the
     rest embedded in batches (``on_progress(done, total)`` after each)."""
-    from tutor.embedding import embed_texts
+    from ai.embedding import embed_texts
 
     missing = list(dict.fromkeys(h for h in hashes if h not in known))
     text_of = dict(zip(hashes, texts, strict=True))

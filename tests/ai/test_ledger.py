@@ -13,13 +13,13 @@ from django.urls import reverse
 
 from ai.budget import ai_tokens_used_today
 from ai.ledger import LLMCallFor, Outcome, Purpose, llm_call_record
+from ai.llm import LLMBadResponse, chat_stream
+from ai.llm_capabilities import prompt_tokens_count
 from ai.models import LLMCall
 from ai.tokens import messages_tokens_estimate, tokens_estimate
 from ai.usage import course_llm_usage
 from tests.grading.workflow_factories import grade_reply
 from tests.learners.learning_fixtures import PHOTOSYNTHESIS
-from tutor.llm import LLMBadResponse, chat_stream
-from tutor.llm_capabilities import prompt_tokens_count
 
 MESSAGES = [
     {"role": "system", "content": "You are a patient tutor."},
@@ -186,7 +186,7 @@ def test_a_practice_generation_is_one_call_however_many_questions_it_wrote(
 def test_calls_that_never_reached_the_model_cost_nothing_on_the_usage_page(
     student, course, llm_server, settings
 ):
-    from tutor.llm import LLMUnavailable
+    from ai.llm import LLMUnavailable
 
     settings.LLM_MAX_RETRIES = 0
     llm_server.fail_next(status=503)

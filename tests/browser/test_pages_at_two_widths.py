@@ -270,7 +270,7 @@ def test_no_page_trips_the_csp_or_spills_sideways(
     """Every HTML page a student or a teacher opens, each loaded in a real browser with
     the strict CSP: not one console error (an inline style or script would be one), and
     none wider than the screen."""
-    from grading import services as grading
+    from grading import submissions
     from tutor.models import Conversation, Message
     from tutor.services import material_ingest, material_upload
 
@@ -280,7 +280,7 @@ def test_no_page_trips_the_csp_or_spills_sideways(
     questions_generate(concept=concepts[0], texts=[PHOTOSYNTHESIS])
     PracticeQuestion.objects.update(status=PracticeQuestion.Status.APPROVED)
     questions_generate(concept=concepts[1], texts=[PHOTOSYNTHESIS])
-    grading.submission_submit(assignment=queue_of_essays, learner=student, text=MARKDOWN)
+    submissions.submission_submit(assignment=queue_of_essays, learner=student, text=MARKDOWN)
     chat = Conversation.objects.create(course=course, learner=student, title="Tables")
     Message.objects.create(conversation=chat, role="user", text="A table, please")
     Message.objects.create(

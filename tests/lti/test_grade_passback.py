@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from grading import services
+from grading import reviews, submissions
 from grading.models import Review
 from lti.ags import score_post_send, score_posts_recover
 from lti.models import LtiContext, LtiLineItem, LtiScorePost
@@ -42,15 +42,15 @@ def lms_course(client, lti_platform, assignment):
 def _grade(assignment, learner, teacher, scores, *, reason=""):
     submission = assignment.submissions.filter(learner=learner, is_current=True).first()
     if submission is None:
-        submission = services.submission_submit(
+        submission = submissions.submission_submit(
             assignment=assignment, learner=learner, text="Plants turn light into sugar."
         )
     for criterion, score in zip(assignment.criteria.all(), scores, strict=True):
-        services.criterion_score_set(
+        reviews.criterion_score_set(
             submission=submission, criterion=criterion, score=score, actor=teacher, reason=reason
         )
     review = Review.objects.get(submission=submission)
-    return services.review_release(review=review, actor=teacher)
+    return reviews.review_release(review=review, actor=teacher)
 
 
 def test_a_released_grade_reaches_the_gradebook_with_the_right_score(

@@ -21,6 +21,7 @@ from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import reverse
 
+from ai.llm import LLMUnavailable
 from config import embedded
 from config.env import env_str
 from config.recovery import work_recover
@@ -29,7 +30,6 @@ from learners.models import Concept, QuestionGeneration
 from tests.grading.workflow_factories import ESSAY, grade_reply
 from tests.llm_server import LLMTestServer
 from tests.trust.workers import wait_for
-from tutor.llm import LLMUnavailable
 from tutor.models import Message
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

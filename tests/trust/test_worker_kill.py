@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from grading.models import Proposal, Review
-from grading.services import submission_submit
+from grading.submissions import submission_submit
 from tests.grading.workflow_factories import ESSAY, grade_reply
 from tests.trust.workers import LEASE_SECONDS, QUEUES, WorkerProcess, unacked_tasks, wait_for
 from tutor import chunking, parsing, streams

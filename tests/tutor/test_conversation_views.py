@@ -190,7 +190,7 @@ def test_html_in_messages_and_replies_is_escaped(client, student, course, conver
 
 
 def test_a_failed_reply_says_why_in_the_learners_language(client, student, course, conversation):
-    from tutor.llm import LLMUnavailable
+    from ai.llm import LLMUnavailable
 
     Message.objects.create(conversation=conversation, role="user", text="¿Qué es la fotosíntesis?")
     Message.objects.create(

@@ -5,8 +5,9 @@ import time
 import pytest
 from django.core.files.base import ContentFile
 
+from ai import embedding
 from tests.tutor.material_files import MARKDOWN, VOLCANO, media_root, pdf_bytes  # noqa: F401
-from tutor import embedding, services
+from tutor import services
 from tutor.models import Chunk, Material
 from tutor.services import material_ingest, material_upload
 

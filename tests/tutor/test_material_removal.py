@@ -14,8 +14,8 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.urls import reverse
 
+from ai import embedding
 from tests.tutor.material_files import MARKDOWN, media_root  # noqa: F401
-from tutor import embedding
 from tutor.models import Chunk, Material
 from tutor.services import material_ingest, material_upload
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
+from ai.embedding import embed_texts
 from config.schema import schema_migrate_pending
 from learners.models import Course, Membership, User
-from tutor.embedding import embed_texts
 from tutor.models import Material
 from tutor.retrieval import MODES, chunks_search
 from tutor.services import material_import_path, material_ingest

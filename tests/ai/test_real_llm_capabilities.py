@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tutor import llm
-from tutor.llm_capabilities import bytes_bound
+from ai import llm
+from ai.llm_capabilities import bytes_bound
 
 pytestmark = [pytest.mark.real_llm, pytest.mark.django_db]
 

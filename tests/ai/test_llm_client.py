@@ -12,8 +12,8 @@ import time
 import pytest
 from django.db import connection
 
-from tutor import llm
-from tutor.llm import (
+from ai import llm
+from ai.llm import (
     LLMBadResponse,
     LLMContextExceeded,
     LLMNotConfigured,

@@ -44,7 +44,7 @@ from django.conf import settings
 from django.utils.translation import gettext_noop
 
 from ai.ledger import LLMCallFor, Outcome, llm_call_record
-from tutor.llm_capabilities import (
+from ai.llm_capabilities import (
     Capabilities,
     capabilities_clear,
     capabilities_for,
@@ -411,7 +411,7 @@ def server_tokens_counter() -> Callable[[list[str]], int] | None:
 def text_fit(text: str, tokens: int) -> str:
     """The longest beginning of ``text`` (roughly: cut at a word) within ``tokens`` tokens,
     counted with the server's tokenizer when it has one, else by the UTF-8 byte bound."""
-    from tutor.llm_capabilities import bytes_bound
+    from ai.llm_capabilities import bytes_bound
 
     tokens = max(tokens, 0)
     count = server_tokens_counter()
