@@ -26,7 +26,7 @@ def work_recover() -> dict[str, int]:
     """Queue again (or fail) the materials, replies, grade proposals, question-writing jobs
     and grades for an LMS left behind."""
     from grading.services import proposals_recover
-    from learners.practice_jobs import generations_recover
+    from learning.practice_jobs import generations_recover
     from lti.ags import score_posts_recover
     from tutor.conversations import replies_recover
     from tutor.services import materials_recover

@@ -51,8 +51,9 @@ from grading.models import (
 from grading.notices import release_notice_send
 from grading.signals import grade_released
 from learners.audit import audit_record
-from learners.evidence import mastery_evidence_record
-from learners.models import AuditEvent, MasteryEvidence
+from learners.models import AuditEvent
+from learning.evidence import mastery_evidence_record
+from learning.models import MasteryEvidence
 
 logger = logging.getLogger(__name__)
 

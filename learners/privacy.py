@@ -53,7 +53,7 @@ class PrivacyRule:
 
 
 def _learning(user: User) -> dict:
-    from learners.progress import learning_export
+    from learning.progress import learning_export
 
     return learning_export(user=user)
 
@@ -77,14 +77,14 @@ REGISTRY: dict[str, PrivacyRule] = {
         "account", "user", ("granted", "given_by", "version", "recorded_at"), DELETE
     ),
     "learners.learnerprofile": PrivacyRule("learning", "user", _learning, DELETE),
-    "learners.masteryevidence": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.learnercoursestate": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.conceptmastery": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.practiceattempt": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.reviewcard": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.practicequestion": PrivacyRule("staff", "reviewed_by", ("prompt",), DETACH),
+    "learning.masteryevidence": PrivacyRule("learning", "learner", _learning, DELETE),
+    "learning.learnercoursestate": PrivacyRule("learning", "learner", _learning, DELETE),
+    "learning.conceptmastery": PrivacyRule("learning", "learner", _learning, DELETE),
+    "learning.practiceattempt": PrivacyRule("learning", "learner", _learning, DELETE),
+    "learning.reviewcard": PrivacyRule("learning", "learner", _learning, DELETE),
+    "learning.practicequestion": PrivacyRule("staff", "reviewed_by", ("prompt",), DETACH),
     # The teacher who asked for questions to be written; the job stays, detached.
-    "learners.questiongeneration": PrivacyRule(
+    "learning.questiongeneration": PrivacyRule(
         "staff", "requested_by", ("concept__name", "status", "created_at"), DETACH
     ),
     "learners.invitation": PrivacyRule(

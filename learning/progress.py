@@ -11,15 +11,9 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from learners.models import (
-    Concept,
-    ConceptMastery,
-    Course,
-    MasteryEvidence,
-    Membership,
-    User,
-)
-from learners.practice import MASTERED
+from learners.models import Concept, Course, LearnerProfile, Membership, User
+from learning.models import ConceptMastery, MasteryEvidence, PracticeAttempt, ReviewCard
+from learning.practice import MASTERED
 
 NEEDS_WORK = 0.5
 ACTIVITY_DAYS = 30
@@ -227,8 +221,6 @@ def weakest_concepts(*, learner: User, course: Course, limit: int = 3) -> list[C
 def learning_export(*, user: User) -> dict:
     """Everything the learner model holds about ``user``, JSON-ready, for the data export.
     (Erasure needs nothing more: every row here goes with the user by cascade.)"""
-    from learners.models import LearnerProfile, PracticeAttempt, ReviewCard
-
     profile = LearnerProfile.objects.filter(user=user).values(
         "goals",
         "level",

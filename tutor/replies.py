@@ -99,7 +99,7 @@ def learner_profile(*, learner, course) -> LearnerProfile:
     """What the tutor is told about the learner: language, level, goals, interests and the
     concepts they find hardest; never who they are."""
     from learners.profiles import profile_for
-    from learners.progress import progress_concepts
+    from learning.progress import progress_concepts
 
     profile = profile_for(user=learner)
     weakest = sorted(
@@ -341,7 +341,7 @@ def _write_online(
 def _check_question(conversation: Conversation, passages: Sequence[Passage]):
     """The teacher-approved question asked under a finished reply, on a concept its
     passages teach (None when they are untagged or have no questions)."""
-    from learners.practice import check_question_for
+    from learning.practice import check_question_for
 
     concept_ids = passage_concept_ids(chunk_ids=[p.chunk_id for p in passages])
     return check_question_for(learner=conversation.learner, concept_ids=concept_ids)
