@@ -206,14 +206,15 @@ def course_student(*, course: Course, student_id: int) -> User | None:
 
 
 def weakest_concepts(*, learner: User, course: Course, limit: int = 3) -> list[ConceptProgress]:
-    """The learner's least-mastered concepts with enough data, weakest first (one query);
-    for the tutor's context."""
+    """The concepts the learner finds hardest: those whose estimate, with enough data, is in
+    the "needs work" band (below ``NEEDS_WORK``, as the progress page labels them), weakest
+    first, at most ``limit`` (one query). The tutor is told these names."""
     rows = (
         ConceptMastery.objects.filter(
-            learner=learner, concept__course=course, enough_data=True, probability__lt=MASTERED
+            learner=learner, concept__course=course, enough_data=True, probability__lt=NEEDS_WORK
         )
         .select_related("concept")
-        .order_by("probability", "concept__name")[:limit]
+        .order_by("probability", "concept__name", "concept_id")[:limit]
     )
     return [ConceptProgress(row.concept, _estimate(row)) for row in rows]
 

@@ -99,17 +99,10 @@ def learner_profile(*, learner, course) -> LearnerProfile:
     """What the tutor is told about the learner: language, level, goals, interests and the
     concepts they find hardest; never who they are."""
     from learners.profiles import profile_for
-    from learning.progress import progress_concepts
+    from learning.progress import weakest_concepts
 
     profile = profile_for(user=learner)
-    weakest = sorted(
-        (
-            p
-            for p in progress_concepts(learner=learner, course=course)
-            if p.estimate.band == "needs-work"
-        ),
-        key=lambda p: p.estimate.probability,
-    )
+    weakest = weakest_concepts(learner=learner, course=course, limit=WEAK_CONCEPTS)
     goals = profile.goals
     if profile.interests:
         goals = f"{goals}\nInterests: {profile.interests}".strip()
@@ -117,7 +110,7 @@ def learner_profile(*, learner, course) -> LearnerProfile:
         language=learner.preferred_language,
         level=profile.get_level_display() if profile.onboarded_at else "",
         goals=goals,
-        weak_concepts=tuple(p.concept.name for p in weakest[:WEAK_CONCEPTS]),
+        weak_concepts=tuple(p.concept.name for p in weakest),
     )
 
 
