@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "template_partials",
     "learners",
     "ai",
+    "learning",
     "tutor",
     "grading",
     "lti",

@@ -50,7 +50,7 @@ _password_views = [
 
 urlpatterns = [
     path("", include("learners.urls")),
-    path("", include("learners.learning_urls")),
+    path("", include("learning.urls")),
     # Each app declares its full paths (pages under courses/<id>/..., API under api/...).
     path("", include("tutor.urls")),
     path("", include("tutor.conversation_urls")),

@@ -28,8 +28,9 @@ from grading.notices import release_notice_send
 from grading.signals import grade_released
 from grading.training import scorer_train_enqueue
 from learners.audit import audit_record
-from learners.evidence import mastery_evidence_record
-from learners.models import AuditEvent, MasteryEvidence, User
+from learners.models import AuditEvent, User
+from learning.evidence import mastery_evidence_record
+from learning.models import MasteryEvidence
 
 COMMENT_MAX_CHARS = 4000
 # Review priority weights: a flag outranks everything, then an open regrade request, then

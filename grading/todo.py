@@ -1,6 +1,6 @@
 """A learner's week on the home page: open essay assignments with their deadlines,
 grades released lately, and unread notices (feedback). Due reviews come from
-``learners.review`` through the learning home tag."""
+``learning.review`` through the learning home tag."""
 
 from __future__ import annotations
 

@@ -10,14 +10,3 @@ class LearnersConfig(AppConfig):
         from learners.privacy_rules import privacy_rules_register
 
         privacy_rules_register()
-
-        # Not at the top: config.jobs defines a model, which needs the app registry.
-        from config.jobs import sweep_register
-
-        sweep_register("question_generations", _generations_recover)
-
-
-def _generations_recover() -> dict[str, int]:
-    from learners.practice_jobs import generations_recover
-
-    return {"question_generations": generations_recover()}

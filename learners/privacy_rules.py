@@ -4,13 +4,6 @@ registered with the privacy registry from ``LearnersConfig.ready()``."""
 from __future__ import annotations
 
 from config.privacy_registry import DELETE, DETACH, PrivacyRule, privacy_register
-from learners.models import User
-from learners.progress import learning_export
-
-
-def _learning(user: User) -> dict:
-    return learning_export(user=user)
-
 
 _USER_FIELDS = (
     "username",
@@ -29,17 +22,6 @@ RULES = {
     "learners.membership": PrivacyRule("account", "user", ("course__title", "role"), DELETE),
     "learners.aiconsent": PrivacyRule(
         "account", "user", ("granted", "given_by", "version", "recorded_at"), DELETE
-    ),
-    "learners.learnerprofile": PrivacyRule("learning", "user", _learning, DELETE),
-    "learners.masteryevidence": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.learnercoursestate": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.conceptmastery": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.practiceattempt": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.reviewcard": PrivacyRule("learning", "learner", _learning, DELETE),
-    "learners.practicequestion": PrivacyRule("staff", "reviewed_by", ("prompt",), DETACH),
-    # The teacher who asked for questions to be written; the job stays, detached.
-    "learners.questiongeneration": PrivacyRule(
-        "staff", "requested_by", ("concept__name", "status", "created_at"), DETACH
     ),
     "learners.invitation": PrivacyRule(
         "staff", "created_by", ("course__title", "role", "created_at"), DETACH

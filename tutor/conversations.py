@@ -313,11 +313,11 @@ def feedback_record(*, reply: Message, learner: User, rating: int, comment: str 
 
 def reply_check_answer(*, reply: Message, learner: User, answer: str):
     """Check the learner's answer to the question asked under a reply and record it as
-    evidence for their learner model (``learners.practice.practice_answer``); once per
+    evidence for their learner model (``learning.practice.practice_answer``); once per
     reply. Returns the practice result; ValidationError for an empty or over-long answer,
     a reply without a question, or one already answered."""
-    from learners.models import MasteryEvidence
-    from learners.practice import practice_answer
+    from learning.models import MasteryEvidence
+    from learning.practice import practice_answer
 
     _check_owner(reply.conversation, learner)
     with transaction.atomic():

@@ -288,14 +288,14 @@ class Message(Job):
     # A teacher-approved question on a concept the reply's passages teach, asked under the
     # reply; the student's answer to it is evidence for the learner model.
     check_question = models.ForeignKey(
-        "learners.PracticeQuestion",
+        "learning.PracticeQuestion",
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
     )
     check_attempt = models.OneToOneField(
-        "learners.PracticeAttempt",
+        "learning.PracticeAttempt",
         on_delete=models.SET_NULL,
         null=True,
         blank=True,

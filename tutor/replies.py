@@ -106,17 +106,10 @@ def learner_profile(*, learner: User, course: Course) -> LearnerProfile:
     """What the tutor is told about the learner: language, level, goals, interests and the
     concepts they find hardest; never who they are."""
     from learners.profiles import profile_for
-    from learners.progress import progress_concepts
+    from learning.progress import weakest_concepts
 
     profile = profile_for(user=learner)
-    weakest = sorted(
-        (
-            p
-            for p in progress_concepts(learner=learner, course=course)
-            if p.estimate.band == "needs-work"
-        ),
-        key=lambda p: p.estimate.probability or 0.0,  # known: the band is needs-work
-    )
+    weakest = weakest_concepts(learner=learner, course=course, limit=WEAK_CONCEPTS)
     goals = profile.goals
     if profile.interests:
         goals = f"{goals}\nInterests: {profile.interests}".strip()
@@ -124,7 +117,7 @@ def learner_profile(*, learner: User, course: Course) -> LearnerProfile:
         language=learner.preferred_language,
         level=profile.get_level_display() if profile.onboarded_at else "",
         goals=goals,
-        weak_concepts=tuple(p.concept.name for p in weakest[:WEAK_CONCEPTS]),
+        weak_concepts=tuple(p.concept.name for p in weakest),
     )
 
 
@@ -348,7 +341,7 @@ def _write_online(
 def _check_question(conversation: Conversation, passages: Sequence[Passage]):
     """The teacher-approved question asked under a finished reply, on a concept its
     passages teach (None when they are untagged or have no questions)."""
-    from learners.practice import check_question_for
+    from learning.practice import check_question_for
 
     concept_ids = passage_concept_ids(chunk_ids=[p.chunk_id for p in passages])
     return check_question_for(learner=conversation.learner, concept_ids=concept_ids)

@@ -19,7 +19,7 @@ from ai.models import LLMCall
 from ai.tokens import messages_tokens_estimate, tokens_estimate
 from ai.usage import course_llm_usage
 from tests.grading.workflow_factories import grade_reply
-from tests.learners.learning_fixtures import PHOTOSYNTHESIS
+from tests.learning.learning_fixtures import PHOTOSYNTHESIS
 
 MESSAGES = [
     {"role": "system", "content": "You are a patient tutor."},
@@ -156,7 +156,7 @@ def test_a_broken_stream_is_a_permanent_error_with_its_kind(student, course, llm
 def test_a_practice_generation_is_one_call_however_many_questions_it_wrote(
     teacher, course, make_concept, llm_server, settings
 ):
-    from learners.practice import questions_generate
+    from learning.practice import questions_generate
 
     settings.LLM_JOULES_PER_TOKEN = 0.5
     question = {"kind": "short_answer", "answers": ["light"], "explanation": "Light."}

@@ -83,8 +83,9 @@ def test_a_stream_and_a_schema_reply_carry_real_token_counts(real_llm):
 def test_a_question_job_runs_through_a_real_worker_to_a_final_state(
     real_llm, celery_worker, client, teacher, course, settings, monkeypatch
 ):
-    from learners import practice
-    from learners.models import Concept, QuestionGeneration
+    from learners.models import Concept
+    from learning import practice
+    from learning.models import QuestionGeneration
 
     # One question, a short answer: a CPU server shared with the whole run is slow.
     monkeypatch.setattr(practice, "QUESTIONS_PER_GENERATION", 1)

@@ -13,12 +13,13 @@ import pytest
 from django.core.files.base import ContentFile
 from playwright.sync_api import expect
 
-from learners.evidence import mastery_evidence_record
-from learners.models import Concept, PracticeQuestion
-from learners.practice import questions_generate
+from learners.models import Concept
+from learning.evidence import mastery_evidence_record
+from learning.models import PracticeQuestion
+from learning.practice import questions_generate
 from tests.browser.test_review_by_keyboard import queue_of_essays  # noqa: F401
 from tests.browser_helpers import console_errors, login_through_form
-from tests.learners.learning_fixtures import PHOTOSYNTHESIS
+from tests.learning.learning_fixtures import PHOTOSYNTHESIS
 from tests.tutor.asgi import asgi_server, asgi_server_session  # noqa: F401
 from tests.tutor.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
 

@@ -657,7 +657,8 @@ def test_offline_with_a_trained_scorer_only_the_scorer_proposes(student, assignm
 def test_a_released_criterion_tagged_with_a_concept_is_evidence_for_the_learner_model(
     proposed, teacher, student
 ):
-    from learners.models import Concept, ConceptMastery, MasteryEvidence
+    from learners.models import Concept
+    from learning.models import ConceptMastery, MasteryEvidence
 
     assignment = proposed.assignment
     photosynthesis = Concept.objects.create(course=assignment.course, name="Photosynthesis")

@@ -123,7 +123,8 @@ def world(student, other_student, teacher, other_teacher, staff_user, course, se
     from django.contrib.sessions.models import Session
 
     from learners.consent import consent_record
-    from learners.models import Concept, PracticeQuestion
+    from learners.models import Concept
+    from learning.models import PracticeQuestion
     from tests.grading.workflow_factories import grading_route_ids
     from tests.tutor.conversation_factories import conversation_route_ids
     from tutor.models import Material

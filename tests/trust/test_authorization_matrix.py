@@ -57,7 +57,7 @@ MATRIX: dict[str, Rule] = {
     "logout/": Rule({"POST": NOBODY}),  # a redirect for everyone, never a page
     "api/schema/": Rule({"GET": SIGNED_IN}),
     "staff/usage/courses/<int:course_id>/": Rule({"GET": ADMINS}, kwargs="course"),
-    # --- Learning (learners/learning_urls.py); POSTs with an empty body are refused or
+    # --- Learning (learning/urls.py); POSTs with an empty body are refused or
     # redirect, except the two that re-render a form.
     "profile/": Rule({"GET": SIGNED_IN, "POST": SIGNED_IN}),  # an empty form re-renders
     "courses/<int:course_id>/concepts/": Rule({"GET": COURSE_TEACHERS}, kwargs="course"),

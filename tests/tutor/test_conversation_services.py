@@ -494,7 +494,8 @@ def test_the_prompt_carries_level_goals_and_weakest_concepts(
 ):
     from django.utils import timezone
 
-    from learners.models import Concept, ConceptMastery, LearnerProfile
+    from learners.models import Concept, LearnerProfile
+    from learning.models import ConceptMastery
 
     LearnerProfile.objects.create(
         user=student, level="advanced", goals="Pass the exam", onboarded_at=timezone.now()

@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from learners.concepts import concept_save
-from learners.models import ConceptMastery, MasteryEvidence, PracticeQuestion
+from learning.concepts import concept_save
+from learning.models import ConceptMastery, MasteryEvidence, PracticeQuestion
 from tests.tutor.material_files import MARKDOWN, media_root  # noqa: F401
 from tutor.concept_tags import chunks_tag_concepts, passage_concept_ids
 from tutor.conversations import message_post, reply_check_answer

@@ -2,7 +2,7 @@
 
 Every answer on a concept (practice, spaced review, the tutor's check questions, graded
 rubric criteria) is recorded with ``mastery_evidence_record``; the learner's state in the
-course moves by one incremental update of the course's mastery model (``learners.mastery``)
+course moves by one incremental update of the course's mastery model (``learning.mastery``)
 and the estimates of the concepts they have evidence on are stored for the pages.
 
 A course uses the parameters fitted on its own response log once it has enough answers
@@ -15,16 +15,9 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
-from learners import mastery
-from learners.models import (
-    Concept,
-    ConceptMastery,
-    Course,
-    CourseMasteryModel,
-    LearnerCourseState,
-    MasteryEvidence,
-    User,
-)
+from learners.models import Concept, Course, User
+from learning import mastery
+from learning.models import ConceptMastery, CourseMasteryModel, LearnerCourseState, MasteryEvidence
 
 # A course's own fit replaces the default once its log has this many answers.
 MIN_RESPONSES_TO_FIT = 200

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from learners.mastery import (
+from learning.mastery import (
     DEFAULT_MODEL,
     MIN_EVIDENCE,
     MODELS,

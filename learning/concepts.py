@@ -16,6 +16,8 @@ from django.db.models import Count, Q
 from django.utils.translation import gettext as _
 
 from learners.models import Concept, Course
+from learning.models import PracticeQuestion
+from tutor.concept_tags import chunks_tag_concepts
 
 logger = logging.getLogger(__name__)
 
@@ -130,14 +132,8 @@ def concept_save(
 
 
 def _chunks_tag(*, course: Course, concepts: list[Concept]) -> None:
-    """Tag the material passages whose headings name these concepts (when the tutor app,
-    which stores the material, is installed)."""
-    from django.apps import apps
-
-    if apps.is_installed("tutor"):
-        from tutor.concept_tags import chunks_tag_concepts
-
-        chunks_tag_concepts(course=course, concepts=concepts)
+    """Tag the material passages whose headings name these concepts."""
+    chunks_tag_concepts(course=course, concepts=concepts)
 
 
 def concept_delete(*, concept: Concept) -> None:
@@ -180,8 +176,6 @@ def concepts_accept(*, course: Course, names: Iterable[str]) -> list[Concept]:
 def course_concepts(*, course: Course) -> list[Concept]:
     """The course's concepts with their prerequisites and ``approved_questions`` counted,
     in two queries."""
-    from learners.models import PracticeQuestion
-
     approved = Count("questions", filter=Q(questions__status=PracticeQuestion.Status.APPROVED))
     return list(
         Concept.objects.for_course(course)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 
 from learners.profiles import profile_is_onboarded
-from learners.review import reviews_due
+from learning.review import reviews_due
 
 register = template.Library()
 

@@ -10,12 +10,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api_fields import StrictBooleanField, StrictCharField, StrictIntegerField, not_blank
-from learners import practice as practice_services
 from learners.http import UserApiRequest
-from learners.models import PracticeQuestion
-from learners.progress import Estimate, progress_class, progress_concepts
-from learners.review import reviews_due
 from learners.selectors import course_for_member, course_for_teacher
+from learning import practice as practice_services
+from learning.models import PracticeQuestion
+from learning.progress import Estimate, progress_class, progress_concepts
+from learning.review import reviews_due
 
 
 class EstimateSerializer(serializers.Serializer):

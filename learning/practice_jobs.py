@@ -23,11 +23,13 @@ from django.utils import timezone
 
 from config.celery import enqueue_on_commit
 from config.leases import lapsed, lease_until, queued_until
-from learners.models import Concept, PracticeQuestion, QuestionGeneration
+from learners.models import Concept
+from learning import practice
+from learning.concepts import material_texts
+from learning.models import PracticeQuestion, QuestionGeneration
 
 if TYPE_CHECKING:
     from learners.models import Course
-
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ GENERATIONS_SHOWN = 5
 
 def generation_request(*, concept: Concept, requested_by, text: str = "") -> QuestionGeneration:
     """Queue the writing of questions for ``concept`` (from ``text``, else its material)."""
-    from learners.tasks import practice_questions_generate
+    from learning.tasks import practice_questions_generate
 
     with transaction.atomic():
         generation = QuestionGeneration.objects.create(
@@ -80,10 +82,6 @@ def generation_claimed(*, generation_id: int, claimed_at: datetime):
 def generation_run(*, generation_id: int, claimed_at: datetime) -> int:
     """Write the questions of a claimed job; returns how many were stored. LLM errors
     propagate: the task decides whether to try again."""
-    from learners import practice
-    from learners.concepts import material_texts
-    from learners.models import PracticeQuestion
-
     generation = QuestionGeneration.objects.select_related("concept__course").get(pk=generation_id)
     concept = generation.concept
     texts = (
@@ -140,7 +138,7 @@ def generation_fail(*, generation_id: int, error: str) -> None:
 def generations_recover() -> int:
     """Queue again the jobs whose worker died or whose task message was lost; fail those
     whose workers died on them too often. Returns how many were queued again."""
-    from learners.tasks import practice_questions_generate
+    from learning.tasks import practice_questions_generate
 
     now = timezone.now()
     lost = Q(status=QuestionGeneration.Status.QUEUED) & lapsed(now=now)

@@ -5,8 +5,8 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
-from learners.evidence import mastery_evidence_record
-from learners.models import (
+from learning.evidence import mastery_evidence_record
+from learning.models import (
     ConceptMastery,
     MasteryEvidence,
     PracticeAttempt,
@@ -14,7 +14,7 @@ from learners.models import (
     QuestionGeneration,
     ReviewCard,
 )
-from learners.practice import (
+from learning.practice import (
     answer_check,
     normalise,
     practice_answer,
@@ -22,7 +22,7 @@ from learners.practice import (
     questions_draft_offline,
     questions_generate,
 )
-from tests.learners.learning_fixtures import PHOTOSYNTHESIS
+from tests.learning.learning_fixtures import PHOTOSYNTHESIS
 
 pytestmark = pytest.mark.django_db
 
@@ -264,8 +264,8 @@ def test_a_teacher_makes_questions_from_pasted_text(client, teacher, course, mak
 def test_a_course_with_enough_answers_gets_its_own_fitted_model(
     student, other_student, course, make_concept
 ):
-    from learners.evidence import MIN_RESPONSES_TO_FIT, mastery_course_fit, mastery_model_for
-    from learners.models import CourseMasteryModel
+    from learning.evidence import MIN_RESPONSES_TO_FIT, mastery_course_fit, mastery_model_for
+    from learning.models import CourseMasteryModel
 
     easy, hard = make_concept("Easy"), make_concept("Hard")
     assert mastery_course_fit(course=course) is None  # no log yet: the default stays
@@ -363,7 +363,7 @@ def test_a_lost_question_job_is_sent_again_by_the_recovery_sweep(
     llm_server, settings, teacher, make_concept, django_capture_on_commit_callbacks, eager_tasks
 ):
     from config.recovery import work_recover
-    from learners.practice_jobs import generation_request
+    from learning.practice_jobs import generation_request
 
     llm_server.script(
         json_reply={
@@ -447,9 +447,9 @@ def test_a_worker_refits_every_course_with_evidence(
 ):
     import time
 
-    from learners.evidence import MIN_RESPONSES_TO_FIT
-    from learners.models import CourseMasteryModel
-    from learners.tasks import mastery_fit_all_courses
+    from learning.evidence import MIN_RESPONSES_TO_FIT
+    from learning.models import CourseMasteryModel
+    from learning.tasks import mastery_fit_all_courses
 
     concept = make_concept("Photosynthesis")
     MasteryEvidence.objects.bulk_create(

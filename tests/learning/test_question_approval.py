@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from learners.models import PracticeQuestion
-from learners.practice import questions_generate
-from tests.learners.learning_fixtures import PHOTOSYNTHESIS
+from learning.models import PracticeQuestion
+from learning.practice import questions_generate
+from tests.learning.learning_fixtures import PHOTOSYNTHESIS
 
 pytestmark = pytest.mark.django_db
 
@@ -162,7 +162,7 @@ def test_only_the_courses_teachers_see_or_review_the_queue(
 def test_the_queue_is_paginated_and_a_refused_edit_stays_in_view(
     client, teacher, course, make_concept, make_question
 ):
-    from learners.learning_views import QUESTIONS_PER_PAGE
+    from learning.views import QUESTIONS_PER_PAGE
 
     concept = make_concept("Photosynthesis")
     made = [

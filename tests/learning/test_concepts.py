@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from learners.concepts import ConceptCycleError, concept_save, concept_suggestions, concepts_accept
 from learners.models import Concept
+from learning.concepts import ConceptCycleError, concept_save, concept_suggestions, concepts_accept
 
 pytestmark = pytest.mark.django_db
 
@@ -119,9 +119,9 @@ def test_suggestions_and_questions_come_from_the_courses_material(
 ):
     from django.apps import apps
 
-    from learners.concepts import material_sections, section_headings
-    from learners.models import PracticeQuestion
-    from tests.learners.learning_fixtures import PHOTOSYNTHESIS
+    from learning.concepts import material_sections, section_headings
+    from learning.models import PracticeQuestion
+    from tests.learning.learning_fixtures import PHOTOSYNTHESIS
 
     material_model = apps.get_model("tutor", "Material")
     chunk_model = apps.get_model("tutor", "Chunk")

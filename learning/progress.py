@@ -11,15 +11,9 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from learners.models import (
-    Concept,
-    ConceptMastery,
-    Course,
-    MasteryEvidence,
-    Membership,
-    User,
-)
-from learners.practice import MASTERED
+from learners.models import Concept, Course, LearnerProfile, Membership, User
+from learning.models import ConceptMastery, MasteryEvidence, PracticeAttempt, ReviewCard
+from learning.practice import MASTERED
 
 NEEDS_WORK = 0.5
 ACTIVITY_DAYS = 30
@@ -213,14 +207,15 @@ def course_student(*, course: Course, student_id: int) -> User | None:
 
 
 def weakest_concepts(*, learner: User, course: Course, limit: int = 3) -> list[ConceptProgress]:
-    """The learner's least-mastered concepts with enough data, weakest first (one query);
-    for the tutor's context."""
+    """The concepts the learner finds hardest: those whose estimate, with enough data, is in
+    the "needs work" band (below ``NEEDS_WORK``, as the progress page labels them), weakest
+    first, at most ``limit`` (one query). The tutor is told these names."""
     rows = (
         ConceptMastery.objects.filter(
-            learner=learner, concept__course=course, enough_data=True, probability__lt=MASTERED
+            learner=learner, concept__course=course, enough_data=True, probability__lt=NEEDS_WORK
         )
         .select_related("concept")
-        .order_by("probability", "concept__name")[:limit]
+        .order_by("probability", "concept__name", "concept_id")[:limit]
     )
     return [ConceptProgress(row.concept, _estimate(row)) for row in rows]
 
@@ -228,8 +223,6 @@ def weakest_concepts(*, learner: User, course: Course, limit: int = 3) -> list[C
 def learning_export(*, user: User) -> dict:
     """Everything the learner model holds about ``user``, JSON-ready, for the data export.
     (Erasure needs nothing more: every row here goes with the user by cascade.)"""
-    from learners.models import LearnerProfile, PracticeAttempt, ReviewCard
-
     profile = LearnerProfile.objects.filter(user=user).values(
         "goals",
         "level",

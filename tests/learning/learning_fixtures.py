@@ -1,4 +1,4 @@
-"""Fixtures for the learner-model tests (imported by tests/learners/test_*.py of learning)."""
+"""Fixtures for the learner-model tests (tests/learning and the pages that show learning)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def make_concept(db, course):
 
 @pytest.fixture
 def make_question(db):
-    from learners.models import PracticeQuestion
+    from learning.models import PracticeQuestion
 
     def make(concept, *, prompt: str | None = None, answers=("glucose",), kind="cloze", **fields):
         fields.setdefault("status", PracticeQuestion.Status.APPROVED)

@@ -9,7 +9,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from fsrs import Card, Rating, Scheduler
 
-from learners.models import Course, PracticeQuestion, ReviewCard, User
+from learners.models import Course, User
+from learning.models import PracticeQuestion, ReviewCard
 
 # No same-day learning steps: practice itself is the first exposure, so the first review
 # lands on a later day; no fuzzing, so a schedule is reproducible.

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q
@@ -27,18 +28,26 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ai.ledger import LLMCallFor, Purpose
-from learners.evidence import mastery_evidence_record
-from learners.models import (
-    Concept,
+from ai.llm import (
+    LLMError,
+    LLMUnavailable,
+    chat_json,
+    failure_reason,
+    llm_context_tokens,
+    llm_error_stored,
+    prompt_tokens,
+    text_fit,
+)
+from learners.models import Concept, Course, User
+from learning.evidence import mastery_evidence_record
+from learning.models import (
     ConceptMastery,
-    Course,
     MasteryEvidence,
     PracticeAttempt,
     PracticeQuestion,
     ReviewCard,
-    User,
 )
-from learners.review import review_schedule
+from learning.review import review_schedule
 
 MAX_ANSWER_CHARS = 500
 MASTERED = 0.85  # at or above this (with enough data) a concept is not practised further
@@ -289,11 +298,6 @@ def questions_draft_llm(
     """Questions written by the language model under a JSON schema, and the generation
     record (model, prompt version, usage). Raises ``ai.llm.LLMError`` on failure. The
     call goes in the ledger once, under the course and the teacher who asked."""
-    from django.conf import settings
-
-    # the tutor app owns the model client
-    from ai.llm import chat_json, llm_context_tokens, prompt_tokens, text_fit
-
     description = f" ({concept.description})" if concept.description else ""
     system = _PROMPT_FILE.read_text().format(
         count=limit, concept=concept.name, description=description
@@ -339,8 +343,6 @@ def questions_draft_llm(
 def llm_failure(error: BaseException) -> tuple[str, bool] | None:
     """For a failed call to the model: what to store (the kind and the server's words) and
     whether a later try may help (unreachable, overloaded); None for any other error."""
-    from ai.llm import LLMError, LLMUnavailable, llm_error_stored
-
     if not isinstance(error, LLMError):
         return None
     return llm_error_stored(error), isinstance(error, LLMUnavailable) and not error.permanent
@@ -348,8 +350,6 @@ def llm_failure(error: BaseException) -> tuple[str, bool] | None:
 
 def llm_failure_reason(stored: str) -> str:
     """The translated reason of a failure ``llm_failure`` stored ('' for other errors)."""
-    from ai.llm import failure_reason
-
     return failure_reason(stored)
 
 

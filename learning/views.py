@@ -19,20 +19,21 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from learners import concepts as concept_services
-from learners import practice as practice_services
-from learners import practice_jobs
 from learners.http import UserRequest
-from learners.models import Concept, PracticeQuestion
+from learners.models import Concept
 from learners.profiles import ProfileForm, profile_for, profile_update
-from learners.progress import (
+from learners.selectors import course_for_member, course_for_teacher, user_can_teach
+from learning import concepts as concept_services
+from learning import practice as practice_services
+from learning import practice_jobs
+from learning.models import PracticeQuestion
+from learning.progress import (
     course_student,
     progress_activity,
     progress_class,
     progress_concepts,
 )
-from learners.review import reviews_due, reviews_upcoming
-from learners.selectors import course_for_member, course_for_teacher, user_can_teach
+from learning.review import reviews_due, reviews_upcoming
 
 if TYPE_CHECKING:
     from learners.models import Course, User

@@ -5,9 +5,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from learners.models import ReviewCard
-from learners.practice import practice_answer
-from learners.review import review_schedule, reviews_due
+from learning.models import ReviewCard
+from learning.practice import practice_answer
+from learning.review import review_schedule, reviews_due
 
 pytestmark = pytest.mark.django_db
 

@@ -2,8 +2,7 @@
 
 from django.urls import path
 
-from learners import learning_api as api
-from learners import learning_views as views
+from learning import api, views
 
 app_name = "learning"
 

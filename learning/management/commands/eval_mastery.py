@@ -17,7 +17,7 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score
 
-from learners.mastery import DEFAULT_MODEL, MODELS, Response, mastery_model_fit
+from learning.mastery import DEFAULT_MODEL, MODELS, Response, mastery_model_fit
 
 COLUMNS = ("student_id", "skill_id", "correct")
 
