@@ -41,10 +41,10 @@ from django.db import connection, transaction  # noqa: E402
 from pgvector import Vector  # noqa: E402
 
 from learners.models import Course, Membership, User  # noqa: E402
-from tutor import retrieval  # noqa: E402
+from material import retrieval  # noqa: E402
+from material.models import Chunk, Material  # noqa: E402
+from material.services import _embedded_text, material_ingest, material_upload  # noqa: E402
 from tutor.embedding import embed_texts, embedding_model  # noqa: E402
-from tutor.models import Chunk, Material  # noqa: E402
-from tutor.services import _embedded_text, material_ingest, material_upload  # noqa: E402
 
 BASE_SENTENCES = 2000
 
@@ -92,7 +92,7 @@ def bench_ingestion(course, user, vocabulary: Vocabulary, docs: int) -> dict:
     pipeline = time.perf_counter() - started
     chunks = list(Chunk.objects.filter(course=course).select_related("material"))
     # The exact texts the pipeline embedded, rebuilt the way the service builds them.
-    from tutor.chunking import ChunkDraft
+    from material.chunking import ChunkDraft
 
     embedded = [
         _embedded_text(

@@ -28,8 +28,8 @@ def work_recover() -> dict[str, int]:
     from grading.services import proposals_recover
     from learners.practice_jobs import generations_recover
     from lti.ags import score_posts_recover
+    from material.services import materials_recover
     from tutor.conversations import replies_recover
-    from tutor.services import materials_recover
 
     replies_failed, replies_resent = replies_recover()
     counts = {

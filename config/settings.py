@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "template_partials",
     "learners",
     "ai",
+    "material",
     "tutor",
     "grading",
     "lti",

@@ -135,7 +135,7 @@ def _chunks_tag(*, course: Course, concepts: list[Concept]) -> None:
     from django.apps import apps
 
     if apps.is_installed("tutor"):
-        from tutor.concept_tags import chunks_tag_concepts
+        from material.concept_tags import chunks_tag_concepts
 
         chunks_tag_concepts(course=course, concepts=concepts)
 

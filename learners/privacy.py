@@ -96,7 +96,7 @@ REGISTRY: dict[str, PrivacyRule] = {
     "admin.logentry": PrivacyRule(
         "staff", "user", ("action_time", "object_repr", "change_message"), DELETE
     ),
-    "tutor.material": PrivacyRule(
+    "material.material": PrivacyRule(
         "staff", "uploaded_by", ("course__title", "title", "original_name", "created"), DETACH
     ),
     "tutor.conversation": PrivacyRule(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tutor.parsing import Block
+from material.parsing import Block
 
 TARGET_WORDS = 150
 OVERLAP_WORDS = 30

@@ -15,9 +15,9 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET
 
 from learners.selectors import course_for_member, user_can_teach
-from tutor.chunking import OVERLAP_WORDS, SECTION_SEPARATOR
+from material.chunking import OVERLAP_WORDS, SECTION_SEPARATOR
+from material.models import Chunk, Material
 from tutor.conversation_markdown import reply_html
-from tutor.models import Chunk, Material
 
 LIBRARY_PAGE_SIZE = 25
 PASSAGES_PAGE_SIZE = 30

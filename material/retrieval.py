@@ -45,7 +45,7 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from tutor.models import SEARCH_CONFIG
+from material.models import SEARCH_CONFIG
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from django.utils.translation import gettext_lazy as _
 
 from config.celery import enqueue_on_commit
 from config.leases import Lease, lapsed, lease_until, queued_until
-from tutor import chunking, parsing
-from tutor.concept_tags import chunks_tag_concepts
-from tutor.models import Chunk, Material
-from tutor.retrieval import course_stats_forget
+from material import chunking, parsing
+from material.concept_tags import chunks_tag_concepts
+from material.models import Chunk, Material
+from material.retrieval import course_stats_forget
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _file_hash(file: File) -> str:
 def _enqueue(material_id: int) -> None:
     """Send the ingestion task once the transaction commits (if the broker is away, the
     material stays queued for the recovery sweep)."""
-    from tutor.tasks import material_ingest_task
+    from material.tasks import material_ingest_task
 
     enqueue_on_commit(material_ingest_task, material_id)
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tutor import api, library_views, views
+from material import api, library_views, views
 
 app_name = "tutor"
 

@@ -4,4 +4,4 @@ from django.utils.translation import gettext_lazy as _
 
 class TutorConfig(AppConfig):
     name = "tutor"
-    verbose_name = _("Tutor and course material")
+    verbose_name = _("Tutor")

@@ -24,8 +24,9 @@ from django.utils.translation import gettext_noop
 from ai.budget import ai_budget_reached
 from ai.ledger import LLMCallFor, Purpose
 from config.leases import Lease
+from material.concept_tags import passage_concept_ids
+from material.retrieval import chunks_search
 from tutor import streams
-from tutor.concept_tags import passage_concept_ids
 from tutor.context import (
     TUTOR_PROMPT,
     LearnerProfile,
@@ -54,7 +55,6 @@ from tutor.llm import (
 )
 from tutor.models import Conversation, Message
 from tutor.reply_clean import reply_citations, reply_language, reply_text_clean
-from tutor.retrieval import chunks_search
 
 logger = logging.getLogger(__name__)
 

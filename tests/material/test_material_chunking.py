@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from tutor.chunking import document_chunk
-from tutor.parsing import Block
+from material.chunking import document_chunk
+from material.parsing import Block
 
 
 def sentence(n: int) -> str:

@@ -5,10 +5,11 @@ import time
 import pytest
 from django.core.files.base import ContentFile
 
-from tests.tutor.material_files import MARKDOWN, VOLCANO, media_root, pdf_bytes  # noqa: F401
-from tutor import embedding, services
-from tutor.models import Chunk, Material
-from tutor.services import material_ingest, material_upload
+from material import services
+from material.models import Chunk, Material
+from material.services import material_ingest, material_upload
+from tests.material.material_files import MARKDOWN, VOLCANO, media_root, pdf_bytes  # noqa: F401
+from tutor import embedding
 
 pytestmark = pytest.mark.usefixtures("media_root")
 

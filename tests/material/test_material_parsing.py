@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tutor.material_files import (
+from material import parsing
+from material.chunking import document_chunk
+from material.parsing import ParseError, document_parse, document_text
+from tests.material.material_files import (
     HTML,
     MARKDOWN,
     docx_bytes,
@@ -10,9 +13,6 @@ from tests.tutor.material_files import (
     pdf_bytes,
     zip_bomb_docx_bytes,
 )
-from tutor import parsing
-from tutor.chunking import document_chunk
-from tutor.parsing import ParseError, document_parse, document_text
 
 
 def kinds(document):

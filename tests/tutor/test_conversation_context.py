@@ -20,7 +20,7 @@ from tutor.context import (
 )
 from tutor.conversation_markdown import reply_html
 
-DEMO = Path(__file__).resolve().parents[2] / "tutor" / "demo_material"
+DEMO = Path(__file__).resolve().parents[2] / "material" / "demo_material"
 
 
 def _passage(n: int, words: int) -> Passage:

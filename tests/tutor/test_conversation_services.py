@@ -520,10 +520,10 @@ def test_the_prompt_carries_level_goals_and_weakest_concepts(
 def demo_material(course):
     from pathlib import Path
 
-    from tutor.models import Chunk
-    from tutor.services import material_import_path, material_ingest
+    from material.models import Chunk
+    from material.services import material_import_path, material_ingest
 
-    folder = Path(__file__).resolve().parents[2] / "tutor" / "demo_material"
+    folder = Path(__file__).resolve().parents[2] / "material" / "demo_material"
     for material in material_import_path(course=course, path=folder, enqueue=False):
         material_ingest(material_id=material.pk)
     assert Chunk.objects.filter(course=course).exists()
@@ -533,7 +533,7 @@ def demo_material(course):
 def test_offline_reply_cites_the_course_material_found_by_retrieval(
     conversation, student, demo_material, eager_tasks, django_capture_on_commit_callbacks
 ):
-    from tutor.models import Chunk
+    from material.models import Chunk
 
     _q, reply = _post(
         conversation,

@@ -19,10 +19,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from config.schema import schema_migrate_pending
 from learners.models import Course, Membership, User
+from material.models import Material
+from material.retrieval import MODES, chunks_search
+from material.services import material_import_path, material_ingest
 from tutor.embedding import embed_texts
-from tutor.models import Material
-from tutor.retrieval import MODES, chunks_search
-from tutor.services import material_import_path, material_ingest
 
 
 class Command(BaseCommand):
@@ -150,6 +150,6 @@ class Command(BaseCommand):
 
 
 def course_chunks(course) -> int:
-    from tutor.models import Chunk
+    from material.models import Chunk
 
     return Chunk.objects.filter(course=course).count()
