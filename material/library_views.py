@@ -14,10 +14,10 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET
 
+from config.markdown import reply_html
 from learners.selectors import course_for_member, user_can_teach
 from material.chunking import OVERLAP_WORDS, SECTION_SEPARATOR
 from material.models import Chunk, Material
-from tutor.conversation_markdown import reply_html
 
 LIBRARY_PAGE_SIZE = 25
 PASSAGES_PAGE_SIZE = 30

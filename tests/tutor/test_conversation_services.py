@@ -574,7 +574,7 @@ def test_online_reply_gives_the_model_the_retrieved_passages(
 def test_offline_quotes_keep_a_tables_rows(passages):
     from dataclasses import replace
 
-    from tutor.conversation_markdown import reply_html
+    from config.markdown import reply_html
     from tutor.replies import offline_reply_text
 
     table = (
@@ -595,7 +595,7 @@ def test_a_passive_sentence_is_not_taken_for_a_definition(passages):
 
 
 def test_an_aligned_markdown_table_has_no_inline_style():
-    from tutor.conversation_markdown import reply_html
+    from config.markdown import reply_html
 
     html = reply_html(text="| a | b | c |\n|:--|--:|:-:|\n| 1 | 2 | 3 |")
     assert "style=" not in html
