@@ -142,7 +142,7 @@ def fill(course, size: int, vocabulary: Vocabulary, base: np.ndarray, rng) -> No
             )
         Chunk.objects.bulk_create(rows)
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE tutor_chunk")
+        cursor.execute(f"ANALYZE {Chunk._meta.db_table}")
 
 
 def vector_ids(course, vector: str, *, exact: bool) -> list[int]:
@@ -181,7 +181,7 @@ def bench_size(course, user, size: int, vocabulary, base, queries: int, rng) -> 
         recalls.append(len(set(approximate) & set(exact)) / max(1, len(exact)))
     with connection.cursor() as cursor:
         cursor.execute(
-            "EXPLAIN SELECT id FROM tutor_chunk WHERE course_id = %s "
+            f"EXPLAIN SELECT id FROM {Chunk._meta.db_table} WHERE course_id = %s "  # noqa: S608
             "ORDER BY embedding <=> %s::vector LIMIT 10",
             [course.pk, Vector(vectors[0]).to_text()],
         )

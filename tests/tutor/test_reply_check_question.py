@@ -186,7 +186,7 @@ def test_an_admin_tags_a_passage_by_hand_with_a_concept_of_its_course_only(
     respiration = concept_save(course=course, name="Respiration")
     elsewhere = concept_save(course=make_course(), name="Photosynthesis")
     chunk = Chunk.objects.get(section="Cell Energy › Photosynthesis")
-    url = reverse("admin:tutor_chunk_change", args=[chunk.pk])
+    url = reverse("admin:material_chunk_change", args=[chunk.pk])
     client.force_login(staff_user)
     assert client.get(url).status_code == 200
 
