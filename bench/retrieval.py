@@ -43,7 +43,7 @@ from pgvector import Vector  # noqa: E402
 from learners.models import Course, Membership, User  # noqa: E402
 from material import retrieval  # noqa: E402
 from material.models import Chunk, Material  # noqa: E402
-from material.services import _embedded_text, material_ingest, material_upload  # noqa: E402
+from material.services import material_ingest, material_upload  # noqa: E402
 from tutor.embedding import embed_texts, embedding_model  # noqa: E402
 
 BASE_SENTENCES = 2000
@@ -91,14 +91,17 @@ def bench_ingestion(course, user, vocabulary: Vocabulary, docs: int) -> dict:
         assert material_ingest(material_id=material.pk).status == Material.Status.READY
     pipeline = time.perf_counter() - started
     chunks = list(Chunk.objects.filter(course=course).select_related("material"))
-    # The exact texts the pipeline embedded, rebuilt the way the service builds them.
-    from material.chunking import ChunkDraft
+    # The texts the pipeline embedded, rebuilt the way chunking builds them (a header
+    # over half the window would have been shortened).
+    from material.chunking import SECTION_SEPARATOR, embedded_header
 
     embedded = [
-        _embedded_text(
+        embedded_header(
             title=c.material.title,
-            draft=ChunkDraft(c.text, tuple(c.section.split(" › ")) if c.section else (), c.page),
+            section_path=tuple(c.section.split(SECTION_SEPARATOR)) if c.section else (),
         )
+        + "\n\n"
+        + c.text
         for c in chunks
     ]
     started = time.perf_counter()

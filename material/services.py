@@ -256,16 +256,6 @@ def material_import_path(
 # --- ingestion ------------------------------------------------------------------------------
 
 
-def _embedded_text(*, title: str, draft: chunking.ChunkDraft) -> str:
-    """What the embedder sees: the title and section path above the chunk's text, so a
-    passage that never names its subject still lands near questions about it."""
-    context: list[str] = []
-    for part in (title, *draft.section_path):
-        if part and (not context or context[-1] != part):
-            context.append(part)
-    return chunking.SECTION_SEPARATOR.join(context) + "\n\n" + draft.text
-
-
 def _progress(material: Material, step: str, *, done: int = 0, total: int = 0) -> None:
     """Record the step a worker is at (and passages embedded of how many); a material
     removed or taken over meanwhile stops the work here."""
@@ -423,8 +413,8 @@ def _ingest(material: Material) -> Material | None:
         document = parsing.document_parse(name=material.original_name, data=data)
         if material.title == _stem(material.original_name) and document.title:
             material.title = document.title
-        drafts = chunking.document_chunk(document.blocks)
-        texts = [_embedded_text(title=material.title, draft=d) for d in drafts]
+        drafts = chunking.document_chunk(document.blocks, title=material.title)
+        texts = [draft.embedded_text for draft in drafts]
         hashes = [_sha256(text) for text in texts]
         text_hash = _sha256("\x1e".join(hashes))
         unchanged = text_hash == material.text_hash and Chunk.objects.filter(
