@@ -4,6 +4,8 @@ from django.urls import path
 
 from material import api, library_views, views
 
+# The namespace these pages had when they were the tutor app's: every link, template and
+# bookmark names them ``tutor:materials``, ``tutor:search`` and so on, and names stay.
 app_name = "tutor"
 
 _C = "courses/<int:course_id>/"
