@@ -45,6 +45,19 @@ def embedding_model():
     return _model or _load_model()
 
 
+def embedding_window() -> int:
+    """The most tokens the embedder reads of one text, its special tokens included (the
+    model's ``max_seq_length``); it silently cuts off the rest."""
+    return int(embedding_model().max_seq_length)
+
+
+def embedding_token_count(text: str) -> int:
+    """How many tokens the embedder's own tokenizer makes of ``text``, special tokens
+    included, before any cut to the window."""
+    tokenizer = embedding_model().tokenizer
+    return len(tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
+
+
 def embed_texts(texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
     """Unit-length float32 embeddings, one row per text (cosine = dot product)."""
     if not texts:

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "template_partials",
     "learners",
     "ai",
+    "material",
     "learning",
     "tutor",
     "grading",

@@ -52,7 +52,7 @@ urlpatterns = [
     path("", include("learners.urls")),
     path("", include("learning.urls")),
     # Each app declares its full paths (pages under courses/<id>/..., API under api/...).
-    path("", include("tutor.urls")),
+    path("", include("material.urls")),
     path("", include("tutor.conversation_urls")),
     path("", include("grading.urls")),
     path("", include("lti.urls")),

@@ -51,8 +51,8 @@ class UploadedEssay:
 
 def submission_upload_read(*, name: str, data: bytes) -> UploadedEssay:
     """The text of an uploaded essay (.txt, .docx or .pdf), read by the project's one
-    upload parser (``tutor.parsing``), and the passages the file hides from view."""
-    from tutor.parsing import ParseError, document_parse
+    upload parser (``material.parsing``), and the passages the file hides from view."""
+    from material.parsing import ParseError, document_parse
 
     suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if suffix not in _UPLOAD_KINDS:

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from learners.models import Concept, Course
 from learning.models import PracticeQuestion
-from tutor.concept_tags import chunks_tag_concepts
+from material.concept_tags import chunks_tag_concepts
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 class TutorConfig(AppConfig):
     name = "tutor"
-    verbose_name = _("Tutor and course material")
+    verbose_name = _("Tutor")
 
     def ready(self) -> None:
         from tutor.privacy_rules import privacy_rules_register
@@ -15,7 +15,6 @@ class TutorConfig(AppConfig):
         from config.jobs import sweep_register
 
         sweep_register("replies", _replies_recover)
-        sweep_register("materials", _materials_recover)
 
 
 # The sweep's parts import their services when they run, not when Django starts.
@@ -26,9 +25,3 @@ def _replies_recover() -> dict[str, int]:
 
     failed, resent = replies_recover()
     return {"replies_failed": failed, "replies_resent": resent}
-
-
-def _materials_recover() -> dict[str, int]:
-    from tutor.services import materials_recover
-
-    return {"materials": materials_recover()}

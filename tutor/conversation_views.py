@@ -29,12 +29,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
+from config.markdown import reply_html
 from learners.consent import ai_access
 from learners.http import UserRequest
 from learners.models import Course
 from learners.selectors import course_for_member
 from tutor import conversations, images, streams
-from tutor.conversation_markdown import reply_html
 from tutor.conversation_selectors import (
     conversation_for_learner,
     conversation_latest,

@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-from config.privacy_registry import ALL_FIELDS, DELETE, DETACH, PrivacyRule, privacy_register
+from config.privacy_registry import ALL_FIELDS, DELETE, PrivacyRule, privacy_register
 
 RULES = {
-    "tutor.material": PrivacyRule(
-        "staff", "uploaded_by", ("course__title", "title", "original_name", "created"), DETACH
-    ),
     "tutor.conversation": PrivacyRule(
         "tutor", "learner", ("id", "course__title", "title", "created"), DELETE
     ),

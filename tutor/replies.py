@@ -35,8 +35,9 @@ from ai.llm import (
 )
 from config.jobs import Claim
 from config.leases import Lease
+from material.concept_tags import passage_concept_ids
+from material.retrieval import chunks_search
 from tutor import streams
-from tutor.concept_tags import passage_concept_ids
 from tutor.context import (
     TUTOR_PROMPT,
     LearnerProfile,
@@ -55,7 +56,6 @@ from tutor.conversation_selectors import (
 from tutor.conversations import reply_max_seconds
 from tutor.models import Conversation, Message
 from tutor.reply_clean import reply_citations, reply_language, reply_text_clean
-from tutor.retrieval import chunks_search
 
 if TYPE_CHECKING:
     from learners.models import Course, User

@@ -16,10 +16,11 @@ from django.utils import timezone
 from config.leases import Lease
 from grading import proposals, submissions
 from grading.models import Proposal
+from material import services as material_services
+from material.models import Chunk, Material
 from tests.grading.workflow_factories import ESSAY
 from tutor import conversations
-from tutor import services as material_services
-from tutor.models import Chunk, Material, Message
+from tutor.models import Message
 
 pytestmark = pytest.mark.django_db
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from config.markdown import reply_html
 from tutor.context import (
     LearnerProfile,
     Passage,
@@ -18,9 +19,8 @@ from tutor.context import (
     tokens_estimate,
     untrusted,
 )
-from tutor.conversation_markdown import reply_html
 
-DEMO = Path(__file__).resolve().parents[2] / "tutor" / "demo_material"
+DEMO = Path(__file__).resolve().parents[2] / "material" / "demo_material"
 
 
 def _passage(n: int, words: int) -> Passage:

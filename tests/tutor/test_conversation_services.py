@@ -521,10 +521,10 @@ def test_the_prompt_carries_level_goals_and_weakest_concepts(
 def demo_material(course):
     from pathlib import Path
 
-    from tutor.models import Chunk
-    from tutor.services import material_import_path, material_ingest
+    from material.models import Chunk
+    from material.services import material_import_path, material_ingest
 
-    folder = Path(__file__).resolve().parents[2] / "tutor" / "demo_material"
+    folder = Path(__file__).resolve().parents[2] / "material" / "demo_material"
     for material in material_import_path(course=course, path=folder, enqueue=False):
         material_ingest(material_id=material.pk)
     assert Chunk.objects.filter(course=course).exists()
@@ -534,7 +534,7 @@ def demo_material(course):
 def test_offline_reply_cites_the_course_material_found_by_retrieval(
     conversation, student, demo_material, eager_tasks, django_capture_on_commit_callbacks
 ):
-    from tutor.models import Chunk
+    from material.models import Chunk
 
     _q, reply = _post(
         conversation,
@@ -575,7 +575,7 @@ def test_online_reply_gives_the_model_the_retrieved_passages(
 def test_offline_quotes_keep_a_tables_rows(passages):
     from dataclasses import replace
 
-    from tutor.conversation_markdown import reply_html
+    from config.markdown import reply_html
     from tutor.replies import offline_reply_text
 
     table = (
@@ -596,7 +596,7 @@ def test_a_passive_sentence_is_not_taken_for_a_definition(passages):
 
 
 def test_an_aligned_markdown_table_has_no_inline_style():
-    from tutor.conversation_markdown import reply_html
+    from config.markdown import reply_html
 
     html = reply_html(text="| a | b | c |\n|:--|--:|:-:|\n| 1 | 2 | 3 |")
     assert "style=" not in html

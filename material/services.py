@@ -20,10 +20,10 @@ from django.utils.translation import gettext_lazy as _
 
 from config.celery import enqueue_on_commit
 from config.leases import Lease, lapsed, lease_until, queued_until
-from tutor import chunking, parsing
-from tutor.concept_tags import chunks_tag_concepts
-from tutor.models import Chunk, Material
-from tutor.retrieval import course_stats_forget
+from material import chunking, parsing
+from material.concept_tags import chunks_tag_concepts
+from material.models import Chunk, Material
+from material.retrieval import course_stats_forget
 
 if TYPE_CHECKING:
     from learners.models import Course
@@ -88,7 +88,7 @@ def _file_hash(file: File) -> str:
 def _enqueue(material_id: int) -> None:
     """Send the ingestion task once the transaction commits (if the broker is away, the
     material stays queued for the recovery sweep)."""
-    from tutor.tasks import material_ingest_task
+    from material.tasks import material_ingest_task
 
     enqueue_on_commit(material_ingest_task, material_id)
 
@@ -261,16 +261,6 @@ def material_import_path(
 # --- ingestion ------------------------------------------------------------------------------
 
 
-def _embedded_text(*, title: str, draft: chunking.ChunkDraft) -> str:
-    """What the embedder sees: the title and section path above the chunk's text, so a
-    passage that never names its subject still lands near questions about it."""
-    context: list[str] = []
-    for part in (title, *draft.section_path):
-        if part and (not context or context[-1] != part):
-            context.append(part)
-    return chunking.SECTION_SEPARATOR.join(context) + "\n\n" + draft.text
-
-
 def _progress(material: Material, step: str, *, done: int = 0, total: int = 0) -> None:
     """Record the step a worker is at (and passages embedded of how many); a material
     removed or taken over meanwhile stops the work here."""
@@ -428,8 +418,8 @@ def _ingest(material: Material) -> Material | None:
         document = parsing.document_parse(name=material.original_name, data=data)
         if material.title == _stem(material.original_name) and document.title:
             material.title = document.title
-        drafts = chunking.document_chunk(document.blocks)
-        texts = [_embedded_text(title=material.title, draft=d) for d in drafts]
+        drafts = chunking.document_chunk(document.blocks, title=material.title)
+        texts = [draft.embedded_text for draft in drafts]
         hashes = [_sha256(text) for text in texts]
         text_hash = _sha256("\x1e".join(hashes))
         unchanged = text_hash == material.text_hash and Chunk.objects.filter(

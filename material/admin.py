@@ -7,8 +7,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from tutor.models import Chunk, Material
-from tutor.services import material_reingest, material_upload
+from material.models import Chunk, Material
+from material.services import material_reingest, material_upload
 
 
 class MaterialAddForm(forms.ModelForm):

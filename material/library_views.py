@@ -14,11 +14,11 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET
 
+from config.markdown import reply_html
 from learners.http import UserRequest
 from learners.selectors import course_for_member, user_can_teach
-from tutor.chunking import OVERLAP_WORDS, SECTION_SEPARATOR
-from tutor.conversation_markdown import reply_html
-from tutor.models import Chunk, Material
+from material.chunking import OVERLAP_MAX_TOKENS, SECTION_SEPARATOR
+from material.models import Chunk, Material
 
 LIBRARY_PAGE_SIZE = 25
 PASSAGES_PAGE_SIZE = 30
@@ -36,7 +36,8 @@ def passage_text_without_overlap(previous: str, text: str) -> str:
     """``text`` without the words it repeats from the end of ``previous`` (long
     paragraphs are cut into chunks that overlap, which a reader should not see twice)."""
     before, words = previous.split(), text.split()
-    for size in range(min(len(before), len(words), OVERLAP_WORDS * 2), 0, -1):
+    # The overlap is at most OVERLAP_MAX_TOKENS tokens, so at most that many words.
+    for size in range(min(len(before), len(words), OVERLAP_MAX_TOKENS), 0, -1):
         if before[-size:] == words[:size]:
             return " ".join(words[size:])
     return text

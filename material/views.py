@@ -1,6 +1,6 @@
 """Pages of course material: the teacher's material page (upload with live progress)
 and search. Reading material (the library, a material's passages) is in
-``tutor/library_views.py``."""
+``material/library_views.py``."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from learners.http import UserRequest
 from learners.selectors import course_for_member, course_for_teacher
-from tutor.models import Material
-from tutor.retrieval import chunks_search
-from tutor.services import (
+from material.models import Material
+from material.retrieval import chunks_search
+from material.services import (
     MaterialBusy,
     material_delete,
     material_reingest,

@@ -408,6 +408,150 @@ def _parse_docx(data: bytes) -> ParsedDocument:
 
 
 # --- PDF --------------------------------------------------------------------------------------
+# A PDF's sections come from its outline (the bookmarks a reader shows beside the pages),
+# else from its type: lines set larger than the body text, short and not ending a sentence,
+# are headings, the largest size the outermost. Without either, it is paragraphs only.
+
+# A line at least this much larger than the body text may be a heading.
+PDF_HEADING_MIN_RATIO = 1.15
+PDF_HEADING_MAX_WORDS = 15
+PDF_HEADING_MAX_LEVELS = 4
+
+
+def _pdf_page_lines(page) -> list[tuple[str, float]]:
+    """The page's lines of text, each with the font size most of its characters are set
+    in (0 where pypdf's pieces do not line up with its text)."""
+    pieces: list[tuple[str, float]] = []
+
+    def visit(text, cm, tm, _font, font_size) -> None:
+        scale = abs(tm[3] * cm[3]) or 1.0
+        pieces.append((text, float(font_size or 0) * scale))
+
+    text = page.extract_text(visitor_text=visit) or ""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    sized: list[dict[float, int]] = [{}]
+    for piece, size in pieces:
+        parts = piece.replace("\r\n", "\n").split("\n")
+        for n, part in enumerate(parts):
+            if n:
+                sized.append({})
+            if part.strip():
+                sized[-1][size] = sized[-1].get(size, 0) + len(part.strip())
+    if len(sized) != len(lines):
+        return [(line, 0.0) for line in lines]
+    return [
+        (line, max(sizes, key=sizes.get) if sizes else 0.0)
+        for line, sizes in zip(lines, sized, strict=True)
+    ]
+
+
+def _size_key(size: float) -> float:
+    return round(size * 2) / 2
+
+
+def _could_be_heading(text: str) -> bool:
+    text = text.strip()
+    return (
+        bool(re.search(r"[^\W\d_]", text))
+        and len(text.split()) <= PDF_HEADING_MAX_WORDS
+        and not text.endswith((".", ",", ";", ":"))
+    )
+
+
+def _pdf_heading_levels(page_lines) -> dict[float, int]:
+    """Heading level by font size: sizes clearly above the body text's (the size most
+    characters are set in), the largest level 1."""
+    characters: dict[float, int] = {}
+    for _number, lines in page_lines:
+        for text, size in lines:
+            if size:
+                key = _size_key(size)
+                characters[key] = characters.get(key, 0) + len(text.strip())
+    if not characters:
+        return {}
+    body = max(characters, key=characters.get)
+    larger = sorted(
+        {
+            _size_key(size)
+            for _number, lines in page_lines
+            for text, size in lines
+            if size and _size_key(size) >= body * PDF_HEADING_MIN_RATIO and _could_be_heading(text)
+        },
+        reverse=True,
+    )[:PDF_HEADING_MAX_LEVELS]
+    return {size: level for level, size in enumerate(larger, 1)}
+
+
+def _pdf_outline(reader) -> dict[int, list[tuple[int, str]]]:
+    """The outline's entries by page number (1-based): (level, title), in outline order.
+    A damaged outline counts as none: the text is still worth reading."""
+    entries: dict[int, list[tuple[int, str]]] = {}
+
+    def walk(items, level: int) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item, level + 1)
+                continue
+            title = " ".join(str(getattr(item, "title", "") or "").split())
+            page = reader.get_destination_page_number(item)
+            if title and page is not None and page >= 0:
+                entries.setdefault(page + 1, []).append((level, title[:300]))
+
+    try:
+        walk(reader.outline, 1)
+    except Exception:  # noqa: BLE001 - pypdf raises many kinds on a broken outline
+        return {}
+    return entries
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+class _PdfParagraphs:
+    """Reads a page's lines into paragraph blocks: pypdf ends every line with a newline;
+    a paragraph break is a blank line or a line that ends a sentence well short of the
+    usual width."""
+
+    def __init__(self, lines: list[tuple[str, float]], *, page: int, into: list[Block]):
+        self.lines = [text for text, _size in lines]
+        self.page = page
+        self.blocks = into
+        self.position = 0
+        self.width = max((len(line) for line in self.lines), default=0)
+        self.current: list[str] = []
+
+    @property
+    def unread(self) -> bool:
+        return self.position < len(self.lines)
+
+    def find(self, heading: str) -> int | None:
+        """The first unread line showing ``heading`` (perhaps after its number)."""
+        wanted = _normalised(heading)
+        for index in range(self.position, len(self.lines)):
+            line = _normalised(self.lines[index])
+            if line == wanted or (line.endswith(wanted) and len(line) - len(wanted) <= 8):
+                return index
+        return None
+
+    def read_to(self, end: int) -> None:
+        for line in self.lines[self.position : end]:
+            if not line.strip():
+                self.flush()
+                continue
+            self.current.append(line.strip())
+            if line.endswith((".", "!", "?", ":")) and len(line) < 0.7 * self.width:
+                self.flush()
+        self.position = max(self.position, end)
+
+    def skip(self) -> None:
+        self.flush()
+        self.position += 1
+
+    def flush(self) -> None:
+        if self.current:
+            self.blocks.append(Block("paragraph", " ".join(self.current), page=self.page))
+            self.current = []
 
 
 def _parse_pdf(data: bytes) -> ParsedDocument:
@@ -430,7 +574,9 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
                         "password and upload that."
                     )
                 )
-        pages = [(number, page.extract_text() or "") for number, page in enumerate(reader.pages, 1)]
+        page_lines = [
+            (number, _pdf_page_lines(page)) for number, page in enumerate(reader.pages, 1)
+        ]
         title = ""
         if reader.metadata is not None and reader.metadata.title:
             title = str(reader.metadata.title)
@@ -438,33 +584,40 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError):
         raise ParseError(_("This PDF is damaged or incomplete and cannot be read.")) from None
-    if not pages:
+    if not page_lines:
         raise ParseError(_("This PDF has no pages."))
-    characters = sum(len(text.strip()) for _number, text in pages)
-    if characters < PDF_MIN_CHARS_PER_PAGE * len(pages):
+    characters = sum(len(text.strip()) for _number, lines in page_lines for text, _size in lines)
+    if characters < PDF_MIN_CHARS_PER_PAGE * len(page_lines):
         raise ParseError(
             _(
                 "This PDF contains no text, only images: it looks like a scan. Run text "
                 "recognition (OCR) on it, or upload the original document."
             )
         )
+    outline = _pdf_outline(reader)
+    levels = {} if outline else _pdf_heading_levels(page_lines)
     blocks: list[Block] = []
-    for number, text in pages:
-        # pypdf ends every line with a newline; a paragraph break is a blank line or a
-        # line that ends a sentence well short of the usual width.
-        lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
-        width = max((len(line) for line in lines), default=0)
-        current: list[str] = []
-        for line in lines:
-            if not line.strip():
-                if current:
-                    blocks.append(Block("paragraph", " ".join(current), page=number))
-                    current = []
-                continue
-            current.append(line.strip())
-            if line.endswith((".", "!", "?", ":")) and len(line) < 0.7 * width:
-                blocks.append(Block("paragraph", " ".join(current), page=number))
-                current = []
-        if current:
-            blocks.append(Block("paragraph", " ".join(current), page=number))
+    for number, lines in page_lines:
+        paragraphs = _PdfParagraphs(lines, page=number, into=blocks)
+        # The outline's headings of this page, each at the line that shows it (or, when
+        # no line does, where the text read so far ends).
+        for level, heading in outline.get(number, []):
+            index = paragraphs.find(heading)
+            if index is not None:
+                paragraphs.read_to(index)
+                paragraphs.skip()
+            else:
+                paragraphs.flush()
+            blocks.append(Block("heading", heading, level=level, page=number))
+        while paragraphs.unread:
+            text, size = lines[paragraphs.position]
+            if levels.get(_size_key(size)) and _could_be_heading(text):
+                paragraphs.flush()
+                paragraphs.skip()
+                blocks.append(
+                    Block("heading", text.strip(), level=levels[_size_key(size)], page=number)
+                )
+            else:
+                paragraphs.read_to(paragraphs.position + 1)
+        paragraphs.flush()
     return ParsedDocument(title=title, kind="pdf", blocks=blocks)

@@ -66,6 +66,62 @@ def pdf_bytes(pages: list[str]) -> bytes:
     return out.getvalue()
 
 
+def _pdf_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def structured_pdf_bytes(
+    pages: list[list[tuple[float, str]]], *, outline: list[tuple[int, str, int]] | None = None
+) -> bytes:
+    """A valid PDF whose pages show (font size, text) lines, top to bottom; with
+    ``outline``, bookmarks (level, title, page number) written by pypdf."""
+    from pypdf import PdfReader, PdfWriter
+
+    objects = []
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(pages)))
+    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
+    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
+    font_ref = 3 + 2 * len(pages)
+    for i, lines in enumerate(pages):
+        ops = []
+        y = 740
+        for size, text in lines:
+            y -= size * 1.6
+            ops.append(f"BT /F1 {size} Tf 72 {y:.0f} Td ({_pdf_escape(text)}) Tj ET")
+        content = "\n".join(ops).encode()
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
+            f"/Resources << /Font << /F1 {font_ref} 0 R >> >> >>".encode()
+        )
+        objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    )
+    data = out.getvalue()
+    if outline is None:
+        return data
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+    parents = {}
+    for level, title, page in outline:
+        parents[level] = writer.add_outline_item(
+            title=title, page_number=page - 1, parent=parents.get(level - 1)
+        )
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 def encrypted_pdf_bytes() -> bytes:
     from pypdf import PdfReader, PdfWriter
 

@@ -11,10 +11,10 @@ from rest_framework.views import APIView
 
 from learners.http import UserApiRequest
 from learners.selectors import course_for_member, course_for_teacher
-from tutor import serializers
-from tutor.models import Material
-from tutor.retrieval import chunks_search
-from tutor.services import material_upload
+from material import serializers
+from material.models import Material
+from material.retrieval import chunks_search
+from material.services import material_upload
 
 
 class CourseSearchView(APIView):

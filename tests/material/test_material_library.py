@@ -8,14 +8,14 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from tests.tutor.material_files import MARKDOWN, media_root  # noqa: F401
-from tutor.library_views import (
+from material.library_views import (
     LIBRARY_PAGE_SIZE,
     PASSAGES_PAGE_SIZE,
     passage_text_without_overlap,
 )
-from tutor.models import Chunk, Material
-from tutor.services import material_ingest, material_upload
+from material.models import Chunk, Material
+from material.services import material_ingest, material_upload
+from tests.material.material_files import MARKDOWN, media_root  # noqa: F401
 
 pytestmark = [pytest.mark.usefixtures("media_root"), pytest.mark.django_db]
 

@@ -15,9 +15,9 @@ from django.db import connection, transaction
 from django.urls import reverse
 
 from ai import embedding
-from tests.tutor.material_files import MARKDOWN, media_root  # noqa: F401
-from tutor.models import Chunk, Material
-from tutor.services import material_ingest, material_upload
+from material.models import Chunk, Material
+from material.services import material_ingest, material_upload
+from tests.material.material_files import MARKDOWN, media_root  # noqa: F401
 
 pytestmark = [pytest.mark.usefixtures("media_root"), pytest.mark.django_db(transaction=True)]
 
@@ -98,7 +98,7 @@ def test_removing_while_it_is_embedded_cancels_the_job(
     assert embedding_started.wait(timeout=30)
     assert Material.objects.get(pk=material.pk).status == Material.Status.PROCESSING
     client.force_login(teacher)
-    with caplog.at_level(logging.INFO, logger="tutor.services"):
+    with caplog.at_level(logging.INFO, logger="material.services"):
         response = _remove(client, course, material)
         removed.set()
         thread.join(timeout=30)

@@ -2,17 +2,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tutor.material_files import (
+from material import parsing
+from material.chunking import document_chunk
+from material.parsing import ParseError, document_parse, document_text
+from tests.material.material_files import (
     HTML,
     MARKDOWN,
     docx_bytes,
     encrypted_pdf_bytes,
     pdf_bytes,
+    structured_pdf_bytes,
     zip_bomb_docx_bytes,
 )
-from tutor import parsing
-from tutor.chunking import document_chunk
-from tutor.parsing import ParseError, document_parse, document_text
 
 
 def kinds(document):
@@ -75,6 +76,84 @@ def test_pdf_text_carries_its_page_numbers():
     ]
     chunks = document_chunk(document.blocks)
     assert [c.page for c in chunks] == [1, 2]
+
+
+VOLCANO_PAGES = [
+    [
+        (20, "Volcanoes"),
+        (11, "A volcano is an opening in the crust of a planet."),
+        (11, "Magma rises through it from far below the surface."),
+        (15, "Magma chambers"),
+        (11, "Magma collects in chambers under the volcano before it erupts."),
+    ],
+    [
+        (15, "Eruptions"),
+        (11, "An eruption sends lava, ash and gas out of the vent."),
+        (11, "Some eruptions are explosive, others pour out quietly."),
+    ],
+]
+
+
+def headings(document):
+    return [(b.level, b.text, b.page) for b in document.blocks if b.kind == "heading"]
+
+
+def test_pdf_sections_come_from_its_outline():
+    # The outline names the sections differently from the type sizes: the outline wins.
+    data = structured_pdf_bytes(
+        VOLCANO_PAGES,
+        outline=[(1, "Volcanoes", 1), (2, "Magma chambers", 1), (2, "Eruptions", 2)],
+    )
+    document = document_parse(name="volcanoes.pdf", data=data)
+    assert headings(document) == [
+        (1, "Volcanoes", 1),
+        (2, "Magma chambers", 1),
+        (2, "Eruptions", 2),
+    ]
+    # Each heading stands where its line is, not repeated as a paragraph.
+    assert [b.text for b in document.blocks if b.kind == "paragraph"] == [
+        "A volcano is an opening in the crust of a planet. "
+        "Magma rises through it from far below the surface.",
+        "Magma collects in chambers under the volcano before it erupts.",
+        "An eruption sends lava, ash and gas out of the vent. "
+        "Some eruptions are explosive, others pour out quietly.",
+    ]
+    chunks = document_chunk(document.blocks)
+    assert [(c.section, c.page) for c in chunks] == [
+        ("Volcanoes", 1),
+        ("Volcanoes › Magma chambers", 1),
+        ("Volcanoes › Eruptions", 2),
+    ]
+
+
+def test_an_outline_entry_not_shown_on_its_page_still_starts_a_section():
+    data = structured_pdf_bytes(
+        VOLCANO_PAGES, outline=[(1, "Volcanoes", 1), (1, "Lava and ash", 2)]
+    )
+    chunks = document_chunk(document_parse(name="v.pdf", data=data).blocks)
+    assert chunks[-1].section == "Lava and ash"
+    assert chunks[-1].text.startswith("Eruptions")
+
+
+def test_pdf_sections_come_from_font_sizes_without_an_outline():
+    document = document_parse(name="volcanoes.pdf", data=structured_pdf_bytes(VOLCANO_PAGES))
+    assert headings(document) == [
+        (1, "Volcanoes", 1),
+        (2, "Magma chambers", 1),
+        (2, "Eruptions", 2),
+    ]
+    chunks = document_chunk(document.blocks)
+    assert [c.section for c in chunks] == [
+        "Volcanoes",
+        "Volcanoes › Magma chambers",
+        "Volcanoes › Eruptions",
+    ]
+
+
+def test_a_pdf_in_one_size_is_paragraphs_only():
+    pages = [[(11, text) for _size, text in page] for page in VOLCANO_PAGES]
+    document = document_parse(name="plain.pdf", data=structured_pdf_bytes(pages))
+    assert headings(document) == []
 
 
 def test_the_kind_comes_from_the_content_not_the_name():

@@ -2,8 +2,10 @@
 
 from django.urls import path
 
-from tutor import api, library_views, views
+from material import api, library_views, views
 
+# The namespace these pages had when they were the tutor app's: every link, template and
+# bookmark names them ``tutor:materials``, ``tutor:search`` and so on, and names stay.
 app_name = "tutor"
 
 _C = "courses/<int:course_id>/"

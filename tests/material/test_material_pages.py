@@ -5,9 +5,9 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from tests.tutor.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
-from tutor.models import Material
-from tutor.services import material_ingest, material_upload
+from material.models import Material
+from material.services import material_ingest, material_upload
+from tests.material.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("media_root")
 
@@ -128,7 +128,7 @@ def test_a_teacher_renames_a_material(client, course, teacher, ready):
 
 
 def test_process_again_is_offered_only_where_it_can_help(client, course, teacher, ready):
-    from tests.tutor.material_files import pdf_bytes
+    from tests.material.material_files import pdf_bytes
 
     empty = material_upload(course=course, file=ContentFile(b"\n\n", name="empty.txt"))
     empty = material_ingest(material_id=empty.pk)

@@ -1,4 +1,4 @@
-"""Tutor replies as safe HTML: Markdown without raw HTML, with [n] linked to its passage.
+"""Markdown as safe HTML (tutor replies, material passages): no raw HTML, [n] linked to its passage.
 
 Model output is untrusted: markdown-it escapes any HTML in it (``html`` off), refuses
 ``javascript:``-style link targets, and images are off so a reply cannot make the browser

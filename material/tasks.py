@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from tutor import services
+from material import services
 
 
 @shared_task(

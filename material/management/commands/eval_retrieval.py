@@ -20,9 +20,9 @@ from django.core.management.base import BaseCommand, CommandError
 from ai.embedding import embed_texts
 from config.schema import schema_migrate_pending
 from learners.models import Course, Membership, User
-from tutor.models import Material
-from tutor.retrieval import MODES, chunks_search
-from tutor.services import material_import_path, material_ingest
+from material.models import Material
+from material.retrieval import MODES, chunks_search
+from material.services import material_import_path, material_ingest
 
 
 class Command(BaseCommand):
@@ -154,6 +154,6 @@ class Command(BaseCommand):
 
 
 def course_chunks(course: Course) -> int:
-    from tutor.models import Chunk
+    from material.models import Chunk
 
     return Chunk.objects.filter(course=course).count()

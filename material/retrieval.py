@@ -46,13 +46,17 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from tutor.models import SEARCH_CONFIG
+from material.models import SEARCH_CONFIG, Chunk, Material
 
 if TYPE_CHECKING:
     from learners.models import Course, User
 
 
 logger = logging.getLogger(__name__)
+
+# The tables as the models name them (they kept the tutor app's names when they moved).
+_CHUNKS = Chunk._meta.db_table
+_MATERIALS = Material._meta.db_table
 
 MODES = ("hybrid", "vector", "keyword")
 K_MAX = 50
@@ -157,13 +161,13 @@ def _course_stats(cursor, *, course_id: int) -> CourseStats:
     if cached is not None:
         return CourseStats(**cached)
     cursor.execute(
-        """
+        f"""
         SELECT count(*), coalesce(avg(word_count), 1)::float8,
                (SELECT greatest(reltuples, 0)::bigint FROM pg_class
-                 WHERE oid = 'tutor_chunk'::regclass),
+                 WHERE oid = '{_CHUNKS}'::regclass),
                (SELECT extversion FROM pg_extension WHERE extname = 'vector')
-          FROM tutor_chunk WHERE course_id = %s
-        """,
+          FROM {_CHUNKS} WHERE course_id = %s
+        """,  # noqa: S608
         [course_id],
     )
     chunks, avgdl, table_chunks, version = cursor.fetchone()
@@ -195,12 +199,12 @@ def _query_terms(cursor, *, stats: CourseStats, course_id: int, query: str):
     missing = [lexeme for lexeme in lexemes if lexeme not in frequencies]
     if missing:
         cursor.execute(
-            """
+            f"""
             SELECT t.lexeme,
-                   (SELECT count(*) FROM tutor_chunk c
+                   (SELECT count(*) FROM {_CHUNKS} c
                      WHERE c.course_id = %(course)s AND c.search_vector @@ t.literal::tsquery)
               FROM unnest(%(lexemes)s::text[], %(literals)s::text[]) AS t(lexeme, literal)
-            """,
+            """,  # noqa: S608
             {
                 "course": course_id,
                 "lexemes": missing,
@@ -259,14 +263,14 @@ _TERMS = """
 """
 # At most MATCH_BUDGET rows even when the cached document frequencies are behind.
 _KEYWORD = _statement(
-    """
+    f"""
     matched AS (
-        SELECT c.id, c.word_count, c.search_vector FROM tutor_chunk AS c
+        SELECT c.id, c.word_count, c.search_vector FROM {_CHUNKS} AS c
          WHERE c.course_id = %(course)s AND c.search_vector @@ %(tsquery)s::tsquery
          LIMIT %(budget)s
     ),
     keyword AS (
-        SELECT m.id, """,
+        SELECT m.id, """,  # noqa: S608
     _BM25.format(c="m"),
     """ AS bm25
           FROM matched AS m
@@ -277,29 +281,29 @@ _KEYWORD = _statement(
 )
 # The HNSW index serves ORDER BY embedding <=> vector; ordering by the cosine itself
 # keeps the planner off the index, for an exact scan of the course's rows.
-_VECTOR_INDEXED = """
+_VECTOR_INDEXED = f"""
     vector AS (
-        SELECT id, 1 - (embedding <=> %(vector)s::vector) AS cosine FROM tutor_chunk
+        SELECT id, 1 - (embedding <=> %(vector)s::vector) AS cosine FROM {_CHUNKS}
          WHERE course_id = %(course)s
          ORDER BY embedding <=> %(vector)s::vector
          LIMIT %(limit)s
     )
-"""
-_VECTOR_EXACT = """
+"""  # noqa: S608
+_VECTOR_EXACT = f"""
     vector AS (
-        SELECT id, 1 - (embedding <=> %(vector)s::vector) AS cosine FROM tutor_chunk
+        SELECT id, 1 - (embedding <=> %(vector)s::vector) AS cosine FROM {_CHUNKS}
          WHERE course_id = %(course)s
          ORDER BY cosine DESC, id
          LIMIT %(limit)s
     )
-"""
+"""  # noqa: S608
 _POOL = _statement(
     """
     pool AS (SELECT id FROM keyword UNION SELECT id FROM vector)
     SELECT c.id, """,
     _BM25.format(c="c"),
-    """, 1 - (c.embedding <=> %(vector)s::vector)
-      FROM tutor_chunk AS c JOIN pool USING (id)
+    f""", 1 - (c.embedding <=> %(vector)s::vector)
+      FROM {_CHUNKS} AS c JOIN pool USING (id)
 """,
 )
 # One excerpt of 20 to 45 words around the best match (fragment mode cuts too short).
@@ -414,14 +418,14 @@ def _results(cursor, *, course_id: int, ranked: Sequence[tuple[int, float]], tsq
     if not ranked:
         return []
     cursor.execute(
-        """
+        f"""
         SELECT c.id, c.material_id, m.title, c.section, c.page, c.position, c.text,
                CASE WHEN %(tsquery)s = '' THEN left(c.text, 300)
                     ELSE ts_headline(%(config)s::regconfig, c.text, %(tsquery)s::tsquery,
                                      %(options)s) END
-          FROM tutor_chunk AS c JOIN tutor_material AS m ON m.id = c.material_id
+          FROM {_CHUNKS} AS c JOIN {_MATERIALS} AS m ON m.id = c.material_id
          WHERE c.id = ANY(%(ids)s)
-        """,
+        """,  # noqa: S608
         {
             "config": SEARCH_CONFIG,
             "tsquery": tsquery,

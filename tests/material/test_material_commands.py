@@ -6,8 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from learners.models import Course
-from tests.tutor.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
-from tutor.models import Chunk, Material
+from material.models import Chunk, Material
+from tests.material.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("media_root")
 

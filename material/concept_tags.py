@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from learners.models import Concept, Course
-from tutor.models import Chunk
+from material.models import Chunk
 
 
 def chunks_tag_concepts(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from tutor.models import Material
-from tutor.retrieval import K_MAX, MODES
+from material.models import Material
+from material.retrieval import K_MAX, MODES
 
 
 class SearchQuerySerializer(serializers.Serializer):

@@ -5,10 +5,10 @@ from django.core.management.base import BaseCommand
 
 from config.schema import schema_migrate_pending
 from learners.demo import DEMO_LOGINS, demo_load
-from tutor.models import Material
-from tutor.services import material_import_path, material_ingest
+from material.models import Material
+from material.services import material_import_path, material_ingest
 
-DEMO_MATERIAL_DIR = settings.BASE_DIR / "tutor" / "demo_material"
+DEMO_MATERIAL_DIR = settings.BASE_DIR / "material" / "demo_material"
 
 
 class Command(BaseCommand):

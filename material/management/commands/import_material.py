@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from config.schema import schema_migrate_pending
 from learners.models import Course
-from tutor.models import Material
-from tutor.services import material_import_path, material_ingest
+from material.models import Material
+from material.services import material_import_path, material_ingest
 
 
 class Command(BaseCommand):

@@ -6,10 +6,16 @@ import pytest
 from django.core.files.base import ContentFile
 
 from ai import embedding
-from tests.tutor.material_files import MARKDOWN, VOLCANO, media_root, pdf_bytes  # noqa: F401
-from tutor import services
-from tutor.models import Chunk, Material
-from tutor.services import material_ingest, material_upload
+from material import services
+from material.models import Chunk, Material
+from material.services import material_ingest, material_upload
+from tests.material.material_files import (  # noqa: F401
+    MARKDOWN,
+    VOLCANO,
+    media_root,
+    pdf_bytes,
+    structured_pdf_bytes,
+)
 
 pytestmark = pytest.mark.usefixtures("media_root")
 
@@ -199,3 +205,34 @@ def test_ingestion_records_its_steps_and_passages(course, monkeypatch):
     # A failure that is the file's fault cannot be fixed by processing it again.
     failed = material_ingest(material_id=upload(course, "empty.md", b"# Only a heading").pk)
     assert failed.status == Material.Status.FAILED and not failed.can_process_again
+
+
+def test_pdf_chunks_get_sections_and_concept_tags(course):
+    from learners.models import Concept
+
+    magma = Concept.objects.create(course=course, name="Magma chambers")
+    eruptions = Concept.objects.create(course=course, name="Eruptions")
+    pages = [
+        [
+            (20, "Volcanoes"),
+            (11, "A volcano is an opening in the crust of a planet."),
+            (15, "Magma chambers"),
+            (11, "Magma collects in chambers under the volcano before it erupts."),
+        ],
+        [(15, "Eruptions"), (11, "An eruption sends lava, ash and gas out of the vent.")],
+    ]
+    outline = [(1, "Volcanoes", 1), (2, "Magma chambers", 1), (2, "Eruptions", 2)]
+    material = upload(course, "volcanoes.pdf", structured_pdf_bytes(pages, outline=outline))
+    material = material_ingest(material_id=material.pk)
+    assert material.status == Material.Status.READY
+    chunks = list(material.chunks.order_by("position"))
+    assert [(c.section, c.page) for c in chunks] == [
+        ("Volcanoes", 1),
+        ("Volcanoes › Magma chambers", 1),
+        ("Volcanoes › Eruptions", 2),
+    ]
+    assert [sorted(c.concepts.values_list("pk", flat=True)) for c in chunks] == [
+        [],
+        [magma.pk],
+        [eruptions.pk],
+    ]

@@ -4,9 +4,9 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 
-from tests.tutor.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
-from tutor.retrieval import chunks_search, fuse
-from tutor.services import material_ingest, material_upload
+from material.retrieval import chunks_search, fuse
+from material.services import material_ingest, material_upload
+from tests.material.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("media_root")
 
@@ -87,7 +87,7 @@ def test_fusion_weighs_normalised_scores_not_ranks():
 
 
 def test_the_hnsw_path_finds_what_the_exact_scan_finds(material, course, student, monkeypatch):
-    from tutor import retrieval
+    from material import retrieval
 
     query = "Where is the energy in glucose released?"
     exact = chunks_search(course=course, user=student, query=query, k=3, mode="vector")
@@ -100,7 +100,13 @@ def test_the_hnsw_path_finds_what_the_exact_scan_finds(material, course, student
 
 
 def test_the_vector_plan_widens_the_search_for_a_small_share_of_the_table():
-    from tutor.retrieval import EF_SEARCH, EF_SEARCH_MAX, EXACT_SCAN_MAX, CourseStats, _vector_plan
+    from material.retrieval import (
+        EF_SEARCH,
+        EF_SEARCH_MAX,
+        EXACT_SCAN_MAX,
+        CourseStats,
+        _vector_plan,
+    )
 
     def plan(chunks, table, iterative=False):
         stats = CourseStats(
@@ -125,8 +131,8 @@ def test_new_material_is_found_at_once_though_statistics_are_cached(course, stud
     assert results and "basalt" in results[0].text
     from django.db import connection
 
-    from tutor.models import Chunk
-    from tutor.retrieval import _course_stats
+    from material.models import Chunk
+    from material.retrieval import _course_stats
 
     with connection.cursor() as cursor:
         stats = _course_stats(cursor, course_id=course.pk)
