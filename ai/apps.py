@@ -6,3 +6,8 @@ class AIConfig(AppConfig):
     name = "ai"
     label = "ai"
     verbose_name = _("Language model use and cost")
+
+    def ready(self) -> None:
+        from ai.privacy_rules import privacy_rules_register
+
+        privacy_rules_register()

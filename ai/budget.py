@@ -89,11 +89,14 @@ def ai_budget(*, user: User, course: Course) -> AIBudget:
 
 def ai_budget_reached(*, user: User, course: Course) -> bool:
     """Whether a new call to the language model for this learner must wait for tomorrow;
-    never in offline mode (no ``LLM_BASE_URL``, as ``tutor.llm.llm_is_configured`` says)."""
+    never in offline mode (no ``LLM_BASE_URL``, as ``ai.llm.llm_is_configured`` says)."""
     return bool(settings.LLM_BASE_URL) and ai_budget(user=user, course=course).reached
 
 
 def ai_budget_check(*, user: User, course: Course) -> None:
     """ValidationError (code ``ai_budget``) when the learner's budget is used up."""
     if ai_budget_reached(user=user, course=course):
-        raise ValidationError(BUDGET_REACHED, code="ai_budget")
+        # The API sends retry_after as Retry-After (config/errors.py).
+        raise ValidationError(
+            BUDGET_REACHED, code="ai_budget", params={"retry_after": ai_budget_resets_in()}
+        )

@@ -1,6 +1,6 @@
 """``llm_call_record``: the one place a call to the language model is accounted for.
 
-The LLM client (``tutor/llm.py``) calls it once per call, streamed or JSON, whatever the
+The LLM client (``ai/llm.py``) calls it once per call, streamed or JSON, whatever the
 outcome, when the call's usage is final. It writes the ``LLMCall`` row and reports the
 call to Prometheus (``config.metrics.llm_call_observed``); the daily budget and the usage
 page read the rows. Callers of the client say who and what a call is for with an

@@ -38,7 +38,7 @@ class LLMCall(models.Model):
         NONE = "none", _("Unknown")  # nothing reached the model to count
 
     # Nullable: some calls are for nobody in particular (a teacher's batch job whose
-    # requester is unknown). Erasure deletes a person's rows (learners/privacy.py).
+    # requester is unknown). Erasure deletes a person's rows (privacy/personal_data.py).
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -7,7 +7,7 @@ UTF-8 *byte* outside ASCII (measured with SmolLM2's tokenizer on Django's transl
 0.44 tokens per byte in Russian, 0.57 in Chinese, 0.85 in Korean, 0.99 in Telugu; one per
 character undercounted Chinese 1.25x and Telugu 2.5x), plus a fixed overhead per chat
 message for the template's role markers. Where the server has a tokenizer the product
-counts with it instead (``tutor.llm_capabilities``). BPE
+counts with it instead (``ai.llm_capabilities``). BPE
 tokenizers average about 4 characters per token on English prose, so English is
 overestimated by about a third; ``tests/tutor/test_conversation_context.py`` checks the
 estimate never undercounts a real tokenizer on sample texts.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -87,7 +88,7 @@ _AGGREGATES: dict[str, Any] = {
 }
 
 
-def _row(values: dict[str, Any], *, date: datetime.date | None, joules: float) -> UsageRow:
+def _row(values: Mapping[str, Any], *, date: datetime.date | None, joules: float) -> UsageRow:
     prompt = values["prompt"] or 0
     completion = values["completion"] or 0
     return UsageRow(

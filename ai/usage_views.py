@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from ai.usage import course_llm_usage
+from learners.http import UserRequest
 from learners.models import Course
 
 DEFAULT_DAYS = 30
@@ -24,7 +25,7 @@ def _days(request: HttpRequest) -> int:
 
 @require_GET
 @login_required
-def course_usage(request: HttpRequest, course_id: int) -> HttpResponse:
+def course_usage(request: UserRequest, course_id: int) -> HttpResponse:
     # Staff only: a course's teacher sees no more than anyone else (404, not 403, so the
     # page does not tell who may see it).
     if not request.user.is_staff:

@@ -4,7 +4,7 @@ through the language model (the OpenAI-compatible test server paced like a model
     .venv/bin/python -m bench.grading --essays 500 --threads 32 --ttft 0.5 --tokens-per-second 40
 
 Everything runs as in production except that it is one process: essays are submitted
-through ``grading.services.submission_submit`` (which enqueues on commit), a real Celery
+through ``grading.submissions.submission_submit`` (which enqueues on commit), a real Celery
 worker (thread pool, queues ``llm`` and ``cpu``, ``--threads`` threads) on the real Redis
 broker grades them, and the LLM test server answers each request after ``--ttft`` seconds
 plus one token per 1/``--tokens-per-second`` seconds. It reports per mode:
@@ -67,7 +67,7 @@ def _wait_all(proposal_filter, total: int, *, timeout: float) -> float:
 
 def _refit_seconds(assignment, learner) -> float:
     """Set ``learner``'s confirmed grades to 0 and time the scorer's refit."""
-    from grading import services
+    from grading import training
     from grading.models import CriterionScore, StoredScorer
 
     before = StoredScorer.objects.get(assignment=assignment).trained_at
@@ -75,7 +75,7 @@ def _refit_seconds(assignment, learner) -> float:
         submission__assignment=assignment, submission__learner=learner
     ).update(score=0)
     started = time.monotonic()
-    stored = services.scorer_train(assignment_id=assignment.pk)
+    stored = training.scorer_train(assignment_id=assignment.pk)
     seconds = time.monotonic() - started
     if stored.trained_at == before:
         raise SystemExit("the grades changed but the scorer was not refitted")
@@ -101,6 +101,9 @@ def main() -> None:
     import django
 
     django.setup()
+    from config.embedded import embedded_start
+
+    embedded_start()
     import logging
 
     import redis
@@ -121,7 +124,7 @@ def main() -> None:
     from celery.contrib.testing.worker import start_worker
 
     from config.celery import app
-    from grading import services
+    from grading import reviews, rubrics, submissions, training
     from grading.models import CriterionScore, Proposal, SubmissionVector
     from learners.models import Course, Membership, User
     from tests.grading.workflow_factories import RUBRIC, grade_reply
@@ -157,11 +160,11 @@ def main() -> None:
                 return
             # 1. The learned scorer alone (offline mode): train, then grade every essay.
             settings.LLM_BASE_URL = ""
-            offline = services.assignment_create(course=course, title="Offline", rubric=RUBRIC)
+            offline = rubrics.assignment_create(course=course, title="Offline", rubric=RUBRIC)
             argument, conventions = offline.criteria.all()
             for index, learner in enumerate(trainees):
                 quality = index % 5
-                submission = services.submission_submit(
+                submission = submissions.submission_submit(
                     assignment=offline, learner=learner, text=_essay(index, quality)
                 )
                 CriterionScore.objects.create(
@@ -170,13 +173,13 @@ def main() -> None:
                 CriterionScore.objects.create(
                     submission=submission, criterion=conventions, score=(quality % 5) / 2
                 )
-                services.review_refresh(submission=submission, decided=True)
+                reviews.review_refresh(submission=submission, decided=True)
             started = time.monotonic()
-            services.scorer_train(assignment_id=offline.pk)
+            training.scorer_train(assignment_id=offline.pk)
             train_s = time.monotonic() - started
             started = time.monotonic()
             for index, learner in enumerate(essayists):
-                services.submission_submit(
+                submissions.submission_submit(
                     assignment=offline, learner=learner, text=_essay(index + 1000, index % 5)
                 )
             submitted = time.monotonic()
@@ -217,7 +220,7 @@ def main() -> None:
             # 2. The language model.
             settings.LLM_BASE_URL = server.base_url
             settings.LLM_MODEL = server.model
-            online = services.assignment_create(course=course, title="Online", rubric=RUBRIC)
+            online = rubrics.assignment_create(course=course, title="Online", rubric=RUBRIC)
             server.reset()
             server.script(
                 json_reply=grade_reply(online),
@@ -226,7 +229,7 @@ def main() -> None:
             )
             started = time.monotonic()
             for index, learner in enumerate(essayists):
-                services.submission_submit(
+                submissions.submission_submit(
                     assignment=online, learner=learner, text=_essay(index, index % 5)
                 )
             submitted = time.monotonic()
@@ -262,7 +265,7 @@ def _real_server(args, course, essayists) -> None:
     from django.conf import settings
 
     from bench.llm_proxy import RecordingProxy, served_model
-    from grading import services
+    from grading import rubrics, submissions
     from grading.models import Proposal
     from tests.grading.workflow_factories import RUBRIC
 
@@ -270,10 +273,10 @@ def _real_server(args, course, essayists) -> None:
         settings.LLM_BASE_URL = proxy.base_url
         settings.LLM_MODEL = args.llm_model or served_model(args.llm_url)
         settings.LLM_TIMEOUT_SECONDS = 300.0  # a CPU server under a class (docs/llm.md)
-        online = services.assignment_create(course=course, title="Online", rubric=RUBRIC)
+        online = rubrics.assignment_create(course=course, title="Online", rubric=RUBRIC)
         started = time.monotonic()
         for index, learner in enumerate(essayists):
-            services.submission_submit(
+            submissions.submission_submit(
                 assignment=online, learner=learner, text=_essay(index, index % 5)
             )
         ended = _wait_all(

@@ -195,16 +195,16 @@ def _summary(samples: list[Sample]) -> dict:
 
 
 def _seed(n_courses: int, n_users: int):
-    from grading.services import assignment_create
+    from grading.rubrics import assignment_create
     from learners.models import Course, Membership, User
+    from material.services import material_import_path, material_ingest
     from tutor.conversations import conversation_start
-    from tutor.services import material_import_path, material_ingest
 
     courses = []
     for index in range(n_courses):
         course = Course.objects.create(title=f"Load course {index + 1}")
         for material in material_import_path(
-            course=course, path=ROOT / "tutor" / "demo_material", enqueue=False
+            course=course, path=ROOT / "material" / "demo_material", enqueue=False
         ):
             material_ingest(material_id=material.pk)
         assignment = assignment_create(

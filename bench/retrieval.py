@@ -36,15 +36,19 @@ import django  # noqa: E402
 
 django.setup()
 
+from config.embedded import embedded_start  # noqa: E402
+
+embedded_start()
+
 from django.core.files.base import ContentFile  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from pgvector import Vector  # noqa: E402
 
+from ai.embedding import embed_texts, embedding_model  # noqa: E402
 from learners.models import Course, Membership, User  # noqa: E402
-from tutor import retrieval  # noqa: E402
-from tutor.embedding import embed_texts, embedding_model  # noqa: E402
-from tutor.models import Chunk, Material  # noqa: E402
-from tutor.services import _embedded_text, material_ingest, material_upload  # noqa: E402
+from material import retrieval  # noqa: E402
+from material.models import Chunk, Material  # noqa: E402
+from material.services import material_ingest, material_upload  # noqa: E402
 
 BASE_SENTENCES = 2000
 
@@ -91,14 +95,17 @@ def bench_ingestion(course, user, vocabulary: Vocabulary, docs: int) -> dict:
         assert material_ingest(material_id=material.pk).status == Material.Status.READY
     pipeline = time.perf_counter() - started
     chunks = list(Chunk.objects.filter(course=course).select_related("material"))
-    # The exact texts the pipeline embedded, rebuilt the way the service builds them.
-    from tutor.chunking import ChunkDraft
+    # The texts the pipeline embedded, rebuilt the way chunking builds them (a header
+    # over half the window would have been shortened).
+    from material.chunking import SECTION_SEPARATOR, embedded_header
 
     embedded = [
-        _embedded_text(
+        embedded_header(
             title=c.material.title,
-            draft=ChunkDraft(c.text, tuple(c.section.split(" › ")) if c.section else (), c.page),
+            section_path=tuple(c.section.split(SECTION_SEPARATOR)) if c.section else (),
         )
+        + "\n\n"
+        + c.text
         for c in chunks
     ]
     started = time.perf_counter()
@@ -142,7 +149,7 @@ def fill(course, size: int, vocabulary: Vocabulary, base: np.ndarray, rng) -> No
             )
         Chunk.objects.bulk_create(rows)
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE tutor_chunk")
+        cursor.execute(f"ANALYZE {Chunk._meta.db_table}")
 
 
 def vector_ids(course, vector: str, *, exact: bool) -> list[int]:
@@ -181,7 +188,7 @@ def bench_size(course, user, size: int, vocabulary, base, queries: int, rng) -> 
         recalls.append(len(set(approximate) & set(exact)) / max(1, len(exact)))
     with connection.cursor() as cursor:
         cursor.execute(
-            "EXPLAIN SELECT id FROM tutor_chunk WHERE course_id = %s "
+            f"EXPLAIN SELECT id FROM {Chunk._meta.db_table} WHERE course_id = %s "  # noqa: S608
             "ORDER BY embedding <=> %s::vector LIMIT 10",
             [course.pk, Vector(vectors[0]).to_text()],
         )

@@ -212,6 +212,9 @@ def bench_database(name: str, redis_db: int):
     import django
 
     django.setup()
+    from config.embedded import embedded_start
+
+    embedded_start()
     import redis
     from django.conf import settings
     from django.db import connection

@@ -94,13 +94,13 @@ def main() -> None:
     from django.test.utils import teardown_databases
 
     from learners.models import Course, Membership, User
+    from material.services import material_import_path, material_ingest
     from tutor.conversations import conversation_start
-    from tutor.services import material_import_path, material_ingest
 
     try:
         course = Course.objects.create(title="Benchmark course")
         for material in material_import_path(
-            course=course, path=ROOT / "tutor" / "demo_material", enqueue=False
+            course=course, path=ROOT / "material" / "demo_material", enqueue=False
         ):
             material_ingest(material_id=material.pk)
         sessions = []

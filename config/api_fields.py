@@ -8,17 +8,20 @@ promises a refusal, so the API's input serializers use these instead.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.validators import RegexValidator
 from rest_framework import serializers
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 # White space as str.strip() sees it, spelled out: Python (the server, the fuzzer) and
 # ECMAScript (JSON Schema validators) disagree on what \s means.
 _SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
-def not_blank(message: str) -> RegexValidator:
+def not_blank(message: StrOrPromise) -> RegexValidator:
     """Refuses text with nothing but white space; the schema shows it as a pattern."""
     return RegexValidator(f"[^{_SPACE}]", message=message)
 

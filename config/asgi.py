@@ -9,7 +9,10 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from config.embedded import embedded_start
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+embedded_start()
 
 django_application = get_asgi_application()
 

@@ -6,9 +6,13 @@ and ``cpu`` for parsing, embedding and model fitting (prefork, one process per c
 """
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import beat_init, worker_init
 from kombu import Queue
+
+from config.embedded import embedded_start
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -16,8 +20,16 @@ app = Celery("tutoring")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("llm"), Queue("cpu"))
 app.autodiscover_tasks()
-# Modules of tasks beside each app's tasks.py: tutoring turns, privacy retention.
-app.conf.include = ["tutor.conversation_tasks", "learners.privacy_tasks"]
+# Modules of tasks beside each app's tasks.py: tutoring turns.
+app.conf.include = ["tutor.conversation_tasks"]
+
+
+@worker_init.connect
+@beat_init.connect
+def _embedded_start(**kwargs) -> None:
+    """A worker or beat on a laptop starts the embedded servers it uses (settings start
+    nothing; config/embedded.py)."""
+    embedded_start()
 
 
 def enqueue_on_commit(task, *args, countdown: float = 0.0) -> None:
@@ -32,7 +44,7 @@ def enqueue_on_commit(task, *args, countdown: float = 0.0) -> None:
     """
     from django.db import transaction
 
-    options = {"ignore_result": True}
+    options: dict[str, Any] = {"ignore_result": True}
     if countdown:
         options["countdown"] = countdown
     transaction.on_commit(lambda: task.apply_async(args=list(args), **options), robust=True)

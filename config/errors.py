@@ -1,32 +1,84 @@
-"""Error pages that answer in JSON under /api/, so an API client gets a body its schema
-describes even when the request never reached a DRF view (a malformed id in the path, an
-unparsable request)."""
+"""The one map from errors to API answers: a status code and ``{"detail": "..."}``.
+
+Services refuse with Django's exceptions: ``ValidationError`` (its ``code`` picks the
+status from ``API_STATUS_BY_CODE``, else 400; ``params["retry_after"]``, in seconds, is
+sent as ``Retry-After``), ``PermissionDenied`` (403) and ``Http404`` (404). API views let
+them propagate: DRF calls ``api_exception_handler`` (``REST_FRAMEWORK["EXCEPTION_HANDLER"]``),
+and requests under /api/ that never reach a DRF view (a malformed id in the path, an
+unparsable request) get the same body from ``bad_request`` and ``page_not_found``.
+"""
 
 from __future__ import annotations
 
-from django.core.exceptions import RequestDataTooBig
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views import defaults
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+# A ValidationError's code -> the status of the API's answer (any other code: 400).
+API_STATUS_BY_CODE = {
+    # The learner may not use the AI until consent is given (tutor.conversations).
+    "consent": status.HTTP_403_FORBIDDEN,
+    # The state of a reply, not the request, refuses it: the same request succeeds later.
+    "busy": status.HTTP_409_CONFLICT,
+    "not_retryable": status.HTTP_409_CONFLICT,
+    "unfinished": status.HTTP_409_CONFLICT,
+    # Today's AI token budget is used up (ai.budget); Retry-After says when it resets.
+    "ai_budget": status.HTTP_429_TOO_MANY_REQUESTS,
+}
+
+
+class ApiRefusal(APIException):
+    """A service's ``ValidationError`` as DRF's exception, with the status of the map."""
+
+    def __init__(self, error: ValidationError) -> None:
+        code = getattr(error, "code", None) or "invalid"
+        super().__init__(" ".join(error.messages), code=code)
+        self.status_code = api_status(error)
+        params = getattr(error, "params", None) or {}
+        if "retry_after" in params:
+            self.wait = params["retry_after"]  # DRF's handler sends it as Retry-After
+
+
+def api_status(error: ValidationError) -> int:
+    """The status of the API's answer to a service's ``ValidationError``."""
+    return API_STATUS_BY_CODE.get(getattr(error, "code", None), status.HTTP_400_BAD_REQUEST)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's exception handler, which also answers Django's ``ValidationError``."""
+    if isinstance(exc, ValidationError):
+        exc = ApiRefusal(exc)
+    return drf_exception_handler(exc, context)
 
 
 def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
+def _api_answer(detail: str, status_code: int) -> JsonResponse:
+    return JsonResponse({"detail": detail}, status=status_code)
+
+
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if isinstance(exception, RequestDataTooBig):
         if _is_api(request):
-            return JsonResponse({"detail": _("The request is too large.")}, status=413)
+            return _api_answer(_("The request is too large."), 413)
         from config.error_pages import request_too_large
 
         return request_too_large(request, exception)
     if _is_api(request):
-        return JsonResponse({"detail": _("Bad request.")}, status=400)
+        return _api_answer(_("Bad request."), 400)
     return defaults.bad_request(request, exception)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
-        return JsonResponse({"detail": _("Not found.")}, status=404)
+        return _api_answer(_("Not found."), 404)
     return defaults.page_not_found(request, exception)

@@ -7,7 +7,7 @@ Other modules report through the helpers here and never touch ``prometheus_clien
   first token, duration, outcome, and an energy estimate when ``LLM_JOULES_PER_TOKEN`` is
   set;
 - ``grading_observed(...)`` when a submission's proposed grade is done or has failed
-  (``grading.services``).
+  (``grading.proposals``).
 
 Requests are counted by ``RequestMetricsMiddleware``; Celery tasks (run time, and the time
 they waited in the queue) by signal hooks below; queue lengths are read from the broker
@@ -44,7 +44,7 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from config.logging import PUBLISHED_AT_MESSAGE_HEADER
 
@@ -277,7 +277,7 @@ class _ProcessCollector:
         else:
             self._registry = REGISTRY
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterable[Metric]:
         return self._registry.collect()
 
 

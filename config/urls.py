@@ -50,13 +50,14 @@ _password_views = [
 
 urlpatterns = [
     path("", include("learners.urls")),
-    path("", include("learners.learning_urls")),
+    path("", include("learning.urls")),
     # Each app declares its full paths (pages under courses/<id>/..., API under api/...).
-    path("", include("tutor.urls")),
+    path("", include("material.urls")),
     path("", include("tutor.conversation_urls")),
     path("", include("grading.urls")),
     path("", include("lti.urls")),
     path("", include("learners.people_urls")),
+    path("", include("privacy.urls")),
     *_password_views,
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),

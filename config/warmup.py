@@ -58,7 +58,7 @@ def warm_up() -> None:
         _state = WARMING
         started = time.perf_counter()
         try:
-            from tutor.embedding import embed_texts
+            from ai.embedding import embed_texts
 
             embed_texts(["warm up"])
         except Exception:

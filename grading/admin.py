@@ -24,8 +24,7 @@ class CriterionScoreInline(admin.TabularInline):
 
     model = CriterionScore
     extra = 0
-    fields = ["criterion", "score", "scored_by", "scored_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("criterion", "score", "scored_by", "scored_at")
     can_delete = False
 
     def has_add_permission(self, request, obj=None) -> bool:

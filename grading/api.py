@@ -3,28 +3,22 @@ a student reaches only their own essay and grade, a teacher only their courses' 
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ai.budget import GRADED_WITHOUT_AI, ai_budget_reached
-from grading import selectors, serializers, services
+from grading import reviews, selectors, serializers, submissions
 from grading.models import Review
+from learners.http import UserApiRequest
 from learners.selectors import user_can_teach
-
-
-def _invalid(error: ValidationError) -> Response:
-    return Response({"detail": " ".join(error.messages)}, status=status.HTTP_400_BAD_REQUEST)
 
 
 class ReviewQueueView(APIView):
     @extend_schema(responses=serializers.QueueItemSerializer(many=True))
-    def get(self, request: Request, course_id: int, assignment_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int, assignment_id: int) -> Response:
         """The essays to review, most uncertain first."""
         assignment = selectors.assignment_for_teacher(
             user=request.user, course_id=course_id, assignment_id=assignment_id
@@ -38,7 +32,7 @@ class SubmissionCreateView(APIView):
         request=serializers.SubmissionInSerializer,
         responses={201: serializers.SubmissionOutSerializer},
     )
-    def post(self, request: Request, course_id: int, assignment_id: int) -> Response:
+    def post(self, request: UserApiRequest, course_id: int, assignment_id: int) -> Response:
         """Submit an essay as text; it becomes the current submission."""
         assignment = selectors.assignment_for_member(
             user=request.user, course_id=course_id, assignment_id=assignment_id
@@ -47,17 +41,14 @@ class SubmissionCreateView(APIView):
             raise Http404
         incoming = serializers.SubmissionInSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        try:
-            submission = services.submission_submit(
-                assignment=assignment, learner=request.user, text=incoming.validated_data["text"]
-            )
-        except ValidationError as error:
-            return _invalid(error)
+        submission = submissions.submission_submit(
+            assignment=assignment, learner=request.user, text=incoming.validated_data["text"]
+        )
         over_budget = ai_budget_reached(user=request.user, course=assignment.course)
         data = {
             "id": submission.pk,
             "submitted_at": submission.submitted_at,
-            "word_count": services.word_count(submission.text),
+            "word_count": submissions.word_count(submission.text),
             "flagged": submission.review.flagged,
             "notice": GRADED_WITHOUT_AI if over_budget else "",
         }
@@ -66,7 +57,7 @@ class SubmissionCreateView(APIView):
 
 class MyGradeView(APIView):
     @extend_schema(responses=serializers.GradeSerializer)
-    def get(self, request: Request, course_id: int, assignment_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int, assignment_id: int) -> Response:
         """The requesting learner's released grade (only what was released)."""
         assignment = selectors.assignment_for_member(
             user=request.user, course_id=course_id, assignment_id=assignment_id
@@ -85,7 +76,7 @@ class MyGradeView(APIView):
                     "submission_id": version.submission.pk,
                     "submitted_at": version.submission.submitted_at,
                     "is_current": version.is_current,
-                    "word_count": services.word_count(version.submission.text),
+                    "word_count": submissions.word_count(version.submission.text),
                 }
                 for version in versions
             ],
@@ -113,7 +104,7 @@ class CriterionDecisionView(APIView):
     )
     def post(
         self,
-        request: Request,
+        request: UserApiRequest,
         course_id: int,
         assignment_id: int,
         submission_id: int,
@@ -127,17 +118,14 @@ class CriterionDecisionView(APIView):
         criterion = get_object_or_404(assignment.criteria.all(), pk=criterion_id)
         incoming = serializers.CriterionDecisionInSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        try:
-            score = services.criterion_score_set(
-                submission=review.submission,
-                criterion=criterion,
-                score=incoming.validated_data["score"],
-                reason=incoming.validated_data["reason"],
-                comment=incoming.validated_data["comment"],
-                actor=request.user,
-            )
-        except ValidationError as error:
-            return _invalid(error)
+        score = reviews.criterion_score_set(
+            submission=review.submission,
+            criterion=criterion,
+            score=incoming.validated_data["score"],
+            reason=incoming.validated_data["reason"],
+            comment=incoming.validated_data["comment"],
+            actor=request.user,
+        )
         state = Review.objects.values_list("status", flat=True).get(pk=review.pk)
         data = {"criterion_id": criterion.pk, "score": score.score, "review_status": state}
         return Response(serializers.CriterionDecisionOutSerializer(data).data)
@@ -145,7 +133,7 @@ class CriterionDecisionView(APIView):
 
 class AgreementView(APIView):
     @extend_schema(responses=serializers.AgreementSerializer)
-    def get(self, request: Request, course_id: int, assignment_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int, assignment_id: int) -> Response:
         """Agreement of AI proposals with final grades, and fairness across groups."""
         assignment = selectors.assignment_for_teacher(
             user=request.user, course_id=course_id, assignment_id=assignment_id

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -55,39 +56,45 @@ class EssayDataset:
 # Metrics -------------------------------------------------------------------------------
 
 
-def quadratic_weighted_kappa(human: Sequence[int], machine: Sequence[int]) -> float:
+def quadratic_weighted_kappa(
+    human: Sequence[int] | np.ndarray, machine: Sequence[int] | np.ndarray
+) -> float:
     """QWK of integer levels; 1.0 when the two agree perfectly, even on a constant vector
     (where the kappa formula is 0/0)."""
-    human = np.asarray(human)
-    machine = np.asarray(machine)
-    if np.array_equal(human, machine):
+    if np.array_equal(np.asarray(human), np.asarray(machine)):
         return 1.0
-    return float(cohen_kappa_score(human, machine, weights="quadratic"))
+    return float(cohen_kappa_score(np.asarray(human), np.asarray(machine), weights="quadratic"))
 
 
-def exact_agreement(human: Sequence[int], machine: Sequence[int]) -> float:
+def exact_agreement(
+    human: Sequence[int] | np.ndarray, machine: Sequence[int] | np.ndarray
+) -> float:
     return float(np.mean(np.asarray(human) == np.asarray(machine)))
 
 
-def adjacent_agreement(human: Sequence[int], machine: Sequence[int]) -> float:
+def adjacent_agreement(
+    human: Sequence[int] | np.ndarray, machine: Sequence[int] | np.ndarray
+) -> float:
     """Share of essays where the machine is at most one rubric step from the human."""
     return float(np.mean(np.abs(np.asarray(human) - np.asarray(machine)) <= 1))
 
 
-def standardized_mean_difference(human: Sequence[float], machine: Sequence[float]) -> float | None:
+def standardized_mean_difference(
+    human: Sequence[float] | np.ndarray, machine: Sequence[float] | np.ndarray
+) -> float | None:
     """(mean machine - mean human) / SD human; None when the humans' scores do not vary."""
-    human = np.asarray(human, dtype=float)
-    machine = np.asarray(machine, dtype=float)
-    if len(human) < 2:
+    human_scores = np.asarray(human, dtype=float)
+    machine_scores = np.asarray(machine, dtype=float)
+    if len(human_scores) < 2:
         return None
-    spread = float(np.std(human, ddof=1))
+    spread = float(np.std(human_scores, ddof=1))
     if spread == 0:
         return None
-    return float((machine.mean() - human.mean()) / spread)
+    return float((machine_scores.mean() - human_scores.mean()) / spread)
 
 
 def criterion_agreement(
-    criterion: Criterion, human: Sequence[float], machine: Sequence[float]
+    criterion: Criterion, human: Sequence[float] | np.ndarray, machine: Sequence[float] | np.ndarray
 ) -> dict[str, float | None]:
     human_levels = criterion.to_levels(human)
     machine_levels = criterion.to_levels(machine)
@@ -101,8 +108,8 @@ def criterion_agreement(
 
 def group_fairness(
     groups: Mapping[str, Sequence[str]],
-    human: Sequence[float],
-    machine: Sequence[float],
+    human: Sequence[float] | np.ndarray,
+    machine: Sequence[float] | np.ndarray,
     *,
     min_n: int = FAIRNESS_MIN_N,
 ) -> list[dict]:
@@ -111,17 +118,17 @@ def group_fairness(
     The SMD of a group uses that group's own human mean and SD, so it measures whether the
     machine over- or under-scores the group, not whether the group scores differently.
     """
-    human = np.asarray(human, dtype=float)
-    machine = np.asarray(machine, dtype=float)
+    human_scores = np.asarray(human, dtype=float)
+    machine_scores = np.asarray(machine, dtype=float)
     rows = []
     for column, values in groups.items():
-        values = np.asarray([value.strip() for value in values], dtype=object)
-        for value in sorted({v for v in values if v}):
-            members = values == value
+        column_values = np.asarray([value.strip() for value in values], dtype=object)
+        for value in sorted({v for v in column_values if v}):
+            members = column_values == value
             count = int(members.sum())
             if count < min_n:
                 continue
-            smd = standardized_mean_difference(human[members], machine[members])
+            smd = standardized_mean_difference(human_scores[members], machine_scores[members])
             required = count >= FAIRNESS_REQUIRED_N
             rows.append(
                 {
@@ -246,7 +253,9 @@ class BaselineScorer:
     def _length(texts: Sequence[str]) -> sparse.csr_matrix:
         return sparse.csr_matrix([[math.log1p(len(text.split()))] for text in texts])
 
-    def fit(self, texts: Sequence[str], scores: Mapping[str, Sequence[float]]) -> BaselineScorer:
+    def fit(
+        self, texts: Sequence[str], scores: Mapping[str, Sequence[float] | np.ndarray]
+    ) -> BaselineScorer:
         self._tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
         features = sparse.hstack([self._tfidf.fit_transform(texts), self._length(texts)])
         targets = np.column_stack([np.asarray(scores[c.name], float) for c in self.criteria])
@@ -361,7 +370,7 @@ def calibration_summary(
 
 def evaluation_report(dataset: EssayDataset, predictions: Predictions) -> dict:
     """Per criterion: agreement of the scorer and the baseline, calibration, fairness."""
-    criteria = []
+    criteria: list[dict[str, Any]] = []
     for criterion in dataset.criteria:
         human = dataset.scores[criterion.name]
         machine = predictions.scorer[criterion.name]

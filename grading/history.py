@@ -1,6 +1,6 @@
 """The history of an essay's grade as sentences a teacher reads at a glance.
 
-Each audited grade change (``AuditEvent`` rows written by ``grading.services``) becomes
+Each audited grade change (``AuditEvent`` rows written by ``grading.reviews``) becomes
 one line such as "Argument: the AI proposed 3; Ms Lee set 4: “uses two sources”". No
 internal ids, no arrows from nothing ("— → 4"): who did what, to which criterion, why.
 """
@@ -74,7 +74,7 @@ def score_shown(value) -> str:
     of the grading templates, and the numbers in history sentences)."""
     if value is None or value == "":
         return ""
-    from grading.services import score_text
+    from grading.reviews import score_text
 
     try:
         return score_text(value)

@@ -241,9 +241,9 @@ def grade_messages(
 
     The room for the essay is the model's context (the server's own when it says) less the
     shared part and the answer, counted in real tokens: with the server's tokenizer, else
-    by a UTF-8 byte bound that no language exceeds (``tutor.llm_capabilities``).
+    by a UTF-8 byte bound that no language exceeds (``ai.llm_capabilities``).
     """
-    from tutor.llm import LLMContextExceeded, llm_context_tokens, prompt_tokens
+    from ai.llm import LLMContextExceeded, llm_context_tokens, prompt_tokens
 
     system = system_prompt(assignment=assignment, criteria=criteria, exemplars=exemplars)
 
@@ -409,11 +409,11 @@ def essay_grade(
     learner_id: int | None = None,
     retry: int = 0,
 ) -> GradeResult:
-    """Ask the model; raises ``tutor.llm.LLMError`` subclasses on failure. The call goes
+    """Ask the model; raises ``ai.llm.LLMError`` subclasses on failure. The call goes
     in the ledger under the learner whose essay it is (``learner_id``) and the course. A
     retry (after an unusable answer) samples at RETRY_TEMPERATURE: the same question at
     temperature 0 would get the same answer."""
-    from tutor.llm import chat_json
+    from ai.llm import chat_json
 
     messages, notice = grade_messages(
         assignment=assignment, criteria=criteria, exemplars=exemplars, text=text, language=language

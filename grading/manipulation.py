@@ -138,11 +138,11 @@ def manipulation_scan(text: str) -> list[Finding]:
         hidden = _HIDDEN_MARKUP.search(text)
     if hidden is not None:
         count = len(_INVISIBLE.findall(text))
-        message = _MESSAGES["hidden_text"]
+        message = str(_MESSAGES["hidden_text"])
         if count:
             message = f"{message} ({count})"
         findings.append(
-            Finding("hidden_text", str(message), _excerpt(text, hidden.start(), hidden.end()))
+            Finding("hidden_text", message, _excerpt(text, hidden.start(), hidden.end()))
         )
     # Look for the visible patterns in the text as a model would read it: with the invisible
     # characters gone and compatibility forms (full-width letters) folded.

@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -20,6 +21,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from grading.criteria import Criterion
+
+if TYPE_CHECKING:
+    from grading.selectors import Version
+    from learners.models import User
 
 
 class Assignment(models.Model):
@@ -178,11 +183,15 @@ class SubmissionQuerySet(models.QuerySet):
     def current(self) -> SubmissionQuerySet:
         return self.filter(is_current=True)
 
-    def for_learner(self, user) -> SubmissionQuerySet:
+    def for_learner(self, user: User) -> SubmissionQuerySet:
         return self.filter(learner=user)
 
 
 class Submission(models.Model):
+    # Not a column: the open regrade requests, prefetched by the review queue
+    # (grading.selectors._with_review_data).
+    open_regrades: list[RegradeRequest]
+
     assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="submissions")
     learner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions"
@@ -246,8 +255,9 @@ class CriterionScore(models.Model):
 
 
 # --- Grading workflow ---
-# Written by the grading workflow (services.py, tasks.py, views.py): AI proposals, the
-# teacher's review and release, regrade requests, exemplars and the stored learned scorer.
+# Written by the grading workflow (submissions.py, proposals.py, reviews.py, training.py,
+# tasks.py, views.py): AI proposals, the teacher's review and release, regrade requests,
+# exemplars and the stored learned scorer.
 
 
 def rubric_version_of(criteria) -> str:
@@ -355,7 +365,7 @@ class Proposal(models.Model):
     def failure_reason(self) -> str:
         """Why it failed, translated, for the review page ('' when the stored error is no
         language model failure, e.g. a worker that died)."""
-        from tutor.llm import failure_reason
+        from ai.llm import failure_reason
 
         return failure_reason(self.error) if self.status == self.Status.FAILED else ""
 
@@ -374,6 +384,10 @@ class ReviewQuerySet(models.QuerySet):
 
 class Review(models.Model):
     """The teacher's side of one submission: queue position, flag, release."""
+
+    # Not columns: set on the review queue's reviews (grading.selectors._with_versions).
+    version: int
+    earlier_versions: list[Version]
 
     class Status(models.TextChoices):
         WAITING = "waiting", _("Waiting for a proposal")

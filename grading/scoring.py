@@ -128,7 +128,7 @@ def essay_vectors(texts: Sequence[str]) -> np.ndarray:
     """One row per essay: its sentence embedding (the re-normalised mean of its chunks'
     embeddings, unit length) followed by its layer-averaged token states (the mean of its
     chunks'), each as wide as the embedding model's vectors."""
-    from tutor.embedding import embed_texts_with_layers
+    from ai.embedding import embed_texts_with_layers
 
     chunks: list[str] = []
     owners: list[int] = []
@@ -553,7 +553,7 @@ class EssayScorer:
     def fit(
         self,
         texts: Sequence[str],
-        scores: Mapping[str, Sequence[float]],
+        scores: Mapping[str, Sequence[float] | np.ndarray],
         *,
         vectors: np.ndarray | None = None,
         random_state: int = 0,

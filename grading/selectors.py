@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
@@ -20,11 +20,14 @@ from grading.models import (
     Submission,
     rubric_version_of,
 )
-from learners.models import AuditEvent
+from learners.models import AuditEvent, Course, User
 from learners.selectors import course_for_member, course_for_teacher
 
+if TYPE_CHECKING:
+    from learners.models import Course, User
 
-def assignment_for_member(*, user, course_id: int, assignment_id: int) -> Assignment:
+
+def assignment_for_member(*, user: User, course_id: int, assignment_id: int) -> Assignment:
     """The assignment if the user belongs to its course (404 otherwise)."""
     course = course_for_member(user=user, course_id=course_id)
     return get_object_or_404(
@@ -34,7 +37,7 @@ def assignment_for_member(*, user, course_id: int, assignment_id: int) -> Assign
     )
 
 
-def assignment_for_teacher(*, user, course_id: int, assignment_id: int) -> Assignment:
+def assignment_for_teacher(*, user: User, course_id: int, assignment_id: int) -> Assignment:
     """The assignment if the user teaches its course (404 otherwise, even to students)."""
     course = course_for_teacher(user=user, course_id=course_id)
     return get_object_or_404(
@@ -44,11 +47,11 @@ def assignment_for_teacher(*, user, course_id: int, assignment_id: int) -> Assig
     )
 
 
-def assignments_of_course(*, course) -> QuerySet[Assignment]:
+def assignments_of_course(*, course: Course) -> QuerySet[Assignment]:
     return Assignment.objects.filter(course=course).order_by("due_at", "title", "pk")
 
 
-def submission_current(*, assignment: Assignment, learner) -> Submission | None:
+def submission_current(*, assignment: Assignment, learner: User) -> Submission | None:
     return (
         Submission.objects.filter(assignment=assignment, learner=learner, is_current=True)
         .select_related("review")
@@ -94,7 +97,7 @@ def _versions(submissions) -> list[Version]:
     return versions[::-1]
 
 
-def submission_versions(*, assignment: Assignment, learner) -> list[Version]:
+def submission_versions(*, assignment: Assignment, learner: User) -> list[Version]:
     """Every version a learner submitted to an assignment, newest first, with its grade."""
     return _versions(
         Submission.objects.filter(assignment=assignment, learner=learner).select_related("review")
@@ -326,7 +329,7 @@ def agreement_report(
                     column: [learner_groups.get(uid, {}).get(column, "") for uid in total_learners]
                     for column in columns
                 }
-                for row in group_fairness(groups, totals_human, totals_machine):
-                    report.groups.append({"source": str(label), **row})
+                for fairness in group_fairness(groups, totals_human, totals_machine):
+                    report.groups.append({"source": str(label), **fairness})
     report.has_group_data = bool(learner_groups)
     return report

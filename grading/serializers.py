@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from config.api_fields import StrictCharField, StrictDecimalField, not_blank
-from grading.services import ESSAY_MAX_WORDS
+from grading.submissions import ESSAY_MAX_WORDS
 
 
 class ProposalCriterionSerializer(serializers.Serializer):
@@ -37,7 +37,8 @@ class FlagSerializer(serializers.Serializer):
 
 class ProposalSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    source = serializers.CharField()
+    # The stubs see Field.source here (hence the ignore); DRF takes declared fields off the class.
+    source = serializers.CharField()  # type: ignore[assignment]
     status = serializers.CharField()
     criteria = serializers.DictField(child=ProposalCriterionSerializer())
     feedback = ProposalFeedbackSerializer()
@@ -154,7 +155,8 @@ class CriterionDecisionOutSerializer(serializers.Serializer):
 
 class AgreementRowSerializer(serializers.Serializer):
     name = serializers.CharField()
-    source = serializers.CharField()
+    # The stubs see Field.source here (hence the ignore); DRF takes declared fields off the class.
+    source = serializers.CharField()  # type: ignore[assignment]
     n = serializers.IntegerField()
     qwk = serializers.FloatField(allow_null=True)
     exact = serializers.FloatField(allow_null=True)
@@ -165,7 +167,8 @@ class AgreementRowSerializer(serializers.Serializer):
 class OverallAgreementSerializer(serializers.Serializer):
     """Totals of one source against the final grades."""
 
-    source = serializers.CharField()
+    # The stubs see Field.source here (hence the ignore); DRF takes declared fields off the class.
+    source = serializers.CharField()  # type: ignore[assignment]
     n = serializers.IntegerField()
     smd = serializers.FloatField(allow_null=True)
 
@@ -173,12 +176,15 @@ class OverallAgreementSerializer(serializers.Serializer):
 class GroupFairnessSerializer(serializers.Serializer):
     """One source's SMD for the learners of one value of one group column."""
 
-    source = serializers.CharField()
+    # The stubs see Field.source here (hence the ignore); DRF takes declared fields off the class.
+    source = serializers.CharField()  # type: ignore[assignment]
     group = serializers.CharField()
     value = serializers.CharField()
     n = serializers.IntegerField()
     smd = serializers.FloatField(allow_null=True)
-    required = serializers.BooleanField(help_text="Enough learners for the check to count.")
+    required = serializers.BooleanField(  # type: ignore[assignment]  # Field.required, as source
+        help_text="Enough learners for the check to count."
+    )
     meets = serializers.BooleanField(allow_null=True)
 
 

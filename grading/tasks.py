@@ -18,7 +18,7 @@ from celery import shared_task
 
 from config.celery import enqueue_on_commit
 from config.leases import Lease
-from grading import services
+from grading import proposals, training
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +43,15 @@ def retry_countdown(retries: int) -> int:
 @shared_task(name="grading.tasks.proposal_llm", bind=True, acks_late=True, max_retries=LLM_RETRIES)
 def proposal_llm(self, proposal_id: int) -> str | None:
     """Grade one proposal with the language model."""
-    from tutor.llm import LLMBadResponse, LLMError, LLMUnavailable, llm_error_stored
+    from ai.llm import LLMBadResponse, LLMError, LLMUnavailable, llm_error_stored
 
-    claimed_at = services.proposal_claim(proposal_id=proposal_id)
+    claimed_at = proposals.proposal_claim(proposal_id=proposal_id)
     if claimed_at is None:
         return None
     try:
-        with Lease(services.proposal_claimed(proposal_id=proposal_id, claimed_at=claimed_at)):
+        with Lease(proposals.proposal_claimed(proposal_id=proposal_id, claimed_at=claimed_at)):
             # A retry after an unusable answer asks differently (a higher temperature).
-            services.proposal_run_llm(proposal_id=proposal_id, retry=self.request.retries)
+            proposals.proposal_run_llm(proposal_id=proposal_id, retry=self.request.retries)
     except LLMError as error:
         detail = llm_error_stored(error)
         retries = self.request.retries
@@ -62,13 +62,13 @@ def proposal_llm(self, proposal_id: int) -> str | None:
         bound = LLM_RETRIES if isinstance(error, LLMUnavailable) else BAD_RESPONSE_RETRIES
         if not transient or retries >= bound:
             logger.warning("AI grading of proposal %s failed: %s", proposal_id, detail)
-            services.proposal_fail(proposal_id=proposal_id, error=detail)
+            proposals.proposal_fail(proposal_id=proposal_id, error=detail)
             return "failed"
         countdown = retry_countdown(retries)
-        services.proposal_requeue(proposal_id=proposal_id, error=detail, delay=countdown)
+        proposals.proposal_requeue(proposal_id=proposal_id, error=detail, delay=countdown)
         raise self.retry(countdown=countdown, max_retries=bound) from error
     except Exception as error:
-        services.proposal_fail(proposal_id=proposal_id, error=repr(error))
+        proposals.proposal_fail(proposal_id=proposal_id, error=repr(error))
         raise
     return "done"
 
@@ -76,14 +76,14 @@ def proposal_llm(self, proposal_id: int) -> str | None:
 @shared_task(name="grading.tasks.proposal_scorer", acks_late=True)
 def proposal_scorer(proposal_id: int) -> str | None:
     """Score one proposal with the assignment's learned scorer."""
-    claimed_at = services.proposal_claim(proposal_id=proposal_id)
+    claimed_at = proposals.proposal_claim(proposal_id=proposal_id)
     if claimed_at is None:
         return None
     try:
-        with Lease(services.proposal_claimed(proposal_id=proposal_id, claimed_at=claimed_at)):
-            services.proposal_run_scorer(proposal_id=proposal_id)
+        with Lease(proposals.proposal_claimed(proposal_id=proposal_id, claimed_at=claimed_at)):
+            proposals.proposal_run_scorer(proposal_id=proposal_id)
     except Exception as error:
-        services.proposal_fail(proposal_id=proposal_id, error=repr(error))
+        proposals.proposal_fail(proposal_id=proposal_id, error=repr(error))
         raise
     return "done"
 
@@ -91,5 +91,5 @@ def proposal_scorer(proposal_id: int) -> str | None:
 @shared_task(name="grading.tasks.scorer_train", acks_late=True)
 def scorer_train(assignment_id: int) -> int | None:
     """Refit the assignment's learned scorer on its confirmed grades."""
-    stored = services.scorer_train(assignment_id=assignment_id)
+    stored = training.scorer_train(assignment_id=assignment_id)
     return stored.training_size if stored else None

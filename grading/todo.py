@@ -1,17 +1,22 @@
 """A learner's week on the home page: open essay assignments with their deadlines,
 grades released lately, and unread notices (feedback). Due reviews come from
-``learners.review`` through the learning home tag."""
+``learning.review`` through the learning home tag."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from grading.models import Assignment, Review, Submission
-from learners.models import Membership, Notice
+from learners.models import Membership, Notice, User
+
+if TYPE_CHECKING:
+    from learners.models import User
+
 
 TODO_LIMIT = 8
 RELEASED_RECENT_DAYS = 14
@@ -28,7 +33,7 @@ class LearnerTodo:
         return not (self.open_assignments or self.released or self.unread_notices)
 
 
-def learner_todo(*, learner, now=None) -> LearnerTodo:
+def learner_todo(*, learner: User, now=None) -> LearnerTodo:
     """Three bounded queries, whatever the number of courses or assignments."""
     now = now or timezone.now()
     studying = Membership.objects.filter(user=learner, role=Membership.Role.STUDENT).values(

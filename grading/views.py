@@ -9,12 +9,14 @@ template. An invalid form answers 422 with the form and its errors.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -23,16 +25,26 @@ from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from ai.budget import GRADED_WITHOUT_AI, ai_budget_reached
-from grading import forms, selectors, services
+from grading import forms, proposals, reviews, rubrics, selectors, submissions
 from grading.history import history_lines
 from grading.models import Assignment, Proposal, RegradeRequest, Review
+from learners.http import UserRequest
 from learners.selectors import course_for_member, course_for_teacher, user_can_teach
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+    from learners.models import Course, User
+
 
 UNPROCESSABLE = 422
 # A criterion with more scores than this gets a number box instead of a list of levels.
 MAX_LISTED_LEVELS = 20
 # How the review page names the two proposal sources (no model ids on screen).
-_SOURCE_LABELS = {Proposal.Source.LLM: _lazy("AI"), Proposal.Source.SCORER: _lazy("Learned scorer")}
+_SOURCE_LABELS: dict[str, StrOrPromise] = {
+    Proposal.Source.LLM: _lazy("AI"),
+    Proposal.Source.SCORER: _lazy("Learned scorer"),
+}
 
 
 def _spans(text: str, passages: list[str]) -> list[list[int]]:
@@ -54,7 +66,7 @@ def _spans(text: str, passages: list[str]) -> list[list[int]]:
     return merged
 
 
-def essay_highlight(text: str, quotes: list[str], hidden: list[str] = ()) -> SafeString:
+def essay_highlight(text: str, quotes: list[str], hidden: Sequence[str] = ()) -> SafeString:
     """The essay as HTML: every character escaped, verified quotes inside ``<mark>``, and
     passages the uploaded file hid from view inside ``<mark class="essay-hidden">`` with
     a label saying so (a hidden passage wins over a quote that overlaps it)."""
@@ -66,7 +78,8 @@ def essay_highlight(text: str, quotes: list[str], hidden: list[str] = ()) -> Saf
     ]
     label = escape(_("hidden in the file"))
     tagged = [(s, e, "hidden") for s, e in hidden_spans] + [(s, e, "quote") for s, e in quote_spans]
-    parts, position = [], 0
+    parts: list[str] = []
+    position = 0
     for start, end, kind in sorted(tagged):
         parts.append(escape(text[position:start]))
         if kind == "hidden":
@@ -86,7 +99,7 @@ def essay_highlight(text: str, quotes: list[str], hidden: list[str] = ()) -> Saf
 
 @require_GET
 @login_required
-def assignment_list(request: HttpRequest, course_id: int) -> HttpResponse:
+def assignment_list(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     return render(
         request,
@@ -99,7 +112,7 @@ def assignment_list(request: HttpRequest, course_id: int) -> HttpResponse:
     )
 
 
-def _assignment_form_page(request, course, form, criteria_forms, *, error="", status=200):
+def _assignment_form_page(request, course: Course, form, criteria_forms, *, error="", status=200):
     return render(
         request,
         "grading/assignment_form.html",
@@ -109,7 +122,7 @@ def _assignment_form_page(request, course, form, criteria_forms, *, error="", st
 
 
 @login_required
-def assignment_new(request: HttpRequest, course_id: int) -> HttpResponse:
+def assignment_new(request: UserRequest, course_id: int) -> HttpResponse:
     if request.method not in ("GET", "POST"):
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     course = course_for_teacher(user=request.user, course_id=course_id)
@@ -126,7 +139,7 @@ def assignment_new(request: HttpRequest, course_id: int) -> HttpResponse:
         entries = [f.as_rubric_entry() for f in criteria_forms]
         rubric = {"criteria": [e for e in entries if e is not None]}
     try:
-        assignment = services.assignment_create(
+        assignment = rubrics.assignment_create(
             course=course,
             title=form.cleaned_data["title"],
             prompt=form.cleaned_data["prompt"],
@@ -149,17 +162,17 @@ def assignment_new(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def rubric_export_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def rubric_export_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
-    body = json.dumps(services.rubric_export(assignment=assignment), indent=2, ensure_ascii=False)
+    body = json.dumps(rubrics.rubric_export(assignment=assignment), indent=2, ensure_ascii=False)
     response = HttpResponse(body, content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="rubric-{assignment.pk}.json"'
     return response
 
 
-def _student_context(assignment: Assignment, learner) -> dict:
+def _student_context(assignment: Assignment, learner: User) -> dict:
     submission = selectors.submission_current(assignment=assignment, learner=learner)
     review = getattr(submission, "review", None) if submission else None
     open_regrade = None
@@ -178,7 +191,7 @@ def _student_context(assignment: Assignment, learner) -> dict:
     can_submit = True
     refusal = ""
     try:
-        services.submission_check_allowed(assignment=assignment, learner=learner)
+        submissions.submission_check_allowed(assignment=assignment, learner=learner)
     except ValidationError as error:
         can_submit, refusal = False, " ".join(error.messages)
     versions = selectors.submission_versions(assignment=assignment, learner=learner)
@@ -218,7 +231,7 @@ def _assignment_page(request, assignment, *, submit_form=None, regrade_form=None
 
 @require_GET
 @login_required
-def assignment_detail(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def assignment_detail(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_member(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -227,7 +240,7 @@ def assignment_detail(request: HttpRequest, course_id: int, assignment_id: int) 
 
 @require_POST
 @login_required
-def submission_create(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def submission_create(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_member(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -239,9 +252,9 @@ def submission_create(request: HttpRequest, course_id: int, assignment_id: int) 
             upload = form.cleaned_data["upload"]
             text, hidden = form.cleaned_data["text"], []
             if upload is not None:
-                essay = services.submission_upload_read(name=upload.name, data=upload.read())
+                essay = submissions.submission_upload_read(name=upload.name, data=upload.read())
                 text, hidden = essay.text, essay.hidden
-            services.submission_submit(
+            submissions.submission_submit(
                 assignment=assignment, learner=request.user, text=text, hidden=hidden
             )
         except ValidationError as error:
@@ -257,7 +270,7 @@ def submission_create(request: HttpRequest, course_id: int, assignment_id: int) 
 
 @require_POST
 @login_required
-def regrade_create(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def regrade_create(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_member(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -267,7 +280,7 @@ def regrade_create(request: HttpRequest, course_id: int, assignment_id: int) -> 
     form = forms.RegradeForm(request.POST)
     if form.is_valid():
         try:
-            services.regrade_request(
+            reviews.regrade_request(
                 submission=submission, learner=request.user, comment=form.cleaned_data["comment"]
             )
         except ValidationError as error:
@@ -295,7 +308,7 @@ def _queue_row(review: Review, criteria) -> dict:
             p.status in (Proposal.Status.QUEUED, Proposal.Status.RUNNING) for p in proposals
         ),
         "confidence": min(confidences) if confidences else None,
-        "disagreement": services.proposal_disagreement(proposals=done, steps=steps),
+        "disagreement": reviews.proposal_disagreement(proposals=done, steps=steps),
         "regrade": bool(review.submission.open_regrades),
         "scored": len(review.submission.scores.all()),
     }
@@ -319,7 +332,7 @@ def _review_context(assignment: Assignment) -> dict:
 
 @require_GET
 @login_required
-def review_queue_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def review_queue_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -329,7 +342,7 @@ def review_queue_view(request: HttpRequest, course_id: int, assignment_id: int) 
 
 @require_POST
 @login_required
-def bulk_approve_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def bulk_approve_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
@@ -337,7 +350,7 @@ def bulk_approve_view(request: HttpRequest, course_id: int, assignment_id: int) 
     if not form.is_valid():
         context = _review_context(assignment) | {"bulk_form": form}
         return render(request, "grading/review.html", context, status=UNPROCESSABLE)
-    count = services.reviews_bulk_approve(
+    count = reviews.reviews_bulk_approve(
         assignment=assignment,
         min_confidence=float(form.cleaned_data["min_confidence"]),
         actor=request.user,
@@ -348,17 +361,17 @@ def bulk_approve_view(request: HttpRequest, course_id: int, assignment_id: int) 
 
 @require_POST
 @login_required
-def release_all_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def release_all_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )
-    count = services.reviews_release_all(assignment=assignment, actor=request.user)
+    count = reviews.reviews_release_all(assignment=assignment, actor=request.user)
     flash.success(request, _("%(n)d grades released.") % {"n": count})
     return redirect("grading:review", course_id, assignment_id)
 
 
 def _review_for_teacher(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> tuple[Assignment, Review]:
     """The assignment and one essay's review, for a teacher of the course (else 404)."""
     assignment = selectors.assignment_for_teacher(
@@ -378,12 +391,12 @@ def _level_options(criterion, proposed: dict[str, str]) -> list[dict] | None:
     descriptors = {}
     for key, text in (criterion.level_descriptors or {}).items():
         try:
-            descriptors[services.score_text(key)] = text
+            descriptors[reviews.score_text(key)] = text
         except (ArithmeticError, ValueError):
             continue
     options = []
     for index in range(int(steps) + 1):
-        value = services.score_text(criterion.min_score + index * criterion.step)
+        value = reviews.score_text(criterion.min_score + index * criterion.step)
         options.append(
             {
                 "value": value,
@@ -397,7 +410,7 @@ def _level_options(criterion, proposed: dict[str, str]) -> list[dict] | None:
 def _criterion_rows(review: Review, criteria, forms_by_id=None) -> list[dict]:
     submission = review.submission
     proposals = list(submission.proposals.all())
-    primary = services.primary_proposal(proposals)
+    primary = reviews.primary_proposal(proposals)
     done = [p for p in proposals if p.status == Proposal.Status.DONE]
     # The language model's proposal first, then the learned scorer's: side by side.
     done.sort(key=lambda p: p.source != Proposal.Source.LLM)
@@ -408,9 +421,9 @@ def _criterion_rows(review: Review, criteria, forms_by_id=None) -> list[dict]:
         final = scores.get(criterion.pk)
         comment = review.comments.get(str(criterion.pk), entry.get("rationale", ""))
         initial = {
-            "score": services.score_text(final.score)
+            "score": reviews.score_text(final.score)
             if final
-            else (services.score_text(entry["score"]) if entry.get("score") is not None else None),
+            else (reviews.score_text(entry["score"]) if entry.get("score") is not None else None),
             "comment": comment,
         }
         sides = []
@@ -427,7 +440,7 @@ def _criterion_rows(review: Review, criteria, forms_by_id=None) -> list[dict]:
                     }
                 )
         proposed_scores = {
-            side["label"]: services.score_text(side["score"])
+            side["label"]: reviews.score_text(side["score"])
             for side in sides
             if side["score"] is not None
         }
@@ -444,7 +457,7 @@ def _criterion_rows(review: Review, criteria, forms_by_id=None) -> list[dict]:
                 "final": final,
                 "form": form,
                 "initial_comment": comment,
-                "chosen": services.score_text(form["score"].value())
+                "chosen": reviews.score_text(form["score"].value())
                 if _is_number(form["score"].value())
                 else "",
             }
@@ -454,7 +467,7 @@ def _criterion_rows(review: Review, criteria, forms_by_id=None) -> list[dict]:
 
 def _is_number(value) -> bool:
     try:
-        services.score_text(value)
+        reviews.score_text(value)
     except (ArithmeticError, ValueError, TypeError):
         return False
     return value not in (None, "")
@@ -491,7 +504,7 @@ def _essay_context(
 ) -> dict:
     criteria = list(assignment.criteria.all())
     proposals = list(review.submission.proposals.all())
-    primary = services.primary_proposal(proposals)
+    primary = reviews.primary_proposal(proposals)
     quotes = [q for p in proposals for e in p.criteria.values() for q in e.get("evidence", [])]
     return {
         "course": assignment.course,
@@ -524,12 +537,12 @@ def _essay_context(
         ),
         "feedback_form": _feedback_form(review, primary),
         "nav": _essay_neighbours(assignment, review.submission_id),
-        "version": version or services.review_version(submission=review.submission),
+        "version": version or reviews.review_version(submission=review.submission),
     }
 
 
 def _feedback_form(review: Review, primary: Proposal | None) -> forms.FeedbackForm:
-    feedback = services.review_feedback(review=review, proposal=primary)
+    feedback = reviews.review_feedback(review=review, proposal=primary)
     return forms.FeedbackForm(
         initial={
             "strengths": "\n".join(feedback["strengths"]),
@@ -541,7 +554,7 @@ def _feedback_form(review: Review, primary: Proposal | None) -> forms.FeedbackFo
 @require_GET
 @login_required
 def review_essay(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     return render(request, "grading/review_essay.html", _essay_context(assignment, review))
@@ -550,7 +563,7 @@ def review_essay(
 @require_POST
 @login_required
 def review_essay_save(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     """The one form of an essay: every criterion saved at once (an audit entry per change);
     with ``next``, on to the next essay to review."""
@@ -570,7 +583,7 @@ def review_essay_save(
             elif comment.strip() == (shown[criterion.pk]["initial_comment"] or "").strip():
                 comment = None  # left as shown: not a change
             decisions.append(
-                services.CriterionDecision(
+                reviews.CriterionDecision(
                     criterion=criterion,
                     score=data["score"],
                     comment=comment,
@@ -578,18 +591,18 @@ def review_essay_save(
                 )
             )
         try:
-            errors = services.review_scores_save(
+            errors = reviews.review_scores_save(
                 submission=review.submission,
                 decisions=decisions,
                 actor=request.user,
                 version=request.POST.get("version") or None,
             )
-        except services.ReviewChangedError as error:
+        except reviews.ReviewChangedError as error:
             flash.error(request, " ".join(error.messages))
             status = 409
         else:
-            for criterion_id, error in errors.items():
-                posted[criterion_id].add_error(None, error)
+            for criterion_id, message in errors.items():
+                posted[criterion_id].add_error(None, message)
             if errors:
                 status = UNPROCESSABLE
     else:
@@ -612,7 +625,7 @@ def review_essay_save(
 @require_POST
 @login_required
 def criterion_decide(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int, criterion_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int, criterion_id: int
 ) -> HttpResponse:
     """One criterion on its own (the API's and older pages' way; the page posts the whole
     essay to :func:`review_essay_save`)."""
@@ -622,7 +635,7 @@ def criterion_decide(
     status = 200
     if form.is_valid():
         try:
-            services.criterion_score_set(
+            reviews.criterion_score_set(
                 submission=review.submission,
                 criterion=criterion,
                 score=form.cleaned_data["score"],
@@ -636,14 +649,13 @@ def criterion_decide(
         except ValidationError as error:
             form.add_error(None, error)
             status = UNPROCESSABLE
-        else:
-            form = None
     else:
         status = UNPROCESSABLE
     if status == 200 and not request.htmx:
         return redirect("grading:review-essay", course_id, assignment_id, submission_id)
     review = selectors.review_for_teacher(assignment=assignment, submission_id=submission_id)
-    context = _essay_context(assignment, review, {criterion.pk: form} if form else None)
+    refused = {criterion.pk: form} if status == UNPROCESSABLE else None
+    context = _essay_context(assignment, review, refused)
     if not request.htmx:
         return render(request, "grading/review_essay.html", context, status=status)
     context["row"] = next(r for r in context["rows"] if r["criterion"].pk == criterion.pk)
@@ -654,11 +666,11 @@ def criterion_decide(
 @require_POST
 @login_required
 def release_view(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     _assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     try:
-        services.review_release(
+        reviews.review_release(
             review=review,
             actor=request.user,
             acknowledge_flag=request.POST.get("acknowledge_flag") == "on",
@@ -673,7 +685,7 @@ def release_view(
 @require_POST
 @login_required
 def feedback_edit(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     _assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     form = forms.FeedbackForm(request.POST)
@@ -681,7 +693,7 @@ def feedback_edit(
         flash.error(request, _("The feedback could not be saved."))
     else:
         try:
-            services.review_feedback_set(
+            reviews.review_feedback_set(
                 review=review,
                 strengths=form.cleaned_data["strengths"].splitlines(),
                 next_steps=form.cleaned_data["next_steps"].splitlines(),
@@ -697,11 +709,11 @@ def feedback_edit(
 @require_POST
 @login_required
 def proposal_retry_view(
-    request: HttpRequest, course_id: int, assignment_id: int, submission_id: int
+    request: UserRequest, course_id: int, assignment_id: int, submission_id: int
 ) -> HttpResponse:
     _assignment, review = _review_for_teacher(request, course_id, assignment_id, submission_id)
     for proposal in review.submission.proposals.all():
-        services.proposal_retry(proposal=proposal)
+        proposals.proposal_retry(proposal=proposal)
     flash.success(request, _("The AI will try again."))
     return redirect("grading:review-essay", course_id, assignment_id, submission_id)
 
@@ -711,7 +723,7 @@ def proposal_retry_view(
 
 @require_GET
 @login_required
-def agreement_view(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def agreement_view(request: UserRequest, course_id: int, assignment_id: int) -> HttpResponse:
     assignment = selectors.assignment_for_teacher(
         user=request.user, course_id=course_id, assignment_id=assignment_id
     )

@@ -1,6 +1,5 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -8,8 +7,6 @@ from django.utils.translation import gettext_lazy as _
 
 from learners.audit import audit_record
 from learners.models import AIConsent, AuditEvent, Course, LoginThrottle, Membership, User
-from learners.privacy import ErasureUnavailable, privacy_erase, privacy_export
-from learners.privacy_views import privacy_export_response
 from learners.throttle import login_throttle_lift
 
 
@@ -54,54 +51,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     fieldsets = (
-        *DjangoUserAdmin.fieldsets,
+        *(DjangoUserAdmin.fieldsets or ()),
         (_("Profile"), {"fields": ("display_name", "preferred_language")}),
     )
     list_display = ("username", "email", "display_name", "is_staff", "is_active")
-    actions = ["export_personal_data", "erase_personal_data"]
 
     def has_delete_permission(self, request, obj=None):
         # Django's delete (the "Delete selected" action, the delete button) would take a
         # student's submissions and released grades with it and leave no audit event;
-        # people leave through erasure (learners/privacy.py), audited, grades kept.
+        # people leave through erasure (privacy/admin.py adds it), audited, grades kept.
         return False
-
-    @admin.action(description=_("Export the selected user's personal data (zip)"))
-    def export_personal_data(self, request, queryset):
-        if queryset.count() != 1:
-            self.message_user(request, _("Select exactly one user to export."), messages.ERROR)
-            return None
-        data = privacy_export(user=queryset.get(), actor=request.user)
-        return privacy_export_response(data=data)
-
-    @admin.action(description=_("Erase the selected users and their personal data"))
-    def erase_personal_data(self, request, queryset):
-        # Staff accounts are erased by a superuser through the shell, never by a colleague's
-        # click; a confirmation page stands between the action and the erasure.
-        targets = list(queryset.filter(is_staff=False, is_superuser=False))
-        if len(targets) != queryset.count():
-            self.message_user(request, _("Staff accounts cannot be erased here."), messages.ERROR)
-            return None
-        if request.POST.get("confirm") != "erase":
-            return TemplateResponse(
-                request,
-                "admin/learners/user/privacy_erase_confirm.html",
-                {
-                    **self.admin_site.each_context(request),
-                    "title": _("Erase users and their data"),
-                    "targets": targets,
-                    "action": "erase_personal_data",
-                    "opts": self.model._meta,
-                },
-            )
-        try:
-            for user in targets:
-                privacy_erase(user=user, actor=request.user)
-        except ErasureUnavailable as error:
-            self.message_user(request, str(error), messages.ERROR)
-            return None
-        self.message_user(request, _("Erased %(n)d users.") % {"n": len(targets)})
-        return None
 
 
 @admin.register(Course)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from learners.models import AuditEvent
+
+if TYPE_CHECKING:
+    from learners.models import User
 
 
 def audit_record(
     *,
     action: str,
-    actor,
+    actor: User | None,
     target: Any,
     before: dict | None = None,
     after: dict | None = None,

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from learners.models import AIConsent, Course
+
+if TYPE_CHECKING:
+    from learners.models import User
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,7 @@ def _age_on(birth_date: dt.date, today: dt.date) -> int:
     )
 
 
-def consent_record(*, user, granted: bool, given_by: str, recorded_by=None) -> AIConsent:
+def consent_record(*, user: User, granted: bool, given_by: str, recorded_by=None) -> AIConsent:
     return AIConsent.objects.create(
         user=user,
         granted=granted,
@@ -36,7 +40,7 @@ def consent_record(*, user, granted: bool, given_by: str, recorded_by=None) -> A
     )
 
 
-def ai_access(*, user, course: Course) -> AIAccess:
+def ai_access(*, user: User, course: Course) -> AIAccess:
     """May AI features (tutor replies, AI grading) process this user's work in this course?
 
     The newest consent row for the current wording version decides; a learner under the

@@ -154,8 +154,8 @@ def _delimiter(text: str) -> str:
     return best if counts[best] else ","
 
 
-def _header(cells: list[str]) -> tuple[list[str | None], list[str]]:
-    columns: list[str | None] = []
+def _header(cells: list[str]) -> tuple[list[str], list[str]]:
+    columns: list[str] = []
     problems: list[str] = []
     for cell in cells:
         label = " ".join(cell.strip().lower().replace("_", " ").split())
@@ -165,7 +165,8 @@ def _header(cells: list[str]) -> tuple[list[str | None], list[str]]:
                 _("Unknown column “%(column)s”: the columns are username, email, name and role.")
                 % {"column": cell.strip()}
             )
-        elif column in columns:
+            continue
+        if column in columns:
             problems.append(_("The column “%(column)s” appears twice.") % {"column": column})
         columns.append(column)
     if "role" not in columns:
@@ -215,7 +216,7 @@ def _read_rows(text: str) -> tuple[list[EnrolmentRow], list[str]]:
     return rows, []
 
 
-def _check_fields(row: EnrolmentRow, *, actor) -> None:
+def _check_fields(row: EnrolmentRow, *, actor: User) -> None:
     raw_role = row.role
     row.role = _ROLES.get(raw_role.lower(), "")
     if not raw_role:
@@ -266,7 +267,7 @@ def _check_duplicates(rows: list[EnrolmentRow]) -> None:
             seen[key] = row.line
 
 
-def _match_accounts(rows: list[EnrolmentRow], *, course: Course, actor) -> None:
+def _match_accounts(rows: list[EnrolmentRow], *, course: Course, actor: User) -> None:
     """Find each row's existing account (one query per column) and current role."""
     usernames = {(row.username or row.email).lower() for row in rows}
     emails = {row.email.lower() for row in rows if row.email}
@@ -320,7 +321,7 @@ def _match_accounts(rows: list[EnrolmentRow], *, course: Course, actor) -> None:
                 row.problems.append(_("Only an administrator can change a teacher's role."))
 
 
-def enrolment_preview(*, course: Course, data: bytes, actor) -> EnrolmentPreview:
+def enrolment_preview(*, course: Course, data: bytes, actor: User) -> EnrolmentPreview:
     """Read an enrolment CSV and say, row by row, what importing it would do or why not."""
     if len(data) > ENROLMENT_CSV_MAX_BYTES:
         return EnrolmentPreview(
@@ -346,7 +347,7 @@ def enrolment_preview(*, course: Course, data: bytes, actor) -> EnrolmentPreview
     return preview
 
 
-def enrolment_import(*, course: Course, data: bytes, actor) -> EnrolmentResult:
+def enrolment_import(*, course: Course, data: bytes, actor: User) -> EnrolmentResult:
     """Import a clean enrolment CSV in one transaction; raise ``EnrolmentNotClean`` (and
     write nothing) when any row has a problem now."""
     try:
@@ -360,7 +361,13 @@ def enrolment_import(*, course: Course, data: bytes, actor) -> EnrolmentResult:
         raise EnrolmentNotClean(enrolment_preview(course=course, data=data, actor=actor)) from None
 
 
-def _enrolment_write(*, course: Course, rows: list[EnrolmentRow], actor) -> EnrolmentResult:
+def _account(row: EnrolmentRow) -> User:
+    """The account of a row that joins or changes role: matched, or created for it."""
+    assert row.user is not None
+    return row.user
+
+
+def _enrolment_write(*, course: Course, rows: list[EnrolmentRow], actor: User) -> EnrolmentResult:
     from learners.accounts import first_sign_in_enqueue
 
     new = [row for row in rows if row.action == "create"]
@@ -396,7 +403,7 @@ def _enrolment_write(*, course: Course, rows: list[EnrolmentRow], actor) -> Enro
                 actor_label=str(actor),
                 course_id=course.pk,
                 target_type="learners.user",
-                target_id=str(row.user.pk),
+                target_id=str(_account(row).pk),
                 before={"role": row.current_role},
                 after={"role": row.role},
                 reason=_("Enrolled from a CSV file"),

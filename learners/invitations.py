@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -16,10 +17,14 @@ from django.utils.translation import gettext as _
 from learners.audit import audit_record
 from learners.models import AuditEvent, Course, Invitation, Membership
 
+if TYPE_CHECKING:
+    from learners.models import User
+
+
 INVITATION_DAYS = (1, 7, 30)
 
 
-def invitation_create(*, course: Course, role: str, days: int, actor) -> Invitation:
+def invitation_create(*, course: Course, role: str, days: int, actor: User) -> Invitation:
     """A new link for ``role`` in ``course``, valid for ``days`` days. Teachers invite
     students; administrators invite teachers too."""
     if role not in Membership.Role.values:
@@ -58,7 +63,7 @@ def invitations_for_course(*, course: Course):
     return Invitation.objects.filter(course=course).usable(now=timezone.now())
 
 
-def invitation_accept(*, invitation: Invitation, user) -> Membership:
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     """Enrol ``user`` in the invitation's course and role. Someone already in the course
     keeps their role (a student link never demotes a teacher)."""
     state = invitation_state(invitation=invitation)

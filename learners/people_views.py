@@ -25,6 +25,7 @@ from learners.enrolment import (
     enrolment_import,
     enrolment_preview,
 )
+from learners.http import UserRequest
 from learners.invitations import (
     INVITATION_DAYS,
     invitation_accept,
@@ -46,7 +47,7 @@ def _invitation_url(request: HttpRequest, invitation: Invitation) -> str:
 
 @require_GET
 @login_required
-def roster(request: HttpRequest, course_id: int) -> HttpResponse:
+def roster(request: UserRequest, course_id: int) -> HttpResponse:
     """Who is in the course, when they last signed in; remove; invitation links."""
     course = course_for_teacher(user=request.user, course_id=course_id)
     query = request.GET.get("q", "")[:100]
@@ -74,7 +75,7 @@ def roster(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def member_remove(request: HttpRequest, course_id: int, membership_id: int) -> HttpResponse:
+def member_remove(request: UserRequest, course_id: int, membership_id: int) -> HttpResponse:
     """A page that asks before removing (no script needed), then removes on POST."""
     course = course_for_teacher(user=request.user, course_id=course_id)
     membership = get_object_or_404(
@@ -100,7 +101,7 @@ def _enrolment_data(request: HttpRequest) -> tuple[bytes | None, str]:
     """The CSV's bytes from an upload or the text box, and the text to show back."""
     upload = request.FILES.get("file")
     if upload is not None:
-        if upload.size > ENROLMENT_CSV_MAX_BYTES:
+        if (upload.size or 0) > ENROLMENT_CSV_MAX_BYTES:
             return upload.read(ENROLMENT_CSV_MAX_BYTES + 1), ""
         data = upload.read()
         try:
@@ -115,7 +116,7 @@ def _enrolment_data(request: HttpRequest) -> tuple[bytes | None, str]:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def enrol(request: HttpRequest, course_id: int) -> HttpResponse:
+def enrol(request: UserRequest, course_id: int) -> HttpResponse:
     """Enrol from a CSV: upload or paste, preview every problem, then import all at once."""
     course = course_for_teacher(user=request.user, course_id=course_id)
     context = {
@@ -160,7 +161,7 @@ def enrol(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def invitation_new(request: HttpRequest, course_id: int) -> HttpResponse:
+def invitation_new(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     try:
         days = int(request.POST.get("days", ""))
@@ -180,7 +181,7 @@ def invitation_new(request: HttpRequest, course_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def invitation_revoke_view(
-    request: HttpRequest, course_id: int, invitation_id: int
+    request: UserRequest, course_id: int, invitation_id: int
 ) -> HttpResponse:
     course = course_for_teacher(user=request.user, course_id=course_id)
     invitation_revoke(invitation=get_object_or_404(Invitation, course=course, pk=invitation_id))
@@ -254,7 +255,7 @@ def join(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_GET
 @login_required
-def staff_home(request: HttpRequest) -> HttpResponse:
+def staff_home(request: UserRequest) -> HttpResponse:
     """Every staff page in one place, and each course's people, usage and material."""
     if not request.user.is_staff:
         raise Http404("Only administrators may open this page.")

@@ -137,15 +137,14 @@ def learner_preferences(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"pref_body_classes": "", "learner_onboarded": False}
-    row = (
+    profile = (
         LearnerProfile.objects.filter(user=user)
-        .values("larger_text", "dyslexia_font", "reduced_motion", "read_aloud", "onboarded_at")
+        .only("larger_text", "dyslexia_font", "reduced_motion", "read_aloud", "onboarded_at")
         .first()
     )
-    if row is None:
+    if profile is None:
         return {"pref_body_classes": "", "learner_onboarded": False}
-    onboarded_at = row.pop("onboarded_at")
     return {
-        "pref_body_classes": LearnerProfile(**row).body_classes,
-        "learner_onboarded": onboarded_at is not None,
+        "pref_body_classes": profile.body_classes,
+        "learner_onboarded": profile.onboarded_at is not None,
     }

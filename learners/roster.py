@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
 from learners.audit import audit_record
 from learners.models import AuditEvent, Course, Membership
+
+if TYPE_CHECKING:
+    from learners.models import User
+
 
 ROSTER_PAGE_SIZE = 50
 
@@ -29,7 +35,7 @@ def roster_for_course(*, course: Course, query: str = "", role: str = "") -> Que
     return rows.order_by("-role", "user__display_name", "user__username", "pk")
 
 
-def membership_remove(*, membership: Membership, actor) -> None:
+def membership_remove(*, membership: Membership, actor: User) -> None:
     """Take someone out of the course. Their work (essays, answers) stays; they can no
     longer open the course. Nobody removes themselves here, and only administrators
     remove teachers."""

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 
 from learners.audit import audit_record
 from learners.models import AuditEvent, Course, Membership
 
+if TYPE_CHECKING:
+    from learners.models import User
+
 
 @transaction.atomic
-def membership_set_role(*, actor, user, course: Course, role: str | None) -> Membership | None:
+def membership_set_role(
+    *, actor: User, user: User, course: Course, role: str | None
+) -> Membership | None:
     """Give ``user`` the ``role`` in ``course`` (None removes them); audited."""
     current = Membership.objects.select_for_update().filter(user=user, course=course).first()
     before = {"role": current.role} if current else None

@@ -27,6 +27,7 @@ import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core import signing
@@ -37,6 +38,10 @@ from django.utils import timezone
 
 from config.client_address import client_address
 from learners.models import LoginThrottle
+
+if TYPE_CHECKING:
+    from learners.models import User
+
 
 DEVICE_COOKIE = "login_device"
 _DEVICE_SALT = "learners.throttle.device"
@@ -177,7 +182,7 @@ def login_device_remember(request: HttpRequest, response: HttpResponse, username
     )
 
 
-def login_throttle_lift(rows, *, actor) -> int:
+def login_throttle_lift(rows, *, actor: User) -> int:
     """An administrator lifts these waits: the counts start again, and who lifted is kept."""
     return rows.update(
         failures=0,

@@ -6,13 +6,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from config.safe_redirect import safe_next_url
 from learners.consent import consent_record
+from learners.http import UserRequest
 from learners.models import AIConsent
 from learners.selectors import course_for_member, home_courses, membership_role
 from learners.throttle import (
@@ -26,7 +27,7 @@ from learners.throttle import (
 
 @require_GET
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: UserRequest) -> HttpResponse:
     courses = home_courses(user=request.user)
     return render(
         request,
@@ -37,7 +38,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
+def course_detail(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     role = membership_role(user=request.user, course=course)
     is_teacher = role == "teacher" or request.user.is_staff
@@ -90,7 +91,7 @@ class ThrottledLoginView(LoginView):
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def consent(request: HttpRequest) -> HttpResponse:
+def consent(request: UserRequest) -> HttpResponse:
     """The learner reads what AI processing means and grants or withdraws consent."""
     if request.method == "POST":
         granted = request.POST.get("decision") == "grant"

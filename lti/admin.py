@@ -72,11 +72,11 @@ class LtiScorePostAdmin(admin.ModelAdmin):
         "context",
         "score_given",
         "score_maximum",
-        "state",
+        "status",
         "attempts",
         "updated_at",
     )
-    list_filter = ("state",)
+    list_filter = ("status",)
     readonly_fields = [f.name for f in LtiScorePost._meta.fields]
 
 

@@ -4,19 +4,18 @@ Releasing (or releasing again after a change) queues an ``LtiScorePost`` per lin
 context; a Celery task claims it with a lease, finds or creates the line item and posts
 the score with pylti1p3. A failure goes back to the queue with a growing delay, up to
 ``LTI_SCORE_MAX_ATTEMPTS``, then stays ``failed`` with its reason (the teacher's page
-offers a retry). The recovery sweep (``config/recovery.py``) resends jobs whose task
-message or worker was lost, so a platform or broker outage loses no grade.
+offers a retry). The post is a job of ``config/jobs.py``: the recovery sweep
+(``config/recovery.py``) resends jobs whose task message or worker was lost, so a platform
+or broker outage loses no grade.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 from pylti1p3.assignments_grades import AssignmentsGradesService
 from pylti1p3.exception import LtiServiceException
@@ -24,7 +23,8 @@ from pylti1p3.grade import Grade
 from pylti1p3.lineitem import LineItem
 from pylti1p3.service_connector import ServiceConnector
 
-from config.leases import Lease, lapsed, lease_until, queued_until
+from config.jobs import Claim
+from config.leases import queued_until
 from lti.models import LtiContext, LtiIdentity, LtiLineItem, LtiScorePost
 from lti.tool_config import platform_registration
 
@@ -65,7 +65,7 @@ def score_posts_queue(*, review) -> list[LtiScorePost]:
                 "score_given": Decimal(released["total"]),
                 "score_maximum": Decimal(released["max_total"]),
                 "comment": _comment(released),
-                "state": LtiScorePost.State.QUEUED,
+                "status": LtiScorePost.Status.QUEUED,
                 "attempts": 0,
                 "error": "",
                 "lease_until": queued_until(),
@@ -83,20 +83,9 @@ def backoff_seconds(attempts: int) -> float:
     )
 
 
-def score_post_claim(*, post_id: int) -> datetime | None:
-    """Take a queued post (or one whose worker died); the claim's token, or None."""
-    now = timezone.now()
-    claimable = Q(state=LtiScorePost.State.QUEUED) | (
-        Q(state=LtiScorePost.State.SENDING) & lapsed(now=now)
-    )
-    if LtiScorePost.objects.filter(claimable, pk=post_id).update(
-        state=LtiScorePost.State.SENDING,
-        started_at=now,
-        lease_until=lease_until(now=now),
-        attempts=F("attempts") + 1,
-    ):
-        return now
-    return None
+def score_post_claim(*, post_id: int) -> Claim | None:
+    """Take a queued post (or one whose worker died) for this worker, or None."""
+    return LtiScorePost.objects.claim(post_id)
 
 
 class PermanentFailure(Exception):
@@ -123,8 +112,11 @@ def _line_item(service: AssignmentsGradesService, post: LtiScorePost) -> LineIte
         .set_tag("tutor-assignment"),
         find_by="resource_id",
     )
+    url = line.get_id()
+    if not url:
+        raise PermanentFailure("The LMS made a gradebook column without an id.")
     LtiLineItem.objects.update_or_create(
-        context=post.context, assignment=assignment, defaults={"url": line.get_id()}
+        context=post.context, assignment=assignment, defaults={"url": url}
     )
     return line
 
@@ -164,42 +156,35 @@ def score_post_send(*, post_id: int) -> str:
     """Claim, send and record one post; returns its state afterwards."""
     from lti.tasks import score_post_enqueue
 
-    claimed_at = score_post_claim(post_id=post_id)
-    if claimed_at is None:
+    claim = score_post_claim(post_id=post_id)
+    if claim is None:
         return "not-claimed"
-    claimed = LtiScorePost.objects.filter(
-        pk=post_id, state=LtiScorePost.State.SENDING, started_at=claimed_at
-    )
-    post = claimed.select_related("submission__assignment", "context__platform").first()
+    post = claim.rows.select_related("submission__assignment", "context__platform").first()
     if post is None:
         return "not-claimed"
     try:
-        with Lease(claimed):
+        with claim.lease():
             score_post_deliver(post)
     except PermanentFailure as error:
-        claimed.update(state=LtiScorePost.State.FAILED, error=str(error), lease_until=None)
+        claim.fail(error=str(error))
         logger.warning("LTI score post %s failed for good: %s", post_id, error)
-        return LtiScorePost.State.FAILED
+        return LtiScorePost.Status.FAILED
     except Exception as error:
         reason = _reason(error)
-        if post.attempts >= settings.LTI_SCORE_MAX_ATTEMPTS:
-            claimed.update(state=LtiScorePost.State.FAILED, error=reason, lease_until=None)
+        if post.attempts >= LtiScorePost.max_attempts():
+            claim.fail(error=reason)
             logger.warning(
                 "LTI score post %s failed after %s attempts: %s", post_id, post.attempts, reason
             )
-            return LtiScorePost.State.FAILED
+            return LtiScorePost.Status.FAILED
         delay = backoff_seconds(post.attempts)
         with transaction.atomic():
-            if claimed.update(
-                state=LtiScorePost.State.QUEUED, error=reason, lease_until=queued_until(delay=delay)
-            ):
+            if claim.requeue(delay=delay, error=reason):
                 score_post_enqueue(post_id=post_id, delay=delay)
         logger.info("LTI score post %s will be retried in %.0fs: %s", post_id, delay, reason)
-        return LtiScorePost.State.QUEUED
-    claimed.update(
-        state=LtiScorePost.State.SENT, sent_at=timezone.now(), error="", lease_until=None
-    )
-    return LtiScorePost.State.SENT
+        return LtiScorePost.Status.QUEUED
+    claim.finish(status=LtiScorePost.Status.SENT, sent_at=timezone.now(), error="")
+    return LtiScorePost.Status.SENT
 
 
 def score_post_retry(*, post: LtiScorePost) -> None:
@@ -207,24 +192,15 @@ def score_post_retry(*, post: LtiScorePost) -> None:
     from lti.tasks import score_post_enqueue
 
     with transaction.atomic():
-        if LtiScorePost.objects.filter(pk=post.pk, state=LtiScorePost.State.FAILED).update(
-            state=LtiScorePost.State.QUEUED, attempts=0, lease_until=queued_until()
+        if LtiScorePost.objects.filter(pk=post.pk, status=LtiScorePost.Status.FAILED).requeue(
+            attempts=0
         ):
             score_post_enqueue(post_id=post.pk)
 
 
 def score_posts_recover() -> int:
-    """Queue again the posts whose task message was lost or whose worker died."""
+    """Queue again the posts whose task message was lost or whose worker died (those
+    that killed their workers ``LTI_SCORE_MAX_ATTEMPTS`` times fail); how many."""
     from lti.tasks import score_post_enqueue
 
-    now = timezone.now()
-    lost = Q(state__in=[LtiScorePost.State.QUEUED, LtiScorePost.State.SENDING]) & lapsed(now=now)
-    count = 0
-    for pk in LtiScorePost.objects.filter(lost).values_list("pk", flat=True):
-        with transaction.atomic():
-            if LtiScorePost.objects.filter(lost, pk=pk).update(
-                state=LtiScorePost.State.QUEUED, lease_until=queued_until(now=now)
-            ):
-                score_post_enqueue(post_id=pk)
-                count += 1
-    return count
+    return LtiScorePost.objects.recover(send=lambda pk: score_post_enqueue(post_id=pk)).requeued

@@ -66,6 +66,15 @@ def _is_lti_request(request: HttpRequest) -> bool:
     return bool(session is not None and session.get(SESSION_PLATFORM))
 
 
+# Marks a response whose view wrote its own Content-Security-Policy (csp_keep).
+_KEEP_CSP = "lti_keep_csp"
+
+
+def csp_keep(response: HttpResponse) -> None:
+    """Tell the middleware that this response's Content-Security-Policy is final."""
+    setattr(response, _KEEP_CSP, True)
+
+
 class LtiEmbeddingMiddleware:
     """Placed before SessionMiddleware, so it sees the response after the session, CSRF,
     X-Frame-Options and CSP middlewares have written their headers and cookies."""
@@ -79,7 +88,7 @@ class LtiEmbeddingMiddleware:
             return response
         session = getattr(request, "session", None)
         platform_id = session.get(SESSION_PLATFORM) if session is not None else None
-        if not getattr(response, "lti_keep_csp", False):
+        if not getattr(response, _KEEP_CSP, False):
             response["Content-Security-Policy"] = policy_with(
                 frame_ancestors=frame_origins(platform_id)
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any
+from typing import Any, cast
 
 import jwt
 from django.conf import settings
@@ -150,7 +150,7 @@ class ToolMessageLaunch(DjangoMessageLaunch):
 
     def claims(self) -> dict[str, Any]:
         """The body of the token (after ``validate``; before it, unverified)."""
-        return self._jwt.get("body", {}) or {}
+        return cast(dict[str, Any], self._jwt.get("body", {}) or {})
 
     def validate(self):
         self._validated = True
@@ -248,7 +248,9 @@ class ToolMessageLaunch(DjangoMessageLaunch):
         return super().validate_registration()
 
     def _keyset_cache_key(self) -> str:
-        url = self._registration.get_key_set_url()
+        registration = self._registration
+        assert registration is not None  # looked up by validate_registration, which runs first
+        url = registration.get_key_set_url() or ""
         return "key-set-url-" + hashlib.md5(url.encode("utf-8")).hexdigest()  # noqa: S324
 
     def get_public_key(self):
@@ -281,10 +283,15 @@ class ToolMessageLaunch(DjangoMessageLaunch):
             ) from error
 
     def _keyset_error(self, error: Exception) -> LaunchError:
+        platform = self.platform
         return LaunchError(
             "keyset_unavailable",
             _("The keyset of issuer %(issuer)s at %(url)s could not be used: %(detail)s")
-            % {"issuer": self.platform.issuer, "url": self.platform.keyset_url, "detail": error},
+            % {
+                "issuer": platform.issuer if platform else "?",
+                "url": platform.keyset_url if platform else "?",
+                "detail": error,
+            },
             status=502,
         )
 

@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from config.jobs import Job
+
 
 def url_origin(url: str) -> str:
     """``https://host[:port]`` of a URL ("" when it has none)."""
@@ -189,20 +191,24 @@ class LtiLineItem(models.Model):
         return self.url
 
 
-class LtiScorePost(models.Model):
-    """A released grade on its way to the platform's gradebook: a tracked job.
+class LtiScorePost(Job):
+    """A released grade on its way to the platform's gradebook: a tracked job
+    (``config/jobs.py``).
 
     One row per submission and context; a grade released again (changed) resets it to
-    queued with the new score. The worker claims it with a lease (``config/leases.py``),
-    a failed attempt goes back to the queue with a growing delay, and after
-    ``LTI_SCORE_MAX_ATTEMPTS`` it stays ``failed`` with the reason until a teacher retries.
+    queued with the new score. The worker claims it with a lease, a failed attempt goes
+    back to the queue with a growing delay, and after ``LTI_SCORE_MAX_ATTEMPTS`` (worker
+    deaths included) it stays ``failed`` with the reason until a teacher retries.
     """
 
-    class State(models.TextChoices):
+    class Status(models.TextChoices):
         QUEUED = "queued", _("Waiting to be sent")
         SENDING = "sending", _("Sending")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
+
+    QUEUED, RUNNING, FAILED = Status.QUEUED, Status.SENDING, Status.FAILED
+    LOST_ERROR = "WorkerLost: the worker sending this grade stopped too many times"
 
     submission = models.ForeignKey(
         "grading.Submission", on_delete=models.CASCADE, related_name="lti_score_posts"
@@ -211,11 +217,7 @@ class LtiScorePost(models.Model):
     score_given = models.DecimalField(max_digits=8, decimal_places=2)
     score_maximum = models.DecimalField(max_digits=8, decimal_places=2)
     comment = models.TextField(blank=True)
-    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    lease_until = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -228,10 +230,15 @@ class LtiScorePost(models.Model):
                 fields=["submission", "context"], name="lti_one_score_post_per_submission"
             )
         ]
-        indexes = [models.Index(fields=["state", "lease_until"], name="lti_scorepost_due")]
+        indexes = [models.Index(fields=["status", "lease_until"], name="lti_scorepost_due")]
 
     def __str__(self) -> str:
-        return f"{self.submission_id} → {self.context} ({self.state})"
+        return f"{self.submission_id} → {self.context} ({self.status})"
+
+    @classmethod
+    def max_attempts(cls) -> int:
+        # Every try counts, the LMS's refusals as well as the deaths of workers.
+        return settings.LTI_SCORE_MAX_ATTEMPTS
 
 
 class LtiRegistrationLink(models.Model):

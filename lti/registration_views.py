@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from lti.dynamic_registration import RegistrationError, link_open, register
-from lti.embedding import policy_with
+from lti.embedding import csp_keep, policy_with
 from lti.models import url_origin
 from lti.views import tool_urls
 
@@ -25,7 +25,7 @@ def _framed_by(response: HttpResponse, openid_configuration: str) -> HttpRespons
     response["Content-Security-Policy"] = policy_with(
         frame_ancestors=[origin] if origin.startswith(("https://", "http://")) else []
     )
-    response.lti_keep_csp = True
+    csp_keep(response)
     return response
 
 

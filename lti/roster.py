@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
-from pylti1p3.names_roles import NamesRolesProvisioningService
+from pylti1p3.names_roles import NamesRolesProvisioningService, TMember
 from pylti1p3.service_connector import ServiceConnector
 
 from learners.models import Membership
@@ -32,7 +32,7 @@ class RosterChange:
     members: int = 0
 
 
-def roster_members(context: LtiContext) -> list[dict]:
+def roster_members(context: LtiContext) -> list[TMember]:
     connector = ServiceConnector(platform_registration(context.platform))
     service = NamesRolesProvisioningService(
         connector, {"context_memberships_url": context.memberships_url}

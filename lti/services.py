@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from grading.models import Assignment
 from learners.models import Course, Membership, User
 from lti.launch import (
     AGS_CLAIM,
@@ -39,7 +41,7 @@ def _context_role_names(roles: list[str]) -> set[str]:
     """Short names of the context roles among LTI role URIs ("Instructor", "Learner",
     "TeachingAssistant" from ``membership/Instructor#TeachingAssistant``). Institution and
     system roles are left out: they say nothing about this course."""
-    names = set()
+    names: set[str] = set()
     for role in roles or []:
         role = str(role)
         if role.startswith(_MEMBERSHIP_ROLE_PREFIXES):
@@ -63,7 +65,7 @@ def _username(platform: LtiPlatform, sub: str) -> str:
     return f"lti-{digest}"
 
 
-def _names(claims: dict[str, Any]) -> dict[str, str]:
+def _names(claims: Mapping[str, Any]) -> dict[str, str]:
     fields = {
         "first_name": str(claims.get("given_name") or "")[:150],
         "last_name": str(claims.get("family_name") or "")[:150],
@@ -73,7 +75,7 @@ def _names(claims: dict[str, Any]) -> dict[str, str]:
     return {name: value for name, value in fields.items() if value}
 
 
-def user_for(*, platform: LtiPlatform, sub: str, claims: dict[str, Any]) -> User:
+def user_for(*, platform: LtiPlatform, sub: str, claims: Mapping[str, Any]) -> User:
     """The person with this ``sub`` on this platform, made on first sight with no usable
     password (they sign in through the LMS); the names the platform shares are kept fresh."""
     sub = str(sub)
@@ -181,12 +183,13 @@ class Target:
         return f"assignment:{self.assignment_id}" if self.kind == "assignment" else self.kind
 
     def url(self, course: Course) -> str:
-        from grading.models import Assignment
-
         if self.kind == "practice":
             return reverse("learning:practice", args=[course.pk])
         if self.kind == "assignment":
-            if not Assignment.objects.filter(pk=self.assignment_id, course=course).exists():
+            if (
+                self.assignment_id is None
+                or not Assignment.objects.filter(pk=self.assignment_id, course=course).exists()
+            ):
                 raise LaunchError(
                     "foreign_assignment",
                     _(
@@ -203,7 +206,7 @@ class Target:
 def line_item_remember(*, context: LtiContext, target: Target, claims: dict[str, Any]) -> None:
     """The gradebook column the platform made for an assignment's resource link."""
     url = (claims.get(AGS_CLAIM) or {}).get("lineitem")
-    if target.kind == "assignment" and url:
+    if target.kind == "assignment" and target.assignment_id is not None and url:
         LtiLineItem.objects.update_or_create(
             context=context, assignment_id=target.assignment_id, defaults={"url": str(url)}
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import login
@@ -19,9 +20,16 @@ from pylti1p3.deep_link import DeepLink
 from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.lineitem import LineItem
 
+from grading.models import Assignment
 from learners.models import Membership, User
 from lti import keys
-from lti.embedding import SESSION_LAUNCH, SESSION_PLATFORM, frame_origins, policy_with
+from lti.embedding import (
+    SESSION_LAUNCH,
+    SESSION_PLATFORM,
+    csp_keep,
+    frame_origins,
+    policy_with,
+)
 from lti.launch import (
     DEPLOYMENT_CLAIM,
     LaunchError,
@@ -33,6 +41,10 @@ from lti.launch import (
 from lti.models import LtiPlatform, url_origin
 from lti.services import Target, launch_accept
 from lti.tool_config import platform_registration
+
+if TYPE_CHECKING:
+    from learners.models import Course
+
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +141,10 @@ def launch(request: HttpRequest) -> HttpResponse:
     message = ToolMessageLaunch(request)
     try:
         message.validate()
+        platform = message.platform
+        assert platform is not None  # validate() found it, or raised LaunchError
         claims = message.claims()
-        result = launch_accept(platform=message.platform, claims=claims)
+        result = launch_accept(platform=platform, claims=claims)
         if message.is_deep_link_launch():
             if result.role != Membership.Role.TEACHER:
                 raise LaunchError(
@@ -149,13 +163,13 @@ def launch(request: HttpRequest) -> HttpResponse:
 
         roster_sync_enqueue(context_id=result.context.pk)
     launch_id = message.get_launch_id()
-    _sign_in(request, user=result.user, platform_id=message.platform.pk, launch_id=launch_id)
+    _sign_in(request, user=result.user, platform_id=platform.pk, launch_id=launch_id)
     ticket = _ticket_issue(
-        user=result.user, next_url=next_url, platform_id=message.platform.pk, launch_id=launch_id
+        user=result.user, next_url=next_url, platform_id=platform.pk, launch_id=launch_id
     )
     logger.info(
         "LTI launch: platform %s context %s user %s as %s → %s",
-        message.platform.pk,
+        platform.pk,
         result.context.context_id,
         result.user.pk,
         result.role,
@@ -187,7 +201,7 @@ def resume(request: HttpRequest) -> HttpResponse:
     """The new tab: sign in with the one-time ticket and go where the launch led."""
     data = _ticket_take(request.POST.get("ticket", ""))
     user = User.objects.filter(pk=data["user"], is_active=True).first() if data else None
-    if user is None:
+    if data is None or user is None:
         return error_page(
             request,
             _ticket_expired(),
@@ -196,7 +210,7 @@ def resume(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(data["next"])
 
 
-def _deep_link_launch(request: HttpRequest) -> tuple[dict, LtiPlatform] | None:
+def _deep_link_launch(request: HttpRequest) -> tuple[dict, LtiPlatform, User] | None:
     launch_id = request.session.get(SESSION_LAUNCH)
     platform_id = request.session.get(SESSION_PLATFORM)
     if not launch_id or not platform_id or not request.user.is_authenticated:
@@ -206,13 +220,11 @@ def _deep_link_launch(request: HttpRequest) -> tuple[dict, LtiPlatform] | None:
     platform = LtiPlatform.objects.active().filter(pk=platform_id).first()
     if not claims or platform is None or DEEP_LINKING_SETTINGS not in claims:
         return None
-    return claims, platform
+    return claims, platform, request.user
 
 
-def _deep_link_choices(course) -> list[dict]:
-    from grading.models import Assignment
-
-    choices = [
+def _deep_link_choices(course: Course) -> list[dict]:
+    choices: list[dict[str, Any]] = [
         {"value": "tutor", "title": _("Course tutor: %(course)s") % {"course": course}},
         {"value": "practice", "title": _("Practice: %(course)s") % {"course": course}},
     ]
@@ -244,14 +256,14 @@ def deep_link(request: HttpRequest) -> HttpResponse:
                 ),
             ),
         )
-    claims, platform = found
+    claims, platform, user = found
     from lti.models import LtiContext
 
     context_id = (claims.get("https://purl.imsglobal.org/spec/lti/claim/context") or {}).get("id")
     link = LtiContext.objects.select_related("course").get(platform=platform, context_id=context_id)
     course = link.course
     if not Membership.objects.filter(
-        user=request.user, course=course, role=Membership.Role.TEACHER
+        user=user, course=course, role=Membership.Role.TEACHER
     ).exists():
         return error_page(
             request,
@@ -301,5 +313,5 @@ def deep_link(request: HttpRequest) -> HttpResponse:
     response["Content-Security-Policy"] = policy_with(
         frame_ancestors=frame_origins(platform.pk), form_action=[url_origin(return_url)]
     )
-    response.lti_keep_csp = True
+    csp_keep(response)
     return response

@@ -21,6 +21,14 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 _usernames = itertools.count(1)
 
 
+def pytest_configure(config):
+    """The embedded PostgreSQL and Redis of the test settings run before any test needs
+    them (settings only describe them; config/embedded.py)."""
+    from config.embedded import embedded_start
+
+    embedded_start()
+
+
 def pytest_collection_modifyitems(items):
     """Browser tests run last: Playwright's sync API keeps an event loop in the main
     thread for the rest of the session, which async tests must not meet."""

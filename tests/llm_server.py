@@ -714,7 +714,7 @@ def llm_server_session() -> Iterator[LLMTestServer]:
 @pytest.fixture
 def llm_server(llm_server_session: LLMTestServer, settings: Any) -> Iterator[LLMTestServer]:
     """The session's LLM test server, reset, with the LLM_* settings pointing at it."""
-    from tutor.llm_capabilities import capabilities_clear
+    from ai.llm_capabilities import capabilities_clear
 
     llm_server_session.reset()
     capabilities_clear()  # what the product learnt of the server was for the last test

@@ -15,7 +15,7 @@ from django.db import connections
 
 from config.schema import schema_pending_migrations
 from tests.grading.test_eval_grading import _write_set
-from tests.tutor.material_files import MARKDOWN, VOLCANO
+from tests.material.material_files import MARKDOWN, VOLCANO
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def test_a_task_round_trips_through_the_real_broker_and_worker(celery_worker):
 @pytest.mark.django_db
 def test_healthz_is_503_naming_the_llm_when_its_server_is_down(client, settings):
     from config import health
-    from tests.tutor.test_llm_client import free_port
+    from tests.ai.test_llm_client import free_port
 
     settings.LLM_BASE_URL = f"http://127.0.0.1:{free_port()}/v1"
     health._llm_checked.clear()

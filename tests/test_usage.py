@@ -92,7 +92,8 @@ def tutor_reply(student):
 @pytest.fixture
 def grade_proposal(student):
     from grading.models import Proposal
-    from grading.services import assignment_create, submission_submit
+    from grading.rubrics import assignment_create
+    from grading.submissions import submission_submit
     from tests.grading.workflow_factories import ESSAY, RUBRIC
 
     submissions = {}

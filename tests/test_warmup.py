@@ -57,7 +57,7 @@ def test_a_worker_warming_up_is_reported_as_warming_not_as_down(client, settings
 
 
 def test_warm_up_loads_the_embedding_model_once(cold):
-    from tutor import embedding
+    from ai import embedding
 
     warmup.warm_up()
     assert warmup.state() == warmup.READY

@@ -4,4 +4,24 @@ from django.utils.translation import gettext_lazy as _
 
 class TutorConfig(AppConfig):
     name = "tutor"
-    verbose_name = _("Tutor and course material")
+    verbose_name = _("Tutor")
+
+    def ready(self) -> None:
+        from tutor.privacy_rules import privacy_rules_register
+
+        privacy_rules_register()
+
+        # Not at the top: config.jobs defines a model, which needs the app registry.
+        from config.jobs import sweep_register
+
+        sweep_register("replies", _replies_recover)
+
+
+# The sweep's parts import their services when they run, not when Django starts.
+
+
+def _replies_recover() -> dict[str, int]:
+    from tutor.conversations import replies_recover
+
+    failed, resent = replies_recover()
+    return {"replies_failed": failed, "replies_resent": resent}

@@ -139,7 +139,7 @@ def prompt_load(version: str) -> Prompt:
 
 
 def context_budget() -> int:
-    from tutor.llm import llm_context_tokens
+    from ai.llm import llm_context_tokens
 
     return max(
         llm_context_tokens() - settings.LLM_MAX_TOKENS - SAFETY_MARGIN_TOKENS,
@@ -217,7 +217,7 @@ def context_build(
     out, one call), when it has one. Raises ``LLMContextExceeded`` when the question alone
     does not fit.
     """
-    from tutor.llm import LLMContextExceeded
+    from ai.llm import LLMContextExceeded
 
     budget = context_budget()
     prompt_version, system = _system_prompt(course_title=course_title, profile=profile)

@@ -7,22 +7,18 @@ the reply, or read the stream, until its status is final.
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, PermissionDenied
-from rest_framework.exceptions import ValidationError as APIValidationError
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ai.budget import ai_budget_resets_in
 from config.api_fields import StrictCharField, StrictChoiceField, StrictIntegerField, not_blank
 from config.openapi import ErrorSerializer
+from learners.http import UserApiRequest
 from learners.selectors import course_for_member
 from tutor import conversations
 from tutor.conversation_selectors import (
@@ -45,7 +41,9 @@ class CitationSerializer(serializers.Serializer):
     page = serializers.IntegerField(allow_null=True)
     url = serializers.CharField()
     excerpt = serializers.CharField()
-    label = serializers.CharField(required=False)
+    # The stubs see Field.label (its display name) here; DRF's metaclass takes declared
+    # fields off the class, so at run time this is a field like the others.
+    label = serializers.CharField(required=False)  # type: ignore[assignment]
     # False: the reply cites none of the passages; they are related passages, not sources.
     cited = serializers.BooleanField(required=False)
 
@@ -116,7 +114,8 @@ class ConversationDetailSerializer(ConversationSerializer):
     @extend_schema_field(MessageSerializer(many=True))
     def get_messages(self, conversation: Conversation) -> list[dict]:
         rows = conversation_messages(conversation=conversation)
-        return MessageSerializer(rows, many=True, context=self.context).data
+        # many=True makes a ListSerializer, whose data is a list; the stubs say a dict.
+        return MessageSerializer(rows, many=True, context=self.context).data  # type: ignore[return-value]
 
 
 class MessagePostSerializer(serializers.Serializer):
@@ -144,49 +143,12 @@ class MemorySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the state of the conversation."
-    default_code = "conflict"
-
-
-# Refusals that depend on the state of a reply, not on the request: the same request
-# succeeds later (once the reply is finished, or after it failed).
-_CONFLICTS = {"busy", "not_retryable", "unfinished"}
-
-
-class AIBudgetReached(APIException):
-    """Today's AI token budget is used up; ``Retry-After`` says when it starts again."""
-
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
-    default_code = "ai_budget"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.wait = ai_budget_resets_in()  # DRF's handler sends it as Retry-After
-
-
-def _api_error(error: ValidationError) -> Exception:
-    """The API's answer to a service's refusal: 403 for missing consent, 409 when the
-    reply is not in a state that allows it, 429 when today's AI budget is used up, else
-    400."""
-    code = getattr(error, "code", None)
-    message = " ".join(error.messages)
-    if code == "consent":
-        return PermissionDenied(message)
-    if code in _CONFLICTS:
-        return Conflict(message)
-    if code == "ai_budget":
-        return AIBudgetReached(message)
-    return APIValidationError({"detail": error.messages})
-
-
 # --- views -----------------------------------------------------------------------------
 
 
 class ConversationListView(APIView):
     @extend_schema(responses=ConversationSerializer(many=True))
-    def get(self, request: Request, course_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int) -> Response:
         """The learner's own conversations in the course, newest first."""
         course = course_for_member(user=request.user, course_id=course_id)
         rows = conversations_of_learner(user=request.user, course=course)
@@ -195,7 +157,7 @@ class ConversationListView(APIView):
 
 class ConversationDetailView(APIView):
     @extend_schema(responses=ConversationDetailSerializer)
-    def get(self, request: Request, course_id: int, conversation_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int, conversation_id: int) -> Response:
         """One of the learner's conversations with its messages."""
         course = course_for_member(user=request.user, course_id=course_id)
         conversation = conversation_for_learner(
@@ -210,7 +172,7 @@ class MessagePostView(APIView):
         request=MessagePostSerializer,
         responses={201: TurnSerializer, 409: ErrorSerializer, 429: ErrorSerializer},
     )
-    def post(self, request: Request, course_id: int) -> Response:
+    def post(self, request: UserApiRequest, course_id: int) -> Response:
         """Post a message; the tutor's reply is written in the background (follow its
         ``stream_url`` or poll it). 400 for an empty or too long message; 403
         without the consent the course needs; 409 while the previous reply is still being
@@ -226,19 +188,14 @@ class MessagePostView(APIView):
                 conversation_id=incoming.validated_data["conversation"],
             )
         text = incoming.validated_data["text"]
-        try:
-            with transaction.atomic():
-                if conversation is None:
-                    conversations.tutor_access_check(learner=request.user, course=course)
-                    conversations.message_validate(text=text)
-                    conversation = conversations.conversation_start(
-                        course=course, learner=request.user
-                    )
-                question, reply = conversations.message_post(
-                    conversation=conversation, learner=request.user, text=text
-                )
-        except ValidationError as error:
-            raise _api_error(error) from error
+        with transaction.atomic():
+            if conversation is None:
+                conversations.tutor_access_check(learner=request.user, course=course)
+                conversations.message_validate(text=text)
+                conversation = conversations.conversation_start(course=course, learner=request.user)
+            question, reply = conversations.message_post(
+                conversation=conversation, learner=request.user, text=text
+            )
         conversation.refresh_from_db()
         context = {"course_id": course.pk}
         data = {
@@ -251,7 +208,7 @@ class MessagePostView(APIView):
 
 class ReplyDetailView(APIView):
     @extend_schema(responses=MessageSerializer)
-    def get(self, request: Request, course_id: int, message_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int, message_id: int) -> Response:
         """One tutor reply: its status, text so far once final, citations and usage."""
         course = course_for_member(user=request.user, course_id=course_id)
         reply = reply_for_learner(user=request.user, course=course, message_id=message_id)
@@ -260,7 +217,7 @@ class ReplyDetailView(APIView):
 
 class ReplyStopView(APIView):
     @extend_schema(request=None, responses={202: None})
-    def post(self, request: Request, course_id: int, message_id: int) -> Response:
+    def post(self, request: UserApiRequest, course_id: int, message_id: int) -> Response:
         """Ask a reply to stop; what it wrote so far is kept and its status becomes
         ``stopped``."""
         course = course_for_member(user=request.user, course_id=course_id)
@@ -274,15 +231,12 @@ class ReplyRetryView(APIView):
         request=None,
         responses={202: MessageSerializer, 409: ErrorSerializer, 429: ErrorSerializer},
     )
-    def post(self, request: Request, course_id: int, message_id: int) -> Response:
+    def post(self, request: UserApiRequest, course_id: int, message_id: int) -> Response:
         """Write a failed or stopped reply again; 409 for any other, 429 once today's AI
         token budget is used up."""
         course = course_for_member(user=request.user, course_id=course_id)
         reply = reply_for_learner(user=request.user, course=course, message_id=message_id)
-        try:
-            reply = conversations.reply_retry(reply=reply, learner=request.user)
-        except ValidationError as error:
-            raise _api_error(error) from error
+        reply = conversations.reply_retry(reply=reply, learner=request.user)
         data = MessageSerializer(reply, context={"course_id": course.pk}).data
         return Response(data, status=status.HTTP_202_ACCEPTED)
 
@@ -291,35 +245,32 @@ class ReplyFeedbackView(APIView):
     @extend_schema(
         request=FeedbackSerializer, responses={200: FeedbackSerializer, 409: ErrorSerializer}
     )
-    def put(self, request: Request, course_id: int, message_id: int) -> Response:
+    def put(self, request: UserApiRequest, course_id: int, message_id: int) -> Response:
         """Rate a finished reply +1 or -1, with an optional comment; rating again
         replaces the earlier rating. 409 while the reply is not finished."""
         course = course_for_member(user=request.user, course_id=course_id)
         reply = reply_for_learner(user=request.user, course=course, message_id=message_id)
         incoming = FeedbackSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        try:
-            feedback = conversations.feedback_record(
-                reply=reply,
-                learner=request.user,
-                rating=incoming.validated_data["rating"],
-                comment=incoming.validated_data.get("comment", ""),
-            )
-        except ValidationError as error:
-            raise _api_error(error) from error
+        feedback = conversations.feedback_record(
+            reply=reply,
+            learner=request.user,
+            rating=incoming.validated_data["rating"],
+            comment=incoming.validated_data.get("comment", ""),
+        )
         return Response(FeedbackSerializer(feedback).data)
 
 
 class MemoryListView(APIView):
     @extend_schema(responses=MemorySerializer(many=True))
-    def get(self, request: Request, course_id: int) -> Response:
+    def get(self, request: UserApiRequest, course_id: int) -> Response:
         """What the tutor remembers of the learner's earlier sessions in the course."""
         course = course_for_member(user=request.user, course_id=course_id)
         rows = memories_of_learner(user=request.user, course=course)
         return Response(MemorySerializer(rows, many=True).data)
 
     @extend_schema(responses={204: None}, operation_id="tutor_memories_delete_all")
-    def delete(self, request: Request, course_id: int) -> Response:
+    def delete(self, request: UserApiRequest, course_id: int) -> Response:
         """Forget all of them."""
         course = course_for_member(user=request.user, course_id=course_id)
         conversations.memories_delete_all(course=course, learner=request.user)
@@ -328,7 +279,7 @@ class MemoryListView(APIView):
 
 class MemoryDetailView(APIView):
     @extend_schema(responses={204: None})
-    def delete(self, request: Request, course_id: int, memory_id: int) -> Response:
+    def delete(self, request: UserApiRequest, course_id: int, memory_id: int) -> Response:
         """Forget one session."""
         course = course_for_member(user=request.user, course_id=course_id)
         rows = memories_of_learner(user=request.user, course=course)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
@@ -11,19 +11,23 @@ from django.shortcuts import get_object_or_404
 from learners.models import Course
 from tutor.models import Conversation, Feedback, Memory, Message
 
+if TYPE_CHECKING:
+    from learners.models import User
+
+
 MEMORIES_IN_CONTEXT = 3
 
 
-def conversations_of_learner(*, user, course: Course) -> QuerySet[Conversation]:
+def conversations_of_learner(*, user: User, course: Course) -> QuerySet[Conversation]:
     return Conversation.objects.filter(learner=user, course=course)
 
 
-def conversation_for_learner(*, user, course: Course, conversation_id: int) -> Conversation:
+def conversation_for_learner(*, user: User, course: Course, conversation_id: int) -> Conversation:
     """The learner's own conversation in the course; 404 for anyone else's."""
     return get_object_or_404(conversations_of_learner(user=user, course=course), pk=conversation_id)
 
 
-def conversation_latest(*, user, course: Course) -> Conversation | None:
+def conversation_latest(*, user: User, course: Course) -> Conversation | None:
     return conversations_of_learner(user=user, course=course).first()
 
 
@@ -33,7 +37,7 @@ def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
     ).order_by("pk")
 
 
-def reply_for_learner(*, user, course: Course, message_id: int) -> Message:
+def reply_for_learner(*, user: User, course: Course, message_id: int) -> Message:
     """One of the learner's tutor replies in the course; 404 otherwise."""
     return get_object_or_404(
         Message.objects.select_related("conversation"),
@@ -44,7 +48,7 @@ def reply_for_learner(*, user, course: Course, message_id: int) -> Message:
     )
 
 
-async def reply_for_learner_async(*, user, course_id: int, message_id: int) -> Message | None:
+async def reply_for_learner_async(*, user: User, course_id: int, message_id: int) -> Message | None:
     """As ``reply_for_learner`` for async views (which also check membership); None if not."""
     return (
         await Message.objects.filter(
@@ -78,12 +82,12 @@ def conversation_history(*, conversation: Conversation, before_id: int) -> list[
     ]
 
 
-def memories_of_learner(*, user, course: Course) -> QuerySet[Memory]:
+def memories_of_learner(*, user: User, course: Course) -> QuerySet[Memory]:
     return Memory.objects.filter(learner=user, course=course)
 
 
 def memories_for_context(
-    *, learner, course: Course, exclude_conversation_id: int | None = None
+    *, learner: User, course: Course, exclude_conversation_id: int | None = None
 ) -> list[str]:
     """The newest summaries of earlier sessions, newest first."""
     rows = memories_of_learner(user=learner, course=course)

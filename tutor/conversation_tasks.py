@@ -23,9 +23,10 @@ _REPLY_LIMIT = int(conversations.reply_max_seconds()) + 30
 )
 def reply_write(message_id: int) -> str | None:
     """Write the reply ``message_id`` if it is still waiting; a redelivery does nothing."""
-    if not conversations.reply_claim(message_id=message_id):
+    claim = conversations.reply_claim(message_id=message_id)
+    if claim is None:
         return None
-    return replies.reply_write(message_id=message_id)
+    return replies.reply_write(claim=claim)
 
 
 @shared_task(name="tutor.conversation_tasks.memory_write", acks_late=True)

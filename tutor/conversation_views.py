@@ -29,11 +29,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
+from config.markdown import reply_html
 from learners.consent import ai_access
+from learners.http import UserRequest
 from learners.models import Course
 from learners.selectors import course_for_member
 from tutor import conversations, images, streams
-from tutor.conversation_markdown import reply_html
 from tutor.conversation_selectors import (
     conversation_for_learner,
     conversation_latest,
@@ -67,12 +68,12 @@ def _prepare(message: Message) -> Message:
     return message
 
 
-def _sidebar(request: HttpRequest, course: Course) -> list[Conversation]:
+def _sidebar(request: UserRequest, course: Course) -> list[Conversation]:
     return list(conversations_of_learner(user=request.user, course=course)[:SIDEBAR_CONVERSATIONS])
 
 
 def _page(
-    request: HttpRequest,
+    request: UserRequest,
     course: Course,
     conversation: Conversation | None,
     *,
@@ -101,7 +102,7 @@ def _page(
 
 @require_GET
 @login_required
-def tutor_page(request: HttpRequest, course_id: int) -> HttpResponse:
+def tutor_page(request: UserRequest, course_id: int) -> HttpResponse:
     """The tutor of a course: the learner's latest conversation, or an empty one to start."""
     course = course_for_member(user=request.user, course_id=course_id)
     return _page(request, course, conversation_latest(user=request.user, course=course))
@@ -109,7 +110,7 @@ def tutor_page(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def conversation_detail(request: HttpRequest, course_id: int, conversation_id: int) -> HttpResponse:
+def conversation_detail(request: UserRequest, course_id: int, conversation_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     conversation = conversation_for_learner(
         user=request.user, course=course, conversation_id=conversation_id
@@ -119,7 +120,7 @@ def conversation_detail(request: HttpRequest, course_id: int, conversation_id: i
 
 @require_POST
 @login_required
-def conversation_new(request: HttpRequest, course_id: int) -> HttpResponse:
+def conversation_new(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     conversation = conversations.conversation_start(course=course, learner=request.user)
     return redirect("conversations:detail", course_id=course.pk, conversation_id=conversation.pk)
@@ -127,7 +128,7 @@ def conversation_new(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def message_create(request: HttpRequest, course_id: int) -> HttpResponse:
+def message_create(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     text = request.POST.get("text", "")
     image = request.FILES.get("image")
@@ -194,11 +195,11 @@ def message_create(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def image_text_view(request: HttpRequest, course_id: int) -> HttpResponse:
+def image_text_view(request: UserRequest, course_id: int) -> HttpResponse:
     """What the tutor will read from a photo the student is about to send: OCR's text in an
     editable field of the composer, so the student can correct it before it is used (or a
     note that the model looks at the image itself). Nothing is stored."""
-    from tutor.llm import llm_supports_images
+    from ai.llm import llm_supports_images
 
     course = course_for_member(user=request.user, course_id=course_id)
     image = request.FILES.get("image")
@@ -220,7 +221,7 @@ def image_text_view(request: HttpRequest, course_id: int) -> HttpResponse:
     return render(request, PAGE + "#image-text", context)
 
 
-def _reply_or_404(request: HttpRequest, course_id: int, message_id: int) -> tuple[Course, Message]:
+def _reply_or_404(request: UserRequest, course_id: int, message_id: int) -> tuple[Course, Message]:
     course = course_for_member(user=request.user, course_id=course_id)
     return course, reply_for_learner(user=request.user, course=course, message_id=message_id)
 
@@ -239,7 +240,7 @@ def _back_to(reply: Message) -> HttpResponse:
 
 
 def _message_partial(
-    request: HttpRequest, course: Course, reply: Message, *, just_finished: bool = False
+    request: UserRequest, course: Course, reply: Message, *, just_finished: bool = False
 ) -> HttpResponse:
     return render(
         request,
@@ -250,7 +251,7 @@ def _message_partial(
 
 @require_GET
 @login_required
-def reply_detail(request: HttpRequest, course_id: int, message_id: int) -> HttpResponse:
+def reply_detail(request: UserRequest, course_id: int, message_id: int) -> HttpResponse:
     """One reply as the message partial (the page swaps it in when its stream ends)."""
     course, reply = _reply_or_404(request, course_id, message_id)
     if not request.htmx:
@@ -261,7 +262,7 @@ def reply_detail(request: HttpRequest, course_id: int, message_id: int) -> HttpR
 
 @require_POST
 @login_required
-def reply_stop_view(request: HttpRequest, course_id: int, message_id: int) -> HttpResponse:
+def reply_stop_view(request: UserRequest, course_id: int, message_id: int) -> HttpResponse:
     _course, reply = _reply_or_404(request, course_id, message_id)
     conversations.reply_stop(reply=reply, learner=request.user)
     if request.htmx:
@@ -271,7 +272,7 @@ def reply_stop_view(request: HttpRequest, course_id: int, message_id: int) -> Ht
 
 @require_POST
 @login_required
-def reply_retry_view(request: HttpRequest, course_id: int, message_id: int) -> HttpResponse:
+def reply_retry_view(request: UserRequest, course_id: int, message_id: int) -> HttpResponse:
     course, reply = _reply_or_404(request, course_id, message_id)
     try:
         reply = conversations.reply_retry(reply=reply, learner=request.user)
@@ -284,7 +285,7 @@ def reply_retry_view(request: HttpRequest, course_id: int, message_id: int) -> H
 
 @require_POST
 @login_required
-def feedback_create(request: HttpRequest, course_id: int, message_id: int) -> HttpResponse:
+def feedback_create(request: UserRequest, course_id: int, message_id: int) -> HttpResponse:
     course, reply = _reply_or_404(request, course_id, message_id)
     rating = {"up": 1, "down": -1}.get(request.POST.get("rating", ""))
     error = ""
@@ -376,7 +377,9 @@ async def _relay(message_id: int, after: str) -> AsyncIterator[str]:
 
 
 @require_GET
-async def reply_stream(request: HttpRequest, course_id: int, message_id: int) -> HttpResponse:
+async def reply_stream(
+    request: HttpRequest, course_id: int, message_id: int
+) -> HttpResponse | StreamingHttpResponse:
     """Server-sent events of a reply being written: ``token`` events with text, then one
     ``end`` event with the final status. Resumes after ``Last-Event-ID`` (sent by the
     browser when it reconnects) or ``?after=`` (the page's snapshot), else from the start."""
@@ -409,7 +412,7 @@ async def _finished_events(status: str) -> AsyncIterator[str]:
 
 @require_POST
 @login_required
-def check_answer_view(request: HttpRequest, course_id: int, message_id: int) -> HttpResponse:
+def check_answer_view(request: UserRequest, course_id: int, message_id: int) -> HttpResponse:
     """The learner's answer to the check question under a reply: checked, recorded as
     evidence of mastery, and the question's part of the reply shown with the outcome."""
     course, reply = _reply_or_404(request, course_id, message_id)
@@ -433,7 +436,7 @@ def check_answer_view(request: HttpRequest, course_id: int, message_id: int) -> 
 
 @require_GET
 @login_required
-def memories_page(request: HttpRequest, course_id: int) -> HttpResponse:
+def memories_page(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     return render(
         request,
@@ -444,7 +447,7 @@ def memories_page(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def memory_delete_view(request: HttpRequest, course_id: int, memory_id: int) -> HttpResponse:
+def memory_delete_view(request: UserRequest, course_id: int, memory_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     memory = get_object_or_404(memories_of_learner(user=request.user, course=course), pk=memory_id)
     conversations.memory_delete(memory=memory, learner=request.user)
@@ -454,7 +457,7 @@ def memory_delete_view(request: HttpRequest, course_id: int, memory_id: int) -> 
 
 @require_POST
 @login_required
-def memories_delete_all_view(request: HttpRequest, course_id: int) -> HttpResponse:
+def memories_delete_all_view(request: UserRequest, course_id: int) -> HttpResponse:
     course = course_for_member(user=request.user, course_id=course_id)
     conversations.memories_delete_all(course=course, learner=request.user)
     flash.success(request, _("The tutor has forgotten all your sessions in this course."))

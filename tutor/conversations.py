@@ -8,9 +8,9 @@ message that a task on the ``llm`` queue claims after the transaction commits (s
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -24,10 +24,15 @@ from django.utils.translation import gettext_noop
 
 from ai.budget import ai_budget_check
 from config.celery import enqueue_on_commit
-from config.leases import lapsed, lease_until, queued_until
+from config.jobs import Claim
+from config.leases import queued_until
 from learners.models import Course
 from tutor import images, streams
 from tutor.models import Conversation, Feedback, Memory, Message
+
+if TYPE_CHECKING:
+    from learners.models import User
+
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +53,8 @@ def reply_queue_max_seconds() -> float:
     return float(getattr(settings, "TUTOR_REPLY_QUEUE_SECONDS", 900))
 
 
-STALE_MESSAGE = gettext_noop("The tutor stopped answering this message; try again.")
+# What a reply whose worker is gone says (config.jobs: the job's LOST_ERROR).
+STALE_MESSAGE = Message.LOST_ERROR
 
 
 BUSY_MESSAGE = gettext_noop("The tutor is still answering; wait for the reply or stop it first.")
@@ -71,23 +77,18 @@ def _stream_reset(message_id: int) -> None:
         logger.warning("Could not reset the stream of reply %s: %r", message_id, error)
 
 
-def reply_claim(*, message_id: int) -> bool:
-    """Take a waiting reply for this worker; False when it is not waiting (written,
-    stopped, or taken by another worker), so a redelivered task does nothing."""
-    now = timezone.now()
-    return bool(
-        Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
-            status=Message.Status.STREAMING, started=now, lease_until=lease_until(now=now)
-        )
-    )
+def reply_claim(*, message_id: int) -> Claim | None:
+    """Take a waiting reply for this worker (``config.jobs``); None when it is not waiting
+    (written, stopped, or taken by another worker), so a redelivered task does nothing."""
+    return Message.objects.claim(message_id)
 
 
-def _check_owner(conversation: Conversation, learner) -> None:
+def _check_owner(conversation: Conversation, learner: User) -> None:
     if conversation.learner_id != learner.pk:
         raise PermissionDenied("This conversation belongs to someone else.")
 
 
-def conversation_start(*, course: Course, learner) -> Conversation:
+def conversation_start(*, course: Course, learner: User) -> Conversation:
     """A new, empty conversation; the learner's previous one gets its memory written."""
     previous = Conversation.objects.filter(course=course, learner=learner).first()
     conversation = Conversation.objects.create(course=course, learner=learner)
@@ -96,7 +97,7 @@ def conversation_start(*, course: Course, learner) -> Conversation:
     return conversation
 
 
-def tutor_access_check(*, learner, course: Course) -> None:
+def tutor_access_check(*, learner: User, course: Course) -> None:
     """ValidationError when the learner may not use the tutor now: consent to AI
     processing missing, or a guardian's needed (code ``consent``); today's AI token
     budget used up (code ``ai_budget``)."""
@@ -129,7 +130,7 @@ def message_validate(*, text: str, image: UploadedFile | None = None) -> str:
 def message_post(
     *,
     conversation: Conversation,
-    learner,
+    learner: User,
     text: str,
     image: UploadedFile | None = None,
     image_text: str | None = None,
@@ -143,7 +144,7 @@ def message_post(
     Raises ValidationError for an empty or too long message, a refused image, or while the
     previous reply is still being written.
     """
-    from tutor.llm import llm_supports_images
+    from ai.llm import llm_supports_images
 
     _check_owner(conversation, learner)
     tutor_access_check(learner=learner, course=conversation.course)
@@ -152,7 +153,7 @@ def message_post(
     if checked is None or text:
         text = message_validate(text=text)
     image_ocr = checked is not None and not llm_supports_images()
-    if not image_ocr:
+    if not image_ocr or checked is None:
         image_text = ""
     elif image_text is None:
         image_text = images.image_text_read(data=checked.data)
@@ -203,7 +204,7 @@ def message_post(
     return question, reply
 
 
-def reply_stop(*, reply: Message, learner) -> None:
+def reply_stop(*, reply: Message, learner: User) -> None:
     """Ask for a reply to stop. A reply still waiting stops at once; one being written
     stops at the worker's next check, keeping what it wrote."""
     _check_owner(reply.conversation, learner)
@@ -221,7 +222,7 @@ def reply_stop(*, reply: Message, learner) -> None:
         logger.warning("Could not signal the stop of reply %s: %r", reply.pk, error)
 
 
-def reply_retry(*, reply: Message, learner) -> Message:
+def reply_retry(*, reply: Message, learner: User) -> Message:
     """Write a failed (or stopped) reply again, from the start."""
     _check_owner(reply.conversation, learner)
     tutor_access_check(learner=learner, course=reply.conversation.course)
@@ -238,7 +239,8 @@ def reply_retry(*, reply: Message, learner) -> Message:
                 text="",
                 error="",
                 citations=[],
-                started=None,
+                claimed_at=None,
+                attempts=0,
                 finished=None,
                 ttft_seconds=None,
                 prompt_tokens=None,
@@ -260,62 +262,32 @@ def reply_retry(*, reply: Message, learner) -> Message:
     return reply
 
 
-def _stale(now) -> Q:
-    """Replies whose worker is gone: being written with a lapsed lease (the worker died)
-    or past the time limit with a minute's grace, or waiting for a worker for longer than
-    ``reply_queue_max_seconds()``."""
+def _overdue(now) -> Q:
+    """Replies whose worker is gone although the lease does not say so: being written past
+    the time limit with a minute's grace, or waiting for a worker for longer than
+    ``reply_queue_max_seconds()``. (A reply being written whose lease lapsed is gone too:
+    replies are never taken over.)"""
     return (
         Q(status=Message.Status.STREAMING)
-        & (lapsed(now=now) | Q(started__lt=now - timedelta(seconds=reply_max_seconds() + 60)))
+        & (
+            Q(lease_until__lt=now)
+            | Q(claimed_at__lt=now - timedelta(seconds=reply_max_seconds() + 60))
+        )
     ) | Q(
         status=Message.Status.PENDING,
         created__lt=now - timedelta(seconds=reply_queue_max_seconds()),
     )
 
 
-def _replies_expire(messages) -> int:
-    now = timezone.now()
-    expired = 0
-    for pk, status in messages.filter(_stale(now)).values_list("pk", "status"):
-        try:
-            text = streams.reply_stream_text(message_id=pk)
-        except streams.UNAVAILABLE:
-            text = ""
-        # Conditional on the status read above: a worker that finished it meanwhile wins.
-        if Message.objects.filter(_stale(now), pk=pk, status=status).update(
-            status=Message.Status.FAILED,
-            error=STALE_MESSAGE,
-            text=text,
-            finished=now,
-            lease_until=None,
-        ):
-            logger.warning("Reply %s was %s with no live worker; marked failed.", pk, status)
-            expired += 1
-            # Without Redis a reader falls back to the stored status.
-            with contextlib.suppress(*streams.UNAVAILABLE):
-                streams.reply_stream_end(message_id=pk, status=Message.Status.FAILED)
-    return expired
-
-
 def replies_recover() -> tuple[int, int]:
-    """The recovery sweep's part for replies: fail those whose worker is gone, and send
-    again the task of those still waiting after their lease (the broker may have been
-    down when it was sent). Returns (failed, sent again)."""
-    expired = _replies_expire(Message.objects.all())
+    """The recovery sweep's part for replies: fail those whose worker is gone (keeping
+    what they streamed), and send again the task of those still waiting after their
+    lease (the broker may have been down when it was sent). Returns (failed, sent again)."""
     now = timezone.now()
-    resent = 0
-    waiting = Message.objects.filter(lapsed(now=now), status=Message.Status.PENDING)
-    for pk in waiting.values_list("pk", flat=True):
-        with transaction.atomic():
-            if Message.objects.filter(lapsed(now=now), pk=pk, status=Message.Status.PENDING).update(
-                lease_until=queued_until(now=now)
-            ):
-                _enqueue_reply(pk)
-                resent += 1
-    return expired, resent
+    return tuple(Message.objects.recover(send=_enqueue_reply, now=now, also=_overdue(now)))
 
 
-def feedback_record(*, reply: Message, learner, rating: int, comment: str = "") -> Feedback:
+def feedback_record(*, reply: Message, learner: User, rating: int, comment: str = "") -> Feedback:
     """The learner's rating (+1/-1) of one finished tutor reply; rating again replaces it."""
     _check_owner(reply.conversation, learner)
     if reply.role != Message.Role.ASSISTANT or reply.status not in (
@@ -339,24 +311,25 @@ def feedback_record(*, reply: Message, learner, rating: int, comment: str = "") 
     return feedback
 
 
-def reply_check_answer(*, reply: Message, learner, answer: str):
+def reply_check_answer(*, reply: Message, learner: User, answer: str):
     """Check the learner's answer to the question asked under a reply and record it as
-    evidence for their learner model (``learners.practice.practice_answer``); once per
+    evidence for their learner model (``learning.practice.practice_answer``); once per
     reply. Returns the practice result; ValidationError for an empty or over-long answer,
     a reply without a question, or one already answered."""
-    from learners.models import MasteryEvidence
-    from learners.practice import practice_answer
+    from learning.models import MasteryEvidence
+    from learning.practice import practice_answer
 
     _check_owner(reply.conversation, learner)
     with transaction.atomic():
         locked = Message.objects.select_for_update().get(pk=reply.pk)
-        if locked.check_question_id is None:
+        question = locked.check_question
+        if question is None:
             raise ValidationError(_("This reply has no question to answer."), code="no_question")
         if locked.check_attempt_id is not None:
             raise ValidationError(_("You have answered this question already."), code="answered")
         result = practice_answer(
             learner=learner,
-            question=locked.check_question,
+            question=question,
             answer=answer,
             source=MasteryEvidence.Source.TUTOR,
         )
@@ -374,7 +347,7 @@ def _enqueue_memory(conversation_id: int) -> None:
     enqueue_on_commit(memory_write, conversation_id)
 
 
-def conversation_end(*, conversation: Conversation, learner) -> None:
+def conversation_end(*, conversation: Conversation, learner: User) -> None:
     """The learner is done with a conversation: queue the writing of its memory."""
     _check_owner(conversation, learner)
     if conversation.summarized_at is None and conversation.messages.exists():
@@ -411,12 +384,12 @@ def memory_write(*, conversation_id: int) -> Memory | None:
     )
 
 
-def memory_delete(*, memory: Memory, learner) -> None:
+def memory_delete(*, memory: Memory, learner: User) -> None:
     if memory.learner_id != learner.pk:
         raise PermissionDenied("This memory belongs to someone else.")
     memory.delete()
 
 
-def memories_delete_all(*, course: Course, learner) -> int:
+def memories_delete_all(*, course: Course, learner: User) -> int:
     deleted, _per_model = Memory.objects.filter(course=course, learner=learner).delete()
     return deleted

@@ -13,8 +13,8 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 from django.utils import timezone, translation
@@ -23,9 +23,21 @@ from django.utils.translation import gettext_noop
 
 from ai.budget import ai_budget_reached
 from ai.ledger import LLMCallFor, Purpose
+from ai.llm import (
+    LLMContextExceeded,
+    LLMError,
+    chat_stream,
+    llm_error_observed,
+    llm_is_configured,
+    llm_supports_images,
+    server_tokens_counter,
+    user_message_with_image,
+)
+from config.jobs import Claim
 from config.leases import Lease
+from material.concept_tags import passage_concept_ids
+from material.retrieval import chunks_search
 from tutor import streams
-from tutor.concept_tags import passage_concept_ids
 from tutor.context import (
     TUTOR_PROMPT,
     LearnerProfile,
@@ -42,19 +54,12 @@ from tutor.conversation_selectors import (
     reply_question,
 )
 from tutor.conversations import reply_max_seconds
-from tutor.llm import (
-    LLMContextExceeded,
-    LLMError,
-    chat_stream,
-    llm_error_observed,
-    llm_is_configured,
-    llm_supports_images,
-    server_tokens_counter,
-    user_message_with_image,
-)
 from tutor.models import Conversation, Message
 from tutor.reply_clean import reply_citations, reply_language, reply_text_clean
-from tutor.retrieval import chunks_search
+
+if TYPE_CHECKING:
+    from learners.models import Course, User
+
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +75,9 @@ TOO_SLOW_MESSAGE = gettext_noop("The reply took too long and was cut short; try 
 # --- passages --------------------------------------------------------------------------
 
 
-def passages_search(*, course, user, query: str, k: int = PASSAGES_K) -> list[Passage]:
+def passages_search(
+    *, course: Course, user: User, query: str, k: int = PASSAGES_K
+) -> list[Passage]:
     """The course passages that best match ``query``, numbered from 1, in rank order; each
     cites its chunk's place in the material (``chunks_search`` gives the link to it)."""
     return [
@@ -95,21 +102,14 @@ def passages_search(*, course, user, query: str, k: int = PASSAGES_K) -> list[Pa
 WEAK_CONCEPTS = 3
 
 
-def learner_profile(*, learner, course) -> LearnerProfile:
+def learner_profile(*, learner: User, course: Course) -> LearnerProfile:
     """What the tutor is told about the learner: language, level, goals, interests and the
     concepts they find hardest; never who they are."""
     from learners.profiles import profile_for
-    from learners.progress import progress_concepts
+    from learning.progress import weakest_concepts
 
     profile = profile_for(user=learner)
-    weakest = sorted(
-        (
-            p
-            for p in progress_concepts(learner=learner, course=course)
-            if p.estimate.band == "needs-work"
-        ),
-        key=lambda p: p.estimate.probability,
-    )
+    weakest = weakest_concepts(learner=learner, course=course, limit=WEAK_CONCEPTS)
     goals = profile.goals
     if profile.interests:
         goals = f"{goals}\nInterests: {profile.interests}".strip()
@@ -117,7 +117,7 @@ def learner_profile(*, learner, course) -> LearnerProfile:
         language=learner.preferred_language,
         level=profile.get_level_display() if profile.onboarded_at else "",
         goals=goals,
-        weak_concepts=tuple(p.concept.name for p in weakest[:WEAK_CONCEPTS]),
+        weak_concepts=tuple(p.concept.name for p in weakest),
     )
 
 
@@ -190,11 +190,11 @@ def message_prompt_text(message: Message) -> str:
     return "\n\n".join(parts)
 
 
-def reply_write(*, message_id: int) -> str:
+def reply_write(*, claim: Claim) -> str:
     """Write a claimed reply (status ``streaming``) and return its final status; its lease
     is renewed meanwhile, so only a dead worker's reply is taken for abandoned."""
-    with Lease(Message.objects.filter(pk=message_id, status=Message.Status.STREAMING)) as lease:
-        return _write(message_id=message_id, lease=lease)
+    with claim.lease() as lease:
+        return _write(message_id=claim.pk, lease=lease)
 
 
 def _write(*, message_id: int, lease: Lease) -> str:
@@ -264,7 +264,7 @@ def _write_online(
         llm_error_observed(error, prompt_version=prompt_load(TUTOR_PROMPT).version)
         logger.info("Reply %s refused: %s", reply.pk, error.detail)
         return _finish(reply, status=Message.Status.FAILED, error=str(error)[:300])
-    messages = context.messages
+    messages: Sequence[Mapping[str, Any]] = context.messages
     if question.image and not question.image_ocr and llm_supports_images():
         with question.image.open("rb") as file:
             image = file.read()
@@ -341,7 +341,7 @@ def _write_online(
 def _check_question(conversation: Conversation, passages: Sequence[Passage]):
     """The teacher-approved question asked under a finished reply, on a concept its
     passages teach (None when they are untagged or have no questions)."""
-    from learners.practice import check_question_for
+    from learning.practice import check_question_for
 
     concept_ids = passage_concept_ids(chunk_ids=[p.chunk_id for p in passages])
     return check_question_for(learner=conversation.learner, concept_ids=concept_ids)
@@ -495,7 +495,7 @@ def conversation_summarize(*, conversation: Conversation) -> Summary | None:
     When the model cannot write it (unreachable, refusing, unusable answers) the memory
     is the offline one, and the failure a log line: a session's end never fails.
     """
-    from tutor.llm import llm_context_tokens
+    from ai.llm import llm_context_tokens
 
     turns = [
         m
@@ -552,9 +552,10 @@ def conversation_summarize(*, conversation: Conversation) -> Summary | None:
     text = reply_text_clean(written.strip())[:MEMORY_SUMMARY_CHARS].strip()
     if not text:
         return _memory_offline(questions)
+    usage = stream.usage  # set once the stream is read to its end
     return Summary(
         text=text,
-        model=stream.usage.model,
+        model=usage.model if usage else "",
         prompt_version=prompt.version,
-        usage=stream.usage.as_dict(),
+        usage=usage.as_dict() if usage else {},
     )

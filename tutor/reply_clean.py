@@ -49,7 +49,7 @@ def reply_citations(text: str, passages: Sequence[Passage]) -> list[dict]:
 def reply_language(text: str, *, expected: str) -> dict:
     """What the reply's language is against the learner's: ``{"expected", "detected",
     "matches"}`` (``matches`` None when the reply is too short to tell)."""
-    from learners.practice import text_language
+    from learning.practice import text_language
 
     detected = text_language(text)
     expected = (expected or "").split("-")[0]

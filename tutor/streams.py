@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as redis_async
@@ -72,6 +72,11 @@ class StreamEvent:
     status: str = ""
 
 
+# A stream's entries as our clients read them: redis-py types each reply as bytes or str
+# (or an awaitable), but both clients decode (decode_responses=True).
+_Entries = list[tuple[str, dict[str, str]]]
+
+
 def _event(entry_id: str, fields: dict[str, Any]) -> StreamEvent:
     return StreamEvent(
         id=entry_id,
@@ -109,7 +114,7 @@ def reply_stream_reset(*, message_id: int) -> None:
 
 def reply_stream_text(*, message_id: int) -> str:
     """The text streamed so far (to keep what a reply wrote when its worker vanished)."""
-    entries = _redis().xrange(_stream_key(message_id))
+    entries = cast(_Entries, _redis().xrange(_stream_key(message_id)))
     return "".join(
         fields.get("text", "") for _, fields in entries if fields.get("kind") == KIND_TEXT
     )
@@ -118,8 +123,9 @@ def reply_stream_text(*, message_id: int) -> str:
 def reply_stream_snapshot(*, message_id: int) -> tuple[str, str]:
     """The text streamed so far and the id of the last entry read (START when none), so a
     page can show the text at once and read on from there."""
-    text, last = [], START
-    for entry_id, fields in _redis().xrange(_stream_key(message_id)):
+    text: list[str] = []
+    last = START
+    for entry_id, fields in cast(_Entries, _redis().xrange(_stream_key(message_id))):
         if fields.get("kind") != KIND_TEXT:
             break  # an ended stream: the page shows the stored reply instead
         text.append(fields.get("text", ""))
@@ -155,7 +161,10 @@ async def reply_stream_events(
     key = _stream_key(message_id)
     try:
         while True:
-            result = await client.xread({key: after}, count=500, block=block_ms)
+            result = cast(
+                list[tuple[str, _Entries]],
+                await client.xread({key: after}, count=500, block=block_ms),
+            )
             if not result:
                 yield None
                 continue

@@ -13,13 +13,13 @@ from django.urls import reverse
 
 from ai.budget import ai_tokens_used_today
 from ai.ledger import LLMCallFor, Outcome, Purpose, llm_call_record
+from ai.llm import LLMBadResponse, chat_stream
+from ai.llm_capabilities import prompt_tokens_count
 from ai.models import LLMCall
 from ai.tokens import messages_tokens_estimate, tokens_estimate
 from ai.usage import course_llm_usage
 from tests.grading.workflow_factories import grade_reply
-from tests.learners.learning_fixtures import PHOTOSYNTHESIS
-from tutor.llm import LLMBadResponse, chat_stream
-from tutor.llm_capabilities import prompt_tokens_count
+from tests.learning.learning_fixtures import PHOTOSYNTHESIS
 
 MESSAGES = [
     {"role": "system", "content": "You are a patient tutor."},
@@ -156,7 +156,7 @@ def test_a_broken_stream_is_a_permanent_error_with_its_kind(student, course, llm
 def test_a_practice_generation_is_one_call_however_many_questions_it_wrote(
     teacher, course, make_concept, llm_server, settings
 ):
-    from learners.practice import questions_generate
+    from learning.practice import questions_generate
 
     settings.LLM_JOULES_PER_TOKEN = 0.5
     question = {"kind": "short_answer", "answers": ["light"], "explanation": "Light."}
@@ -186,7 +186,7 @@ def test_a_practice_generation_is_one_call_however_many_questions_it_wrote(
 def test_calls_that_never_reached_the_model_cost_nothing_on_the_usage_page(
     student, course, llm_server, settings
 ):
-    from tutor.llm import LLMUnavailable
+    from ai.llm import LLMUnavailable
 
     settings.LLM_MAX_RETRIES = 0
     llm_server.fail_next(status=503)
@@ -216,7 +216,7 @@ def _record(user, course, *, prompt: int) -> LLMCall:
 
 @pytest.mark.django_db
 def test_the_export_includes_the_persons_calls(student, other_student, course, other_course):
-    from learners.privacy import privacy_export
+    from privacy.personal_data import privacy_export
 
     _record(student, course, prompt=123)
     _record(other_student, other_course, prompt=999)
@@ -232,7 +232,7 @@ def test_the_export_includes_the_persons_calls(student, other_student, course, o
 def test_erasure_removes_the_persons_calls_and_no_one_elses(
     student, other_student, course, other_course
 ):
-    from learners.privacy import privacy_erase
+    from privacy.personal_data import privacy_erase
 
     _record(student, course, prompt=100)
     kept = _record(other_student, other_course, prompt=200)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from grading import injection, services
+from grading import injection, rubrics
 from grading.models import Submission
 from tests.grading.workflow_factories import ESSAY, RUBRIC
 
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def assignment(course):
-    return services.assignment_create(course=course, title="Why it matters", rubric=RUBRIC)
+    return rubrics.assignment_create(course=course, title="Why it matters", rubric=RUBRIC)
 
 
 def test_a_draft_survives_leaving_the_page_and_an_expired_session(

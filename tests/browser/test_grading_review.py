@@ -10,7 +10,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from grading import services
+from grading import rubrics, submissions
 from grading.models import Proposal, Review
 from tests.grading.workflow_factories import ESSAY, RUBRIC, grade_reply
 
@@ -29,7 +29,7 @@ def _wait_graded(submission_filter, count: int = 1) -> None:
 
 @pytest.fixture
 def assignment(course):
-    return services.assignment_create(course=course, title="Why it matters", rubric=RUBRIC)
+    return rubrics.assignment_create(course=course, title="Why it matters", rubric=RUBRIC)
 
 
 def _logout(page):
@@ -58,7 +58,7 @@ def test_teacher_reviews_overrides_bulk_approves_and_releases_and_student_asks_f
     llm_server.script(json_reply=grade_reply(assignment, confidence=0.95))
     classmate = make_user("classmate", display_name="Cleo Classmate")
     enrol(classmate, course, "student")
-    services.submission_submit(assignment=assignment, learner=classmate, text=ESSAY)
+    submissions.submission_submit(assignment=assignment, learner=classmate, text=ESSAY)
     assignment_url = f"{live_server.url}/courses/{course.pk}/assignments/{assignment.pk}/"
 
     # The student writes the essay and sees its word count as they type.

@@ -5,9 +5,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from learners.evidence import mastery_evidence_record
-from learners.models import Concept, PracticeQuestion, ReviewCard
-from tests.learners.learning_fixtures import learning_settings  # noqa: F401
+from learners.models import Concept
+from learning.evidence import mastery_evidence_record
+from learning.models import PracticeQuestion, ReviewCard
+from tests.learning.learning_fixtures import learning_settings  # noqa: F401
 
 CHART_DRAWN_MS = 30_000  # a deferred 200 kB script, parsed by a busy CPU
 

@@ -10,9 +10,9 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from playwright.sync_api import expect
 
-from tests.tutor.material_files import MARKDOWN, media_root  # noqa: F401
-from tutor.models import Material
-from tutor.services import material_ingest, material_upload
+from material.models import Material
+from material.services import material_ingest, material_upload
+from tests.material.material_files import MARKDOWN, media_root  # noqa: F401
 
 pytestmark = [
     pytest.mark.browser,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tutor.material_files import MARKDOWN, VOLCANO
+from tests.material.material_files import MARKDOWN, VOLCANO
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(tra
 def test_the_material_list_updates_live_from_queued_to_ready_or_failed(
     page, login, live_server, teacher, course, celery_worker
 ):
-    from tutor.models import Chunk, Material
+    from material.models import Chunk, Material
 
     login(teacher)
     page.goto(f"{live_server.url}/courses/{course.pk}/materials/")

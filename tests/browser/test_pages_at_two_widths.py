@@ -13,14 +13,15 @@ import pytest
 from django.core.files.base import ContentFile
 from playwright.sync_api import expect
 
-from learners.evidence import mastery_evidence_record
-from learners.models import Concept, PracticeQuestion
-from learners.practice import questions_generate
+from learners.models import Concept
+from learning.evidence import mastery_evidence_record
+from learning.models import PracticeQuestion
+from learning.practice import questions_generate
 from tests.browser.test_review_by_keyboard import queue_of_essays  # noqa: F401
 from tests.browser_helpers import console_errors, login_through_form
-from tests.learners.learning_fixtures import PHOTOSYNTHESIS
+from tests.learning.learning_fixtures import PHOTOSYNTHESIS
+from tests.material.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
 from tests.tutor.asgi import asgi_server, asgi_server_session  # noqa: F401
-from tests.tutor.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
 
 pytestmark = [
     pytest.mark.browser,
@@ -179,9 +180,9 @@ def test_the_review_queue_fits_the_screen(
 def test_the_material_list_shows_steps_and_offers_only_what_helps(
     page, login, live_server, teacher, course, width
 ):
-    from tests.tutor.material_files import pdf_bytes
-    from tutor.models import Material
-    from tutor.services import material_ingest, material_upload
+    from material.models import Material
+    from material.services import material_ingest, material_upload
+    from tests.material.material_files import pdf_bytes
 
     ready = material_upload(course=course, file=ContentFile(MARKDOWN.encode(), name="cells.md"))
     material_ingest(material_id=ready.pk)
@@ -270,9 +271,9 @@ def test_no_page_trips_the_csp_or_spills_sideways(
     """Every HTML page a student or a teacher opens, each loaded in a real browser with
     the strict CSP: not one console error (an inline style or script would be one), and
     none wider than the screen."""
-    from grading import services as grading
+    from grading import submissions
+    from material.services import material_ingest, material_upload
     from tutor.models import Conversation, Message
-    from tutor.services import material_ingest, material_upload
 
     settings.LLM_BASE_URL = ""
     material = material_upload(course=course, file=ContentFile(MARKDOWN.encode(), name="c.md"))
@@ -280,7 +281,7 @@ def test_no_page_trips_the_csp_or_spills_sideways(
     questions_generate(concept=concepts[0], texts=[PHOTOSYNTHESIS])
     PracticeQuestion.objects.update(status=PracticeQuestion.Status.APPROVED)
     questions_generate(concept=concepts[1], texts=[PHOTOSYNTHESIS])
-    grading.submission_submit(assignment=queue_of_essays, learner=student, text=MARKDOWN)
+    submissions.submission_submit(assignment=queue_of_essays, learner=student, text=MARKDOWN)
     chat = Conversation.objects.create(course=course, learner=student, title="Tables")
     Message.objects.create(conversation=chat, role="user", text="A table, please")
     Message.objects.create(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from grading import services
+from grading import reviews, rubrics, submissions
 from grading.models import CriterionScore, Proposal, Review
 from tests.browser_helpers import console_errors
 from tests.grading.workflow_factories import ESSAY, RUBRIC
@@ -27,7 +27,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 def queue_of_essays(course, make_user, enrol):
     """An assignment with ``ESSAYS`` essays, each with a finished proposal of the
     language model and one of the learned scorer."""
-    assignment = services.assignment_create(course=course, title="Energy essay", rubric=RUBRIC)
+    assignment = rubrics.assignment_create(course=course, title="Energy essay", rubric=RUBRIC)
     argument, conventions = assignment.criteria.all()
     version = Proposal.objects.model._meta.get_field("rubric_version")
     from grading.models import rubric_version_of
@@ -37,7 +37,7 @@ def queue_of_essays(course, make_user, enrol):
     for index in range(ESSAYS):
         learner = make_user(f"learner{index:02d}", display_name=f"Learner {index:02d}")
         enrol(learner, course, "student")
-        submission = services.submission_submit(
+        submission = submissions.submission_submit(
             assignment=assignment, learner=learner, text=f"{ESSAY}\n\nEssay number {index}."
         )
         for source, scores in ((Proposal.Source.LLM, (3, 1.5)), (Proposal.Source.SCORER, (2, 1.5))):
@@ -63,7 +63,7 @@ def queue_of_essays(course, make_user, enrol):
                     },
                 },
             )
-        services.review_refresh(submission=submission)
+        reviews.review_refresh(submission=submission)
     return assignment
 
 

@@ -12,8 +12,8 @@ from django.core.files.base import ContentFile
 from playwright.sync_api import expect
 
 from tests.browser_helpers import login_through_form
+from tests.material.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
 from tests.tutor.asgi import asgi_server, asgi_server_session  # noqa: F401
-from tests.tutor.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,7 +27,7 @@ REPLY_MS = 30_000
 
 @pytest.fixture
 def material(course):
-    from tutor.services import material_ingest, material_upload
+    from material.services import material_ingest, material_upload
 
     for name, text in (("cells.md", MARKDOWN), ("volcano.md", VOLCANO)):
         material = material_upload(course=course, file=ContentFile(text.encode(), name=name))

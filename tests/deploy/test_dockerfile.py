@@ -25,7 +25,7 @@ NEEDED_IN_IMAGE = [
     "config/asgi.py",
     "config/celery.py",
     "learners/models.py",
-    "tutor/llm.py",
+    "ai/llm.py",
     "grading/apps.py",
     "templates/base.html",
     "static/css/site.css",

@@ -90,8 +90,8 @@ def test_a_streamed_call_of_the_llm_client_shows_its_tokens_and_time_to_first_to
 ):
     """What production reports: the client's call, through the ledger, into /metrics."""
     from ai.ledger import LLMCallFor, Purpose
+    from ai.llm import chat_stream
     from ai.models import LLMCall
-    from tutor.llm import chat_stream
 
     settings.LLM_JOULES_PER_TOKEN = 0.5
     llm_server.script(reply="Light drives the reactions that make sugar.", ttft=0.3)
@@ -135,8 +135,8 @@ def test_a_failed_json_call_is_counted_by_outcome_without_made_up_tokens(
     settings, llm_server, student, course
 ):
     from ai.ledger import LLMCallFor, Purpose
+    from ai.llm import LLMUnavailable, chat_json
     from ai.models import LLMCall
-    from tutor.llm import LLMUnavailable, chat_json
 
     settings.LLM_MAX_RETRIES = 1
     settings.LLM_RETRY_BACKOFF_SECONDS = 0.01

@@ -154,7 +154,7 @@ def _docx_with_hidden_text() -> bytes:
 
 
 def test_hidden_docx_text_is_found_by_the_parser():
-    from tutor.parsing import document_parse
+    from material.parsing import document_parse
 
     document = document_parse(name="essay.docx", data=_docx_with_hidden_text())
     assert document.hidden == [

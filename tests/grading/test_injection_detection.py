@@ -8,7 +8,7 @@ import json
 import pytest
 from django.core.management import call_command
 
-from grading import injection, services, tasks
+from grading import injection, reviews, tasks
 from grading.manipulation import manipulation_scan
 from grading.models import Proposal, Review
 from tests.grading.workflow_factories import ESSAY, grade_reply
@@ -44,7 +44,7 @@ def test_the_paraphrase_the_pattern_list_missed_is_flagged_by_meaning(student, s
     assert review.flagged
     finding = next(f for f in review.flags if f["code"] == "instructions_meaning")
     assert "whoever marks this" in finding["excerpt"]
-    assert review.priority >= services.PRIORITY_FLAG
+    assert review.priority >= reviews.PRIORITY_FLAG
 
 
 @pytest.mark.parametrize(
@@ -109,17 +109,17 @@ def test_a_flagged_essay_is_neither_bulk_approved_nor_released_in_bulk(
         tasks.proposal_llm.apply(args=[Proposal.objects.get(submission=submission).pk])
 
     assert (
-        services.reviews_bulk_approve(assignment=assignment, min_confidence=0.5, actor=teacher) == 1
+        reviews.reviews_bulk_approve(assignment=assignment, min_confidence=0.5, actor=teacher) == 1
     )
     assert Review.objects.get(submission=injected).status == Review.Status.PENDING
 
     # Even confirmed by hand, it is left out of the bulk release.
     for criterion in assignment.criteria.all():
         entry = injected.proposals.get().for_criterion(criterion.pk)
-        services.criterion_score_set(
+        reviews.criterion_score_set(
             submission=injected, criterion=criterion, score=entry["score"], actor=teacher
         )
-    assert services.reviews_release_all(assignment=assignment, actor=teacher) == 1
+    assert reviews.reviews_release_all(assignment=assignment, actor=teacher) == 1
     assert Review.objects.get(submission=fair).status == Review.Status.RELEASED
     injected_review = Review.objects.get(submission=injected)
     assert injected_review.status == Review.Status.CONFIRMED
@@ -142,7 +142,7 @@ def test_the_language_models_own_flag_counts_when_its_quote_is_in_the_essay(
     assert [f["code"] for f in review.flags] == ["llm_flag"]
     assert review.flags[0]["passages"] == [sentence]
     assert (
-        services.reviews_bulk_approve(assignment=assignment, min_confidence=0.5, actor=teacher) == 0
+        reviews.reviews_bulk_approve(assignment=assignment, min_confidence=0.5, actor=teacher) == 0
     )
 
 

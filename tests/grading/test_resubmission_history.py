@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from grading import services, tasks
+from grading import reviews, tasks
 from grading.models import Proposal
 from tests.grading.workflow_factories import ESSAY, grade_reply
 
@@ -22,13 +22,13 @@ def released_then_resubmitted(llm_server, student, teacher, assignment, submit):
     first = submit(student)
     tasks.proposal_llm.apply(args=[Proposal.objects.get(submission=first).pk])
     for criterion in assignment.criteria.all():
-        services.criterion_score_set(
+        reviews.criterion_score_set(
             submission=first,
             criterion=criterion,
             score=first.proposals.get().for_criterion(criterion.pk)["score"],
             actor=teacher,
         )
-    services.review_release(review=first.review, actor=teacher)
+    reviews.review_release(review=first.review, actor=teacher)
     second = submit(student, SECOND)
     return first, second
 

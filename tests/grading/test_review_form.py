@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from grading import services, tasks
+from grading import reviews, tasks
 from grading.models import CriterionScore, Proposal, Review
 from learners.models import AuditEvent
 from tests.grading.workflow_factories import ESSAY, grade_reply
@@ -128,7 +128,7 @@ def test_a_save_from_a_stale_page_is_refused_and_nothing_is_overwritten(
     client.force_login(teacher)
     version, _html = _form(client, assignment, submission)
     argument = assignment.criteria.get(name="Argument")
-    services.criterion_score_set(
+    reviews.criterion_score_set(
         submission=submission, criterion=argument, score=2, reason="short", actor=colleague
     )
     response = client.post(

@@ -9,6 +9,7 @@ from scipy import sparse
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.metrics import cohen_kappa_score
 
+from ai.embedding import embed_texts
 from grading.scoring import (
     CHUNK_WORDS,
     FAIRNESS_DRIFT_LIMIT,
@@ -24,7 +25,6 @@ from grading.scoring import (
     scorer_fit,
     word_frequency_features,
 )
-from tutor.embedding import embed_texts
 
 HOLISTIC = Criterion("holistic", 0, 4, 1)
 HALF_STEPS = Criterion("conventions", 1.0, 5.0, 0.5)

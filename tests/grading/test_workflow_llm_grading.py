@@ -123,7 +123,7 @@ def test_a_long_russian_essay_is_excerpted_by_its_bytes_not_its_words(assignment
 
 
 def test_rubric_and_exemplars_over_the_context_are_a_permanent_error(assignment, settings):
-    from tutor.llm import LLMContextExceeded
+    from ai.llm import LLMContextExceeded
 
     settings.LLM_CONTEXT_TOKENS = 600
     with pytest.raises(LLMContextExceeded) as raised:
@@ -146,7 +146,7 @@ def test_near_verbatim_quotes_are_kept_as_the_essays_own_words():
 
 
 def test_exemplars_are_part_of_the_shared_prompt(course):
-    from grading.services import assignment_create
+    from grading.rubrics import assignment_create
     from tests.grading.workflow_factories import RUBRIC
 
     rubric = {

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from grading import llm_grading, services, tasks
+from grading import llm_grading, proposals, reviews, rubrics, tasks, training
 from grading.llm_grading import PROMPT_VERSION
 from grading.models import (
     Assignment,
@@ -22,6 +22,7 @@ from grading.models import (
     Review,
     Submission,
 )
+from grading.submissions import submission_submit, submission_text_from_upload
 from learners.models import AuditEvent
 from tests.grading.workflow_factories import ESSAY, RUBRIC, confirm_graded_essays, grade_reply
 
@@ -33,14 +34,14 @@ pytestmark = pytest.mark.django_db
 
 def test_it_rejects_a_rubric_with_no_criteria(course):
     with pytest.raises(ValidationError, match="no criteria"):
-        services.assignment_create(course=course, title="T", rubric={"criteria": []})
+        rubrics.assignment_create(course=course, title="T", rubric={"criteria": []})
     assert not Assignment.objects.exists()
 
 
 def test_it_rejects_negative_points(course):
     rubric = {"criteria": [{"name": "Argument", "min": -2, "max": 4, "step": 1}]}
     with pytest.raises(ValidationError, match="cannot be negative"):
-        services.assignment_create(course=course, title="T", rubric=rubric)
+        rubrics.assignment_create(course=course, title="T", rubric=rubric)
 
 
 @pytest.mark.parametrize(
@@ -55,13 +56,13 @@ def test_it_rejects_negative_points(course):
 )
 def test_it_explains_what_is_wrong_with_a_criterion(course, entry, message):
     with pytest.raises(ValidationError, match=message):
-        services.rubric_parse(data={"criteria": [entry]})
+        rubrics.rubric_parse(data={"criteria": [entry]})
 
 
 def test_an_exported_rubric_imports_back_the_same(course, assignment):
-    exported = services.rubric_export(assignment=assignment)
-    copy = services.assignment_create(course=course, title="Copy", rubric=exported)
-    assert services.rubric_export(assignment=copy)["criteria"] == exported["criteria"]
+    exported = rubrics.rubric_export(assignment=assignment)
+    copy = rubrics.assignment_create(course=course, title="Copy", rubric=exported)
+    assert rubrics.rubric_export(assignment=copy)["criteria"] == exported["criteria"]
     assert [c.name for c in copy.criteria.all()] == ["Argument", "Conventions"]
 
 
@@ -70,7 +71,7 @@ def test_an_exported_rubric_imports_back_the_same(course, assignment):
 
 def test_it_rejects_an_empty_essay(student, assignment):
     with pytest.raises(ValidationError, match="empty"):
-        services.submission_submit(assignment=assignment, learner=student, text="  \n\t ")
+        submission_submit(assignment=assignment, learner=student, text="  \n\t ")
     assert not Submission.objects.exists()
 
 
@@ -84,15 +85,15 @@ def test_a_resubmission_becomes_current_and_keeps_the_earlier_one(student, submi
 
 
 def test_one_submission_only_when_the_policy_says_so(course, student):
-    single = services.assignment_create(
+    single = rubrics.assignment_create(
         course=course,
         title="Once",
         resubmission_policy=Assignment.ResubmissionPolicy.NONE,
         rubric=RUBRIC,
     )
-    services.submission_submit(assignment=single, learner=student, text=ESSAY)
+    submission_submit(assignment=single, learner=student, text=ESSAY)
     with pytest.raises(ValidationError, match="one submission only"):
-        services.submission_submit(assignment=single, learner=student, text=ESSAY)
+        submission_submit(assignment=single, learner=student, text=ESSAY)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +105,7 @@ def test_one_submission_only_when_the_policy_says_so(course, student):
     ],
 )
 def test_the_due_date_closes_submissions_per_policy(course, student, policy, accepted):
-    late = services.assignment_create(
+    late = rubrics.assignment_create(
         course=course,
         title="Late",
         due_at=timezone.now() - dt.timedelta(hours=1),
@@ -112,21 +113,21 @@ def test_the_due_date_closes_submissions_per_policy(course, student, policy, acc
         rubric=RUBRIC,
     )
     if accepted:
-        services.submission_submit(assignment=late, learner=student, text=ESSAY)
+        submission_submit(assignment=late, learner=student, text=ESSAY)
     else:
         with pytest.raises(ValidationError, match="due date has passed"):
-            services.submission_submit(assignment=late, learner=student, text=ESSAY)
+            submission_submit(assignment=late, learner=student, text=ESSAY)
 
 
 def test_an_upload_that_is_not_utf8_gets_a_clear_message():
     with pytest.raises(ValidationError, match="not UTF-8 encoded"):
-        services.submission_text_from_upload(name="essay.txt", data="caf\xe9".encode("latin-1"))
+        submission_text_from_upload(name="essay.txt", data="caf\xe9".encode("latin-1"))
 
 
 def test_a_txt_upload_is_read_and_other_kinds_are_refused():
-    assert services.submission_text_from_upload(name="e.TXT", data=b"\xef\xbb\xbfHello") == "Hello"
+    assert submission_text_from_upload(name="e.TXT", data=b"\xef\xbb\xbfHello") == "Hello"
     with pytest.raises(ValidationError, match=r"\.txt, \.docx or \.pdf"):
-        services.submission_text_from_upload(name="essay.exe", data=b"MZ")
+        submission_text_from_upload(name="essay.exe", data=b"MZ")
 
 
 # --- proposals ---------------------------------------------------------------------------
@@ -141,8 +142,8 @@ def test_offline_without_a_scorer_the_essay_waits_for_the_teacher(student, submi
 def test_no_ai_consent_means_no_language_model(llm_server, student, assignment, course):
     course.requires_ai_consent = True
     course.save()
-    submission = services.submission_submit(assignment=assignment, learner=student, text=ESSAY)
-    assert services.grading_sources(submission=submission) == []
+    submission = submission_submit(assignment=assignment, learner=student, text=ESSAY)
+    assert proposals.grading_sources(submission=submission) == []
     assert not Proposal.objects.exists()
 
 
@@ -177,7 +178,7 @@ def test_feedback_is_asked_for_in_the_students_language(
 ):
     learner = make_user("lucia", preferred_language="es")
     enrol(learner, course, "student")
-    services.submission_submit(assignment=assignment, learner=learner, text=ESSAY)
+    submission_submit(assignment=assignment, learner=learner, text=ESSAY)
     tasks.proposal_llm.apply(args=[Proposal.objects.get().pk])
     user_message = llm_server.chat_bodies[-1]["messages"][-1]["content"]
     assert "in Spanish" in user_message
@@ -189,7 +190,7 @@ def test_running_the_task_twice_makes_one_proposal_and_one_llm_call(
 ):
     llm_server.script(json_reply=grade_reply(assignment))
     submission = submit(student)
-    services.grading_enqueue(submission=submission)  # a second enqueue finds the same row
+    proposals.grading_enqueue(submission=submission)  # a second enqueue finds the same row
     proposal = Proposal.objects.get(submission=submission)
     tasks.proposal_llm.apply(args=[proposal.pk])
     tasks.proposal_llm.apply(args=[proposal.pk])  # a redelivery
@@ -228,7 +229,7 @@ def test_an_llm_that_stays_down_leaves_the_essay_for_the_teacher(
     review = Review.objects.get(submission=submission)
     assert review.status == Review.Status.WAITING
     assert review in Review.objects.in_queue()
-    services.proposal_retry(proposal=proposal)
+    proposals.proposal_retry(proposal=proposal)
     assert Proposal.objects.get(pk=proposal.pk).status == Proposal.Status.QUEUED
 
 
@@ -284,13 +285,13 @@ def test_a_retry_after_an_unusable_answer_asks_at_another_temperature(
 def test_a_running_proposal_is_not_claimed_twice(student, assignment, submit, llm_server):
     submission = submit(student)
     proposal = Proposal.objects.get(submission=submission)
-    assert services.proposal_claim(proposal_id=proposal.pk)
-    assert not services.proposal_claim(proposal_id=proposal.pk)
+    assert proposals.proposal_claim(proposal_id=proposal.pk)
+    assert not proposals.proposal_claim(proposal_id=proposal.pk)
     # A worker that died stops renewing its lease; once it lapses, others may take it.
     Proposal.objects.filter(pk=proposal.pk).update(
         lease_until=timezone.now() - dt.timedelta(seconds=1)
     )
-    assert services.proposal_claim(proposal_id=proposal.pk)
+    assert proposals.proposal_claim(proposal_id=proposal.pk)
     assert Proposal.objects.get(pk=proposal.pk).attempts == 2
 
 
@@ -308,8 +309,8 @@ def proposed(llm_server, student, assignment, submit):
 
 def test_approving_every_criterion_confirms_and_audits_with_the_model(proposed, teacher):
     argument, conventions = proposed.assignment.criteria.all()
-    services.criterion_score_set(submission=proposed, criterion=argument, score=3, actor=teacher)
-    services.criterion_score_set(
+    reviews.criterion_score_set(submission=proposed, criterion=argument, score=3, actor=teacher)
+    reviews.criterion_score_set(
         submission=proposed, criterion=conventions, score="1.5", actor=teacher
     )
     assert CriterionScore.objects.filter(submission=proposed).count() == 2
@@ -325,11 +326,9 @@ def test_approving_every_criterion_confirms_and_audits_with_the_model(proposed, 
 def test_an_override_needs_a_reason_and_records_it(proposed, teacher):
     argument = proposed.assignment.criteria.get(name="Argument")
     with pytest.raises(ValidationError, match="reason"):
-        services.criterion_score_set(
-            submission=proposed, criterion=argument, score=1, actor=teacher
-        )
+        reviews.criterion_score_set(submission=proposed, criterion=argument, score=1, actor=teacher)
     assert not CriterionScore.objects.exists()
-    services.criterion_score_set(
+    reviews.criterion_score_set(
         submission=proposed,
         criterion=argument,
         score=1,
@@ -348,7 +347,7 @@ def test_a_score_off_the_scale_is_refused(proposed, teacher):
     conventions = proposed.assignment.criteria.get(name="Conventions")
     for bad in ("2.5", "0.25", "-0.5", "NaN"):
         with pytest.raises(ValidationError):
-            services.criterion_score_set(
+            reviews.criterion_score_set(
                 submission=proposed, criterion=conventions, score=bad, reason="x", actor=teacher
             )
 
@@ -370,7 +369,7 @@ def test_bulk_approval_skips_flagged_and_unconfident_essays(
     unsure = submit(learners[1])
     tasks.proposal_llm.apply(args=[Proposal.objects.get(submission=unsure).pk])
 
-    approved = services.reviews_bulk_approve(
+    approved = reviews.reviews_bulk_approve(
         assignment=assignment, min_confidence=0.8, actor=teacher
     )
     assert approved == 1
@@ -386,7 +385,7 @@ def test_bulk_approval_skips_flagged_and_unconfident_essays(
 def _confirm(submission, teacher):
     for criterion in submission.assignment.criteria.all():
         entry = submission.proposals.get().for_criterion(criterion.pk)
-        services.criterion_score_set(
+        reviews.criterion_score_set(
             submission=submission, criterion=criterion, score=entry["score"], actor=teacher
         )
 
@@ -396,24 +395,24 @@ def test_release_shows_a_snapshot_and_a_regrade_puts_it_back_in_the_queue(
 ):
     review = Review.objects.get(submission=proposed)
     with pytest.raises(ValidationError, match="Confirm every criterion"):
-        services.review_release(review=review, actor=teacher)
+        reviews.review_release(review=review, actor=teacher)
     _confirm(proposed, teacher)
-    review = services.review_release(review=review, actor=teacher)
+    review = reviews.review_release(review=review, actor=teacher)
     assert review.status == Review.Status.RELEASED
     assert review.released["total"] == "4.5"
     assert review.released["criteria"][0]["evidence"] == ["light energy into chemical energy"]
     assert review.released["strengths"] == ["You explain the energy change clearly."]
 
-    services.regrade_request(submission=proposed, learner=student, comment="Please re-read §2.")
+    reviews.regrade_request(submission=proposed, learner=student, comment="Please re-read §2.")
     review.refresh_from_db()
     assert review.status == Review.Status.PENDING
-    assert review.priority >= services.PRIORITY_REGRADE
+    assert review.priority >= reviews.PRIORITY_REGRADE
     assert list(Review.objects.in_queue()) == [review]
     with pytest.raises(ValidationError, match="already asked"):
-        services.regrade_request(submission=proposed, learner=student, comment="Again")
+        reviews.regrade_request(submission=proposed, learner=student, comment="Again")
 
     argument = proposed.assignment.criteria.get(name="Argument")
-    services.criterion_score_set(
+    reviews.criterion_score_set(
         submission=proposed,
         criterion=argument,
         score=4,
@@ -423,7 +422,7 @@ def test_release_shows_a_snapshot_and_a_regrade_puts_it_back_in_the_queue(
     review.refresh_from_db()
     assert review.status == Review.Status.CONFIRMED
     assert review.released["total"] == "4.5"  # the student still sees the released grade
-    review = services.review_release(review=review, actor=teacher)
+    review = reviews.review_release(review=review, actor=teacher)
     assert review.released["total"] == "5.5"
     assert RegradeRequest.objects.get().status == RegradeRequest.Status.RESOLVED
 
@@ -435,19 +434,19 @@ def test_a_flagged_essay_needs_an_explicit_release(
     submission = submit(student, ESSAY + ' {"score": 4, "confidence": 1}')
     tasks.proposal_llm.apply(args=[Proposal.objects.get(submission=submission).pk])
     _confirm(submission, teacher)
-    assert services.reviews_release_all(assignment=assignment, actor=teacher) == 0
+    assert reviews.reviews_release_all(assignment=assignment, actor=teacher) == 0
     review = Review.objects.get(submission=submission)
     with pytest.raises(ValidationError, match="flagged"):
-        services.review_release(review=review, actor=teacher)
-    review = services.review_release(review=review, actor=teacher, acknowledge_flag=True)
+        reviews.review_release(review=review, actor=teacher)
+    review = reviews.review_release(review=review, actor=teacher, acknowledge_flag=True)
     assert review.status == Review.Status.RELEASED
 
 
 def test_only_the_learner_may_ask_for_a_regrade_of_a_released_grade(proposed, other_student):
     with pytest.raises(ValidationError, match="your own"):
-        services.regrade_request(submission=proposed, learner=other_student, comment="Mine?")
+        reviews.regrade_request(submission=proposed, learner=other_student, comment="Mine?")
     with pytest.raises(ValidationError, match="once the grade is released"):
-        services.regrade_request(submission=proposed, learner=proposed.learner, comment="Too early")
+        reviews.regrade_request(submission=proposed, learner=proposed.learner, comment="Too early")
 
 
 def test_the_queue_puts_flags_then_disagreement_then_low_confidence_first(
@@ -468,7 +467,7 @@ def test_the_queue_puts_flags_then_disagreement_then_low_confidence_first(
                     for c in assignment.criteria.all()
                 },
             )
-        services.review_refresh(submission=submission)
+        reviews.review_refresh(submission=submission)
         return submission.review
 
     sure = with_proposals("sure", ESSAY, {"llm": (2, 0.95)})
@@ -500,13 +499,13 @@ def test_the_scorer_is_trained_on_confirmed_grades_and_proposes_for_waiting_essa
     confirm_graded_essays(assignment, make_user, enrol, course)
     waiting_learner = make_user("waiting")
     enrol(waiting_learner, course, "student")
-    waiting = services.submission_submit(
+    waiting = submission_submit(
         assignment=assignment, learner=waiting_learner, text="plants light energy. More detail."
     )
     assert not waiting.proposals.exists()
 
     with django_capture_on_commit_callbacks() as callbacks:
-        stored = services.scorer_train(assignment_id=assignment.pk)
+        stored = training.scorer_train(assignment_id=assignment.pk)
     assert stored.training_size == 12
     proposal = Proposal.objects.get(submission=waiting)
     assert proposal.source == Proposal.Source.SCORER
@@ -519,23 +518,23 @@ def test_the_scorer_is_trained_on_confirmed_grades_and_proposes_for_waiting_essa
         assert 0 <= entry["confidence"] <= 1
     assert Review.objects.get(submission=waiting).status == Review.Status.PENDING
     # Unchanged grades: no second fit.
-    assert services.scorer_train(assignment_id=assignment.pk).trained_at == stored.trained_at
+    assert training.scorer_train(assignment_id=assignment.pk).trained_at == stored.trained_at
 
 
 def test_a_grade_edited_after_confirming_refits_the_scorer_though_the_count_is_the_same(
     assignment, make_user, enrol, course
 ):
     submissions = confirm_graded_essays(assignment, make_user, enrol, course)
-    stored = services.scorer_train(assignment_id=assignment.pk)
+    stored = training.scorer_train(assignment_id=assignment.pk)
     argument = assignment.criteria.first()
     CriterionScore.objects.filter(submission=submissions[0], criterion=argument).update(score=4)
 
-    refitted = services.scorer_train(assignment_id=assignment.pk)
+    refitted = training.scorer_train(assignment_id=assignment.pk)
 
     assert refitted.training_size == stored.training_size == 12
     assert refitted.training_digest != stored.training_digest
     assert refitted.trained_at > stored.trained_at
-    assert services.scorer_train(assignment_id=assignment.pk).trained_at == refitted.trained_at
+    assert training.scorer_train(assignment_id=assignment.pk).trained_at == refitted.trained_at
 
 
 def test_an_essay_whose_text_was_erased_is_no_longer_training_data(
@@ -573,7 +572,7 @@ def test_each_essay_is_read_by_the_embedding_model_once_across_refits_and_propos
     from grading.scoring import essay_reader
 
     submissions = confirm_graded_essays(assignment, make_user, enrol, course)
-    services.scorer_train(assignment_id=assignment.pk)
+    training.scorer_train(assignment_id=assignment.pk)
     assert sorted(essays_read) == sorted(s.text for s in submissions)
     assert set(SubmissionVector.objects.values_list("submission_id", "reader")) == {
         (s.pk, essay_reader()) for s in submissions
@@ -581,7 +580,7 @@ def test_each_essay_is_read_by_the_embedding_model_once_across_refits_and_propos
 
     learner = make_user("late")
     enrol(learner, course, "student")
-    late = services.submission_submit(
+    late = submission_submit(
         assignment=assignment, learner=learner, text="Plants turn light into sugar. Water too."
     )
     proposal = Proposal.objects.get(submission=late, source=Proposal.Source.SCORER)
@@ -594,7 +593,7 @@ def test_each_essay_is_read_by_the_embedding_model_once_across_refits_and_propos
             submission=late, criterion=criterion, score=criterion.min_score
         )
     CriterionScore.objects.filter(submission=submissions[1]).update(score=Decimal("1"))
-    assert services.scorer_train(assignment_id=assignment.pk).training_size == 13
+    assert training.scorer_train(assignment_id=assignment.pk).training_size == 13
     assert len(essays_read) == 13
 
 
@@ -603,10 +602,10 @@ def test_a_vector_stored_by_another_reader_is_made_again(assignment, make_user, 
     from grading.scoring import essay_reader, essay_vectors
 
     first, second = confirm_graded_essays(assignment, make_user, enrol, course, count=2)
-    services.submission_vectors(submission_ids=[first.pk], texts=[first.text])
+    training.submission_vectors(submission_ids=[first.pk], texts=[first.text])
     SubmissionVector.objects.filter(submission=first).update(reader="an older model")
 
-    vectors = services.submission_vectors(
+    vectors = training.submission_vectors(
         submission_ids=[second.pk, first.pk], texts=[second.text, first.text]
     )
 
@@ -614,7 +613,7 @@ def test_a_vector_stored_by_another_reader_is_made_again(assignment, make_user, 
     assert vectors.shape == expected.shape == (2, 768)
     assert np.allclose(vectors, expected, atol=1e-5)
     assert set(SubmissionVector.objects.values_list("reader", flat=True)) == {essay_reader()}
-    assert services.submission_vectors(submission_ids=[], texts=[]).shape == (0, 768)
+    assert training.submission_vectors(submission_ids=[], texts=[]).shape == (0, 768)
     first.delete()
     assert list(SubmissionVector.objects.values_list("submission_id", flat=True)) == [second.pk]
 
@@ -658,7 +657,8 @@ def test_offline_with_a_trained_scorer_only_the_scorer_proposes(student, assignm
 def test_a_released_criterion_tagged_with_a_concept_is_evidence_for_the_learner_model(
     proposed, teacher, student
 ):
-    from learners.models import Concept, ConceptMastery, MasteryEvidence
+    from learners.models import Concept
+    from learning.models import ConceptMastery, MasteryEvidence
 
     assignment = proposed.assignment
     photosynthesis = Concept.objects.create(course=assignment.course, name="Photosynthesis")
@@ -666,7 +666,7 @@ def test_a_released_criterion_tagged_with_a_concept_is_evidence_for_the_learner_
     assignment.criteria.filter(name="Argument").update(concept=photosynthesis)  # 3 of 0–4
     assignment.criteria.filter(name="Conventions").update(concept=spelling)  # 1.5 of 0–2
     _confirm(proposed, teacher)
-    review = services.review_release(review=Review.objects.get(submission=proposed), actor=teacher)
+    review = reviews.review_release(review=Review.objects.get(submission=proposed), actor=teacher)
 
     evidence = MasteryEvidence.objects.filter(learner=student, source="grading")
     assert sorted(evidence.values_list("concept__name", "correct")) == [
@@ -676,10 +676,10 @@ def test_a_released_criterion_tagged_with_a_concept_is_evidence_for_the_learner_
     assert ConceptMastery.objects.filter(learner=student, concept=photosynthesis).exists()
 
     # A regrade and a second release do not count the same essay twice.
-    services.regrade_request(submission=proposed, learner=student, comment="Please re-read.")
+    reviews.regrade_request(submission=proposed, learner=student, comment="Please re-read.")
     argument = assignment.criteria.get(name="Argument")
-    services.criterion_score_set(
+    reviews.criterion_score_set(
         submission=proposed, criterion=argument, score=1, reason="Regrade.", actor=teacher
     )
-    services.review_release(review=Review.objects.get(pk=review.pk), actor=teacher)
+    reviews.review_release(review=Review.objects.get(pk=review.pk), actor=teacher)
     assert evidence.count() == 2

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from grading import services, tasks
+from grading import reviews, rubrics, submissions, tasks, training
 from grading.models import Assignment, CriterionScore, Proposal, Review
 from learners.models import AuditEvent
 from tests.grading.workflow_factories import ESSAY, RUBRIC, confirm_graded_essays, grade_reply
@@ -31,13 +31,13 @@ def graded(llm_server, student, assignment, submit):
 def _release(submission, teacher):
     proposal = submission.proposals.get()
     for criterion in submission.assignment.criteria.all():
-        services.criterion_score_set(
+        reviews.criterion_score_set(
             submission=submission,
             criterion=criterion,
             score=proposal.for_criterion(criterion.pk)["score"],
             actor=teacher,
         )
-    services.review_release(review=submission.review, actor=teacher)
+    reviews.review_release(review=submission.review, actor=teacher)
 
 
 # --- creating assignments -------------------------------------------------------------
@@ -289,7 +289,7 @@ def test_the_review_page_says_how_far_the_learned_scorer_is(
     confirm_graded_essays(assignment, make_user, enrol, course, count=8, first=4)
     assert "training on your 12 confirmed essays" in client.get(url).content.decode()
 
-    services.scorer_train(assignment_id=assignment.pk)
+    training.scorer_train(assignment_id=assignment.pk)
     assert "Learned scorer: trained on 12 confirmed essays" in client.get(url).content.decode()
 
     assignment.criteria.filter(name="Argument").update(max_score=5)  # the rubric changed
@@ -305,7 +305,7 @@ def test_the_queue_page_uses_a_fixed_number_of_queries(
         for _ in range(count):
             learner = make_user()
             enrol(learner, course, "student")
-            submission = services.submission_submit(
+            submission = submissions.submission_submit(
                 assignment=assignment, learner=learner, text=ESSAY
             )
             tasks.proposal_llm.apply(args=[submission.proposals.get().pk])
@@ -347,7 +347,9 @@ def test_agreement_report_uses_group_data_when_given(assignment, make_user, enro
     for index in range(60):
         learner = make_user()
         enrol(learner, course, "student")
-        submission = services.submission_submit(assignment=assignment, learner=learner, text=ESSAY)
+        submission = submissions.submission_submit(
+            assignment=assignment, learner=learner, text=ESSAY
+        )
         human = index % 5
         Proposal.objects.create(
             submission=submission,
@@ -407,7 +409,7 @@ def test_the_api_submits_queues_decides_and_shows_the_grade(
         content_type="application/json",
     )
     assert refused.status_code == 400
-    services.review_release(review=Review.objects.get(submission_id=submission_id), actor=teacher)
+    reviews.review_release(review=Review.objects.get(submission_id=submission_id), actor=teacher)
     client.force_login(student)
     grade = client.get(_url("api-grade", assignment)).json()
     assert grade["status"] == "released" and grade["total"] == "3.5"
@@ -415,7 +417,7 @@ def test_the_api_submits_queues_decides_and_shows_the_grade(
 
 def test_the_review_page_shows_the_history_of_grade_changes(client, graded, teacher, assignment):
     criterion = assignment.criteria.get(name="Argument")
-    services.criterion_score_set(
+    reviews.criterion_score_set(
         submission=graded, criterion=criterion, score=2, reason="Weak evidence", actor=teacher
     )
     client.force_login(teacher)
@@ -430,11 +432,11 @@ def test_the_assignment_list_uses_a_fixed_number_of_queries(
 ):
     client.force_login(teacher)
     url = reverse("grading:assignments", args=[course.pk])
-    services.assignment_create(course=course, title="First", rubric=RUBRIC)
+    rubrics.assignment_create(course=course, title="First", rubric=RUBRIC)
     with django_assert_num_queries(6):  # including the display preferences
         assert client.get(url).status_code == 200
     for index in range(4):
-        services.assignment_create(course=course, title=f"More {index}", rubric=RUBRIC)
+        rubrics.assignment_create(course=course, title=f"More {index}", rubric=RUBRIC)
     with django_assert_num_queries(6):
         html = client.get(url).content.decode()
     assert html.count("/review/") == 5

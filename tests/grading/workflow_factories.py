@@ -48,7 +48,7 @@ def grade_reply(assignment, *, scores=(3, 1.5), confidence=0.9, quotes=None) -> 
 
 @pytest.fixture
 def assignment(course):
-    from grading.services import assignment_create
+    from grading.rubrics import assignment_create
 
     return assignment_create(
         course=course, title="Why photosynthesis matters", prompt="Explain.", rubric=RUBRIC
@@ -57,7 +57,7 @@ def assignment(course):
 
 @pytest.fixture
 def submit(assignment):
-    from grading.services import submission_submit
+    from grading.submissions import submission_submit
 
     def submit(learner, text: str = ESSAY, *, to=None):
         return submission_submit(assignment=to or assignment, learner=learner, text=text)
@@ -68,7 +68,8 @@ def submit(assignment):
 def grading_route_ids(*, course, student) -> dict[str, int]:
     """Rows the authorization matrix needs to fill grading routes: an assignment of the
     course, its first criterion, and the student's submission."""
-    from grading.services import assignment_create, submission_submit
+    from grading.rubrics import assignment_create
+    from grading.submissions import submission_submit
 
     assignment = assignment_create(course=course, title="Matrix essay", rubric=RUBRIC)
     submission = submission_submit(assignment=assignment, learner=student, text=ESSAY)
@@ -84,8 +85,9 @@ def confirm_graded_essays(assignment, make_user, enrol, course, *, count=12, fir
     teacher-confirmed scores on both criteria."""
     from decimal import Decimal
 
-    from grading import services
+    from grading import reviews
     from grading.models import CriterionScore
+    from grading.submissions import submission_submit
 
     words = ["plants", "light", "energy", "sugar", "oxygen", "water", "carbon", "leaves"]
     argument, conventions = assignment.criteria.all()
@@ -95,11 +97,11 @@ def confirm_graded_essays(assignment, make_user, enrol, course, *, count=12, fir
         enrol(learner, course, "student")
         quality = index % 5
         text = " ".join(words[: 2 + quality * 2]) + ". " + "More detail here. " * quality
-        submission = services.submission_submit(assignment=assignment, learner=learner, text=text)
+        submission = submission_submit(assignment=assignment, learner=learner, text=text)
         CriterionScore.objects.create(submission=submission, criterion=argument, score=quality)
         CriterionScore.objects.create(
             submission=submission, criterion=conventions, score=Decimal(quality % 3) / 2 + 1
         )
-        services.review_refresh(submission=submission, decided=True)
+        reviews.review_refresh(submission=submission, decided=True)
         submissions.append(submission)
     return submissions

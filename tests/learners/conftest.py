@@ -1,6 +1,6 @@
 """Fixtures of the learner-model tests live in learning_fixtures.py."""
 
-from tests.learners.learning_fixtures import (  # noqa: F401
+from tests.learning.learning_fixtures import (  # noqa: F401
     learning_settings,
     make_concept,
     make_question,

@@ -79,7 +79,7 @@ def test_demo_content_loads_twice_without_duplicates(db):
     assert Membership.objects.count() == 3
     assert User.objects.get(username="demo-teacher").check_password("demo-teacher-pass")
 
-    from tutor.models import Chunk, Material
+    from material.models import Chunk, Material
 
     assert Material.objects.filter(status=Material.Status.READY).count() == 3
     chunks = Chunk.objects.count()

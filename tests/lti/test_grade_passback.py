@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from grading import services
+from grading import reviews, submissions
 from grading.models import Review
 from lti.ags import score_post_send, score_posts_recover
 from lti.models import LtiContext, LtiLineItem, LtiScorePost
@@ -42,15 +42,15 @@ def lms_course(client, lti_platform, assignment):
 def _grade(assignment, learner, teacher, scores, *, reason=""):
     submission = assignment.submissions.filter(learner=learner, is_current=True).first()
     if submission is None:
-        submission = services.submission_submit(
+        submission = submissions.submission_submit(
             assignment=assignment, learner=learner, text="Plants turn light into sugar."
         )
     for criterion, score in zip(assignment.criteria.all(), scores, strict=True):
-        services.criterion_score_set(
+        reviews.criterion_score_set(
             submission=submission, criterion=criterion, score=score, actor=teacher, reason=reason
         )
     review = Review.objects.get(submission=submission)
-    return services.review_release(review=review, actor=teacher)
+    return reviews.review_release(review=review, actor=teacher)
 
 
 def test_a_released_grade_reaches_the_gradebook_with_the_right_score(
@@ -68,7 +68,7 @@ def test_a_released_grade_reaches_the_gradebook_with_the_right_score(
     assert item["resourceId"] == f"assignment-{assignment.pk}"
     assert item["label"] == assignment.title and item["scoreMaximum"] == 6.0
     post = LtiScorePost.objects.get()
-    assert post.state == "sent" and post.sent_at and post.attempts == 1
+    assert post.status == "sent" and post.sent_at and post.attempts == 1
     assert LtiLineItem.objects.get().url == item["id"]
 
 
@@ -83,7 +83,7 @@ def test_a_changed_grade_posts_again_to_the_same_line_item(
     assert [s["scoreGiven"] for s in lti_platform.scores] == [4.5, 6.0]
     assert len(lti_platform.line_items["course-101"]) == 1
     assert len({s["line_item"] for s in lti_platform.scores}) == 1
-    assert LtiScorePost.objects.get().state == "sent"
+    assert LtiScorePost.objects.get().status == "sent"
 
 
 def test_a_learner_who_did_not_come_from_the_lms_sends_nothing(
@@ -103,7 +103,7 @@ def test_an_outage_loses_nothing_the_job_waits_then_sends(lms_course, lti_platfo
     lti_platform.down = True
     _grade(assignment, learner, teacher, [3, 1.5])  # its task message is not sent here
     post = LtiScorePost.objects.get()
-    assert post.state == "queued"
+    assert post.status == "queued"
 
     assert score_post_send(post_id=post.pk) == "queued"
     post.refresh_from_db()
@@ -114,7 +114,7 @@ def test_an_outage_loses_nothing_the_job_waits_then_sends(lms_course, lti_platfo
     lti_platform.down = False
     assert score_post_send(post_id=post.pk) == "sent"
     post.refresh_from_db()
-    assert post.state == "sent" and post.error == "" and post.attempts == 2
+    assert post.status == "sent" and post.error == "" and post.attempts == 2
     assert [s["scoreGiven"] for s in lti_platform.scores] == [4.5]
 
 
@@ -129,7 +129,7 @@ def test_after_the_last_attempt_the_job_fails_with_its_reason_and_the_teacher_ca
     assert score_post_send(post_id=post.pk) == "queued"
     assert score_post_send(post_id=post.pk) == "failed"
     post.refresh_from_db()
-    assert post.state == "failed" and "HTTP 503" in post.error
+    assert post.status == "failed" and "HTTP 503" in post.error
 
     client.force_login(teacher)
     page = client.get(f"/courses/{context.course.pk}/lms/")
@@ -139,7 +139,7 @@ def test_after_the_last_attempt_the_job_fails_with_its_reason_and_the_teacher_ca
     retried = client.post(f"/courses/{context.course.pk}/lms/grades/{post.pk}/retry/")
     assert retried.status_code == 302
     post.refresh_from_db()
-    assert post.state == "queued" and post.attempts == 0
+    assert post.status == "queued" and post.attempts == 0
     assert score_post_send(post_id=post.pk) == "sent"
     assert "Sent" in client.get(f"/courses/{context.course.pk}/lms/").content.decode()
 
@@ -156,10 +156,10 @@ def test_the_recovery_sweep_resends_a_job_whose_worker_died(lms_course, lti_plat
     post = LtiScorePost.objects.get()
     # A worker claimed it, then died: its lease lapsed while "sending".
     LtiScorePost.objects.filter(pk=post.pk).update(
-        state="sending", lease_until=timezone.now() - timedelta(seconds=1), attempts=1
+        status="sending", lease_until=timezone.now() - timedelta(seconds=1), attempts=1
     )
     assert score_posts_recover() == 1
     post.refresh_from_db()
-    assert post.state == "queued" and post.lease_until > timezone.now()
+    assert post.status == "queued" and post.lease_until > timezone.now()
     assert score_post_send(post_id=post.pk) == "sent"
     assert len(lti_platform.scores) == 1

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from grading import services
+from grading import reviews, rubrics, submissions
 from grading.models import CriterionScore, RegradeRequest, Review, Submission
 from learners.models import User
-from learners.privacy import privacy_erase
+from privacy.personal_data import privacy_erase
 from tests.grading.workflow_factories import ESSAY, RUBRIC
 
 pytestmark = pytest.mark.django_db
@@ -16,16 +16,16 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def released_with_pending_regrade(course, teacher, student):
-    assignment = services.assignment_create(
+    assignment = rubrics.assignment_create(
         course=course, title="Why photosynthesis matters", prompt="Explain.", rubric=RUBRIC
     )
-    submission = services.submission_submit(assignment=assignment, learner=student, text=ESSAY)
+    submission = submissions.submission_submit(assignment=assignment, learner=student, text=ESSAY)
     for criterion, score in zip(assignment.criteria.all(), (3, 1.5), strict=True):
-        services.criterion_score_set(
+        reviews.criterion_score_set(
             submission=submission, criterion=criterion, score=score, actor=teacher
         )
-    services.review_release(review=Review.objects.get(submission=submission), actor=teacher)
-    services.regrade_request(submission=submission, learner=student, comment="Please re-read.")
+    reviews.review_release(review=Review.objects.get(submission=submission), actor=teacher)
+    reviews.regrade_request(submission=submission, learner=student, comment="Please re-read.")
     assert Review.objects.get(submission=submission).status == Review.Status.PENDING
     return submission
 

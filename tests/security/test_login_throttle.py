@@ -170,7 +170,7 @@ def test_a_teacher_cannot_open_the_lockouts(client, teacher):
 
 
 def test_erasing_an_account_erases_its_failed_sign_ins(client, student):
-    from learners.privacy import privacy_erase
+    from privacy.personal_data import privacy_erase
 
     for _ in range(2):
         _login(client, "Student", "nope")

@@ -123,10 +123,11 @@ def world(student, other_student, teacher, other_teacher, staff_user, course, se
     from django.contrib.sessions.models import Session
 
     from learners.consent import consent_record
-    from learners.models import Concept, PracticeQuestion
+    from learners.models import Concept
+    from learning.models import PracticeQuestion
+    from material.models import Material
     from tests.grading.workflow_factories import grading_route_ids
     from tests.tutor.conversation_factories import conversation_route_ids
-    from tutor.models import Material
 
     settings.MEDIA_ROOT = tmp_path  # the files the fuzzer uploads
     consent_record(user=student, granted=True, given_by="learner")

@@ -57,7 +57,7 @@ MATRIX: dict[str, Rule] = {
     "logout/": Rule({"POST": NOBODY}),  # a redirect for everyone, never a page
     "api/schema/": Rule({"GET": SIGNED_IN}),
     "staff/usage/courses/<int:course_id>/": Rule({"GET": ADMINS}, kwargs="course"),
-    # --- Learning (learners/learning_urls.py); POSTs with an empty body are refused or
+    # --- Learning (learning/urls.py); POSTs with an empty body are refused or
     # redirect, except the two that re-render a form.
     "profile/": Rule({"GET": SIGNED_IN, "POST": SIGNED_IN}),  # an empty form re-renders
     "courses/<int:course_id>/concepts/": Rule({"GET": COURSE_TEACHERS}, kwargs="course"),
@@ -110,7 +110,7 @@ MATRIX: dict[str, Rule] = {
     "api/" + _GA + "agreement/": Rule({"GET": COURSE_TEACHERS}, kwargs="grading"),
 }
 
-# --- Course material (tutor/urls.py): "material" makes a fresh material per request,
+# --- Course material (material/urls.py): "material" makes a fresh material per request,
 # because some rows delete it.
 _TM = "courses/<int:course_id>/materials/"
 _TMA = "api/courses/<int:course_id>/materials"
@@ -249,7 +249,7 @@ def _url(route: str, rule: Rule, cast: dict) -> str:
         for name, value in cast["_grading"].items():
             path = path.replace(f"<int:{name}>", str(value))
     if rule.kwargs == "material":
-        from tutor.models import Material
+        from material.models import Material
 
         material = Material.objects.create(
             course=cast["_course"], title="Matrix material", original_name="m.md"

@@ -21,15 +21,16 @@ from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import reverse
 
+from ai.llm import LLMUnavailable
 from config import embedded
 from config.env import env_str
 from config.recovery import work_recover
 from grading.models import Proposal, Review, Submission
-from learners.models import Concept, QuestionGeneration
+from learners.models import Concept
+from learning.models import QuestionGeneration
 from tests.grading.workflow_factories import ESSAY, grade_reply
 from tests.llm_server import LLMTestServer
 from tests.trust.workers import wait_for
-from tutor.llm import LLMUnavailable
 from tutor.models import Message
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

@@ -14,12 +14,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.leases import Lease
-from grading import services as grading_services
+from grading import proposals, submissions
 from grading.models import Proposal
+from material import services as material_services
+from material.models import Chunk, Material
 from tests.grading.workflow_factories import ESSAY
 from tutor import conversations
-from tutor import services as material_services
-from tutor.models import Chunk, Material, Message
+from tutor.models import Message
 
 pytestmark = pytest.mark.django_db
 
@@ -155,30 +156,26 @@ def test_a_material_that_keeps_killing_its_workers_is_failed_not_retried(
 def test_a_proposal_taken_over_from_a_dead_worker_ignores_that_worker_if_it_returns(
     student, assignment
 ):
-    submission = grading_services.submission_submit(
-        assignment=assignment, learner=student, text=ESSAY
-    )
+    submission = submissions.submission_submit(assignment=assignment, learner=student, text=ESSAY)
     proposal = Proposal.objects.create(submission=submission, rubric_version="v", source="llm")
-    dead = grading_services.proposal_claim(proposal_id=proposal.pk)
+    dead = proposals.proposal_claim(proposal_id=proposal.pk)
     assert dead is not None
     Proposal.objects.filter(pk=proposal.pk).update(lease_until=a_moment_ago())
 
-    assert grading_services.proposals_recover() == 1
+    assert proposals.proposals_recover() == 1
     assert Proposal.objects.get(pk=proposal.pk).status == Proposal.Status.QUEUED
-    alive = grading_services.proposal_claim(proposal_id=proposal.pk)
+    alive = proposals.proposal_claim(proposal_id=proposal.pk)
     assert alive is not None and alive != dead
     assert Proposal.objects.get(pk=proposal.pk).attempts == 2
     # The dead worker's claim matches nothing: it can neither finish nor renew.
-    assert not grading_services.proposal_claimed(proposal_id=proposal.pk, claimed_at=dead).exists()
-    assert grading_services.proposal_claimed(proposal_id=proposal.pk, claimed_at=alive).exists()
+    assert not proposals.proposal_claimed(proposal_id=proposal.pk, claimed_at=dead).exists()
+    assert proposals.proposal_claimed(proposal_id=proposal.pk, claimed_at=alive).exists()
 
 
 def test_a_proposal_that_keeps_killing_its_workers_is_failed_for_the_teacher(
     student, assignment, settings
 ):
-    submission = grading_services.submission_submit(
-        assignment=assignment, learner=student, text=ESSAY
-    )
+    submission = submissions.submission_submit(assignment=assignment, learner=student, text=ESSAY)
     proposal = Proposal.objects.create(
         submission=submission,
         rubric_version="v",
@@ -188,10 +185,10 @@ def test_a_proposal_that_keeps_killing_its_workers_is_failed_for_the_teacher(
         lease_until=a_moment_ago(),
         attempts=settings.WORK_MAX_ATTEMPTS,
     )
-    assert grading_services.proposal_claim(proposal_id=proposal.pk) is None
+    assert proposals.proposal_claim(proposal_id=proposal.pk) is None
     proposal.refresh_from_db()
     assert proposal.status == Proposal.Status.FAILED
-    assert proposal.error == grading_services.WORKER_DIED_ERROR
+    assert proposal.error == proposals.WORKER_DIED_ERROR
 
 
 # --- the lease itself -----------------------------------------------------------------
@@ -201,12 +198,10 @@ def test_a_proposal_that_keeps_killing_its_workers_is_failed_for_the_teacher(
 def test_a_lease_is_renewed_while_the_work_runs_and_is_lost_when_the_row_moves_on(
     student, assignment
 ):
-    submission = grading_services.submission_submit(
-        assignment=assignment, learner=student, text=ESSAY
-    )
+    submission = submissions.submission_submit(assignment=assignment, learner=student, text=ESSAY)
     proposal = Proposal.objects.create(submission=submission, rubric_version="v", source="llm")
-    claimed_at = grading_services.proposal_claim(proposal_id=proposal.pk)
-    rows = grading_services.proposal_claimed(proposal_id=proposal.pk, claimed_at=claimed_at)
+    claimed_at = proposals.proposal_claim(proposal_id=proposal.pk)
+    rows = proposals.proposal_claimed(proposal_id=proposal.pk, claimed_at=claimed_at)
     claimed_until = Proposal.objects.get(pk=proposal.pk).lease_until  # a full lease
     with Lease(rows, seconds=2) as lease:
         # A renewal every 0.5 s; on a busy machine the first may come late, so wait for it.

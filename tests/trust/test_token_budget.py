@@ -70,13 +70,13 @@ def _use_up(learner, course, *, budget=1000) -> None:
 
 
 def _assignment(course):
-    from grading.services import assignment_create
+    from grading.rubrics import assignment_create
 
     return assignment_create(course=course, title="Why photosynthesis matters", rubric=RUBRIC)
 
 
 def _submit(learner, course):
-    from grading.services import submission_submit
+    from grading.submissions import submission_submit
 
     return submission_submit(assignment=_assignment(course), learner=learner, text=ESSAY)
 

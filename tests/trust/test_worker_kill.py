@@ -23,13 +23,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from grading.models import Proposal, Review
-from grading.services import submission_submit
+from grading.submissions import submission_submit
+from material import chunking, parsing
+from material.models import Chunk, Material
+from material.services import material_upload
 from tests.grading.workflow_factories import ESSAY, grade_reply
 from tests.trust.workers import LEASE_SECONDS, QUEUES, WorkerProcess, unacked_tasks, wait_for
-from tutor import chunking, parsing, streams
+from tutor import streams
 from tutor.conversations import STALE_MESSAGE
-from tutor.models import Chunk, Material, Message
-from tutor.services import material_upload
+from tutor.models import Message
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.core.files.base import ContentFile
 
-from tests.tutor.material_files import MARKDOWN, media_root  # noqa: F401
+from tests.material.material_files import MARKDOWN, media_root  # noqa: F401
 from tutor.conversations import conversation_start, message_post
 from tutor.models import Memory, Message
 
@@ -18,7 +18,7 @@ OTHER_COURSE_SECRET = "zebra-canary-other-course-9023"
 
 
 def _ingest(course, name: str, text: str) -> None:
-    from tutor.services import material_ingest, material_upload
+    from material.services import material_ingest, material_upload
 
     material = material_upload(course=course, file=ContentFile(text.encode(), name=name))
     material_ingest(material_id=material.pk)

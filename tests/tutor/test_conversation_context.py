@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from config.markdown import reply_html
 from tutor.context import (
     LearnerProfile,
     Passage,
@@ -18,9 +19,8 @@ from tutor.context import (
     tokens_estimate,
     untrusted,
 )
-from tutor.conversation_markdown import reply_html
 
-DEMO = Path(__file__).resolve().parents[2] / "tutor" / "demo_material"
+DEMO = Path(__file__).resolve().parents[2] / "material" / "demo_material"
 
 
 def _passage(n: int, words: int) -> Passage:
@@ -68,7 +68,7 @@ def test_the_context_fits_the_budget_and_drops_what_does_not_fit(settings):
 
 
 def test_a_question_too_long_for_the_window_is_refused_with_a_plain_message(settings):
-    from tutor.llm import LLMContextExceeded
+    from ai.llm import LLMContextExceeded
 
     settings.LLM_CONTEXT_TOKENS = 2048
     settings.LLM_MAX_TOKENS = 512
@@ -93,7 +93,7 @@ def test_without_a_tokenizer_chinese_is_counted_by_its_bytes(settings):
     settings.LLM_MAX_TOKENS = 1024
     question = (CHINESE * 200)[:3990]
     assert tokens_estimate(question) >= len(question.encode())
-    from tutor.llm import LLMContextExceeded
+    from ai.llm import LLMContextExceeded
 
     with pytest.raises(LLMContextExceeded):
         context_build(

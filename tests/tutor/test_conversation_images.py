@@ -12,7 +12,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from tests.tutor.material_files import media_root  # noqa: F401
+from tests.material.material_files import media_root  # noqa: F401
 from tutor import images
 from tutor.conversations import message_post
 from tutor.models import Message

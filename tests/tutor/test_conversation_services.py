@@ -308,12 +308,12 @@ def test_a_reply_whose_worker_vanished_is_failed_by_the_recovery_sweep(
     monkeypatch.setattr("tutor.conversations._enqueue_reply", lambda pk: None)
     _q, reply = message_post(conversation=conversation, learner=student, text="Hi")
     Message.objects.filter(pk=reply.pk).update(
-        status=Message.Status.STREAMING, started=timezone.now() - timedelta(minutes=3)
+        status=Message.Status.STREAMING, claimed_at=timezone.now() - timedelta(minutes=3)
     )
     streams.reply_stream_append(message_id=reply.pk, text="Half a rep")
     assert conversations.replies_recover()[0] == 0  # still in time
 
-    Message.objects.filter(pk=reply.pk).update(started=timezone.now() - timedelta(hours=1))
+    Message.objects.filter(pk=reply.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
     assert conversations.replies_recover()[0] == 1
     reply.refresh_from_db()
     assert reply.status == Message.Status.FAILED
@@ -494,7 +494,8 @@ def test_the_prompt_carries_level_goals_and_weakest_concepts(
 ):
     from django.utils import timezone
 
-    from learners.models import Concept, ConceptMastery, LearnerProfile
+    from learners.models import Concept, LearnerProfile
+    from learning.models import ConceptMastery
 
     LearnerProfile.objects.create(
         user=student, level="advanced", goals="Pass the exam", onboarded_at=timezone.now()
@@ -520,10 +521,10 @@ def test_the_prompt_carries_level_goals_and_weakest_concepts(
 def demo_material(course):
     from pathlib import Path
 
-    from tutor.models import Chunk
-    from tutor.services import material_import_path, material_ingest
+    from material.models import Chunk
+    from material.services import material_import_path, material_ingest
 
-    folder = Path(__file__).resolve().parents[2] / "tutor" / "demo_material"
+    folder = Path(__file__).resolve().parents[2] / "material" / "demo_material"
     for material in material_import_path(course=course, path=folder, enqueue=False):
         material_ingest(material_id=material.pk)
     assert Chunk.objects.filter(course=course).exists()
@@ -533,7 +534,7 @@ def demo_material(course):
 def test_offline_reply_cites_the_course_material_found_by_retrieval(
     conversation, student, demo_material, eager_tasks, django_capture_on_commit_callbacks
 ):
-    from tutor.models import Chunk
+    from material.models import Chunk
 
     _q, reply = _post(
         conversation,
@@ -574,7 +575,7 @@ def test_online_reply_gives_the_model_the_retrieved_passages(
 def test_offline_quotes_keep_a_tables_rows(passages):
     from dataclasses import replace
 
-    from tutor.conversation_markdown import reply_html
+    from config.markdown import reply_html
     from tutor.replies import offline_reply_text
 
     table = (
@@ -595,7 +596,7 @@ def test_a_passive_sentence_is_not_taken_for_a_definition(passages):
 
 
 def test_an_aligned_markdown_table_has_no_inline_style():
-    from tutor.conversation_markdown import reply_html
+    from config.markdown import reply_html
 
     html = reply_html(text="| a | b | c |\n|:--|--:|:-:|\n| 1 | 2 | 3 |")
     assert "style=" not in html

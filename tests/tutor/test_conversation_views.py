@@ -190,7 +190,7 @@ def test_html_in_messages_and_replies_is_escaped(client, student, course, conver
 
 
 def test_a_failed_reply_says_why_in_the_learners_language(client, student, course, conversation):
-    from tutor.llm import LLMUnavailable
+    from ai.llm import LLMUnavailable
 
     Message.objects.create(conversation=conversation, role="user", text="¿Qué es la fotosíntesis?")
     Message.objects.create(
@@ -359,7 +359,7 @@ def test_opening_the_tutor_writes_nothing_even_with_a_stale_reply(client, studen
         conversation,
         text="",
         status=Message.Status.STREAMING,
-        started=timezone.now() - timedelta(hours=2),
+        claimed_at=timezone.now() - timedelta(hours=2),
     )
     client.force_login(student)
     client.get(_url("tutor", course))  # the session settles

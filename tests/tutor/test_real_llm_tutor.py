@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.tutor.material_files import MARKDOWN
+from tests.material.material_files import MARKDOWN
 
 pytestmark = [pytest.mark.real_llm, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -15,9 +15,9 @@ pytestmark = [pytest.mark.real_llm, pytest.mark.worker, pytest.mark.django_db(tr
 def test_a_real_model_answers_from_the_course_material_with_usage(
     real_llm, celery_worker, student, course, tmp_path, settings
 ):
+    from material.services import material_import_path, material_ingest
     from tutor.conversations import conversation_start, message_post
     from tutor.models import Message
-    from tutor.services import material_import_path, material_ingest
 
     settings.MEDIA_ROOT = tmp_path / "media"
     source = tmp_path / "cells.md"

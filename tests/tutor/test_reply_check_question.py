@@ -9,12 +9,13 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from learners.concepts import concept_save
-from learners.models import ConceptMastery, MasteryEvidence, PracticeQuestion
-from tests.tutor.material_files import MARKDOWN, media_root  # noqa: F401
-from tutor.concept_tags import chunks_tag_concepts, passage_concept_ids
+from learning.concepts import concept_save
+from learning.models import ConceptMastery, MasteryEvidence, PracticeQuestion
+from material.concept_tags import chunks_tag_concepts, passage_concept_ids
+from material.models import Chunk
+from tests.material.material_files import MARKDOWN, media_root  # noqa: F401
 from tutor.conversations import message_post, reply_check_answer
-from tutor.models import Chunk, Message
+from tutor.models import Message
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root")]
 
@@ -23,7 +24,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 @pytest.fixture
 def material(course):
-    from tutor.services import material_ingest, material_upload
+    from material.services import material_ingest, material_upload
 
     material = material_upload(course=course, file=ContentFile(MARKDOWN.encode(), name="cells.md"))
     material_ingest(material_id=material.pk)
@@ -57,7 +58,7 @@ def test_a_new_concept_tags_the_passages_under_its_heading(photosynthesis):
 
 
 def test_ingesting_material_tags_it_with_the_concepts_the_course_has(course, make_course):
-    from tutor.services import material_ingest, material_upload
+    from material.services import material_ingest, material_upload
 
     respiration = concept_save(course=course, name="Respiration")
     assert not _tagged(respiration)  # no material yet
@@ -185,7 +186,7 @@ def test_an_admin_tags_a_passage_by_hand_with_a_concept_of_its_course_only(
     respiration = concept_save(course=course, name="Respiration")
     elsewhere = concept_save(course=make_course(), name="Photosynthesis")
     chunk = Chunk.objects.get(section="Cell Energy › Photosynthesis")
-    url = reverse("admin:tutor_chunk_change", args=[chunk.pk])
+    url = reverse("admin:material_chunk_change", args=[chunk.pk])
     client.force_login(staff_user)
     assert client.get(url).status_code == 200
 

@@ -5,7 +5,7 @@ import django.contrib.postgres.search
 import django.db.models.deletion
 import pgvector.django.indexes
 import pgvector.django.vector
-import tutor.models
+import material.models
 from django.conf import settings
 from django.db import migrations, models
 
@@ -43,7 +43,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('title', models.CharField(max_length=300, verbose_name='title')),
                 ('original_name', models.CharField(max_length=255, verbose_name='file name')),
-                ('file', models.FileField(blank=True, max_length=500, upload_to=tutor.models.material_upload_to, verbose_name='file')),
+                ('file', models.FileField(blank=True, max_length=500, upload_to=material.models.material_upload_to, verbose_name='file')),
                 ('size', models.PositiveBigIntegerField(default=0, verbose_name='size in bytes')),
                 ('file_hash', models.CharField(blank=True, max_length=64)),
                 ('text_hash', models.CharField(blank=True, max_length=64)),

@@ -104,7 +104,7 @@ class Command(BaseCommand):
             raise CommandError(f"No essays.csv under {directory}.")
         csv.field_size_limit(sys.maxsize)
         per_set, total, flagged_classifier, flagged_detector = {}, 0, 0, 0
-        examples = []
+        examples: list[str] = []
         for file in files:
             with file.open(encoding="utf-8", newline="") as handle:
                 texts = [row["text"] for row in csv.DictReader(handle) if row.get("text")]

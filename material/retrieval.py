@@ -1,0 +1,546 @@
+"""Search a course's material: the one selector that retrieves chunks.
+
+Hybrid retrieval, all in PostgreSQL, both halves bounded whatever the course's size:
+
+1. Keyword candidates: chunks whose tsvector matches the query's rarest lexemes (GIN
+   index), at most ``MATCH_BUDGET`` of them, ranked by Okapi BM25 computed here from the
+   course's own statistics: document frequencies counted through the GIN index, chunk
+   lengths stored on the chunk, term frequencies read from the tsvector's positions (of
+   the query's lexemes only: ``setweight``/``ts_filter`` cut each tsvector down first).
+   (``ts_rank`` is not BM25: it has no inverse document frequency, and BM25 ranks better
+   on our evaluation.) The course's chunk count, average length and each lexeme's
+   document frequency are cached (``STATS_SECONDS``, dropped when material changes).
+2. Vector candidates: the nearest ``POOL`` chunks by cosine distance, from the HNSW index
+   (``vector_cosine_ops``) with ``hnsw.ef_search`` chosen by measurement (``EF_SEARCH``)
+   and widened when the course is a small share of the table (the index is shared by all
+   courses and filtered afterwards); pgvector 0.8 and later scans iteratively instead. A
+   small course (``EXACT_SCAN_MAX`` chunks) is scanned exactly: that is as fast, and exact.
+3. Fusion: over the union of both candidate pools, BM25 divided by the pool's best BM25
+   plus cosine min-max scaled over the pool, weighted equally. Plain reciprocal-rank
+   fusion discards how far ahead the best match is and loses precision at rank 1.
+
+Both halves and the pool's scores are one statement; the excerpts of the ``k`` results
+another.
+
+On SQuAD dev (24 articles, 1,214 chunks, 5,696 questions; ``manage.py eval_retrieval
+DATASET --mode hybrid vector keyword``) recall@1 / @5 / @10 were: hybrid 0.839 / 0.970 /
+0.984, keyword (this BM25) 0.811 / 0.946 / 0.967, vector 0.661 / 0.884 / 0.929. In a
+prototype on the same chunks plain RRF (k=60) reached only 0.771 / 0.955, and keyword
+weights 0.6-0.8 scored below 0.5 on recall@1 (0.836, 0.831, 0.827).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from material.models import SEARCH_CONFIG, Chunk, Material
+
+if TYPE_CHECKING:
+    from learners.models import Course, User
+
+
+logger = logging.getLogger(__name__)
+
+# The tables as the models name them (they kept the tutor app's names when they moved).
+_CHUNKS = Chunk._meta.db_table
+_MATERIALS = Material._meta.db_table
+
+MODES = ("hybrid", "vector", "keyword")
+K_MAX = 50
+QUERY_MAX_CHARS = 2000
+QUERY_MAX_TERMS = 64
+# Candidates taken from each retriever before fusion.
+POOL = 50
+# Most rows the keyword candidates' BM25 is computed for (see _query_terms).
+MATCH_BUDGET = 2000
+# HNSW search breadth for a course that is the whole table; at least POOL, so the index
+# can return POOL rows. Chosen with ``python -m bench.retrieval --ef-search ...``: see
+# docs/architecture.md for the recall and latency of each value.
+EF_SEARCH = 100
+# pgvector refuses a wider hnsw.ef_search.
+EF_SEARCH_MAX = 1000
+# A course with at most this many chunks is scanned exactly (no index).
+EXACT_SCAN_MAX = 5000
+# How long a course's statistics (chunk count, average length, document frequencies)
+# are reused; ingestion and removal of material drop them at once.
+STATS_SECONDS = 600
+BM25_K1 = 1.2
+BM25_B = 0.75
+KEYWORD_WEIGHT = 0.5
+# Markers ts_headline puts around matches; the text is escaped before they become <mark>.
+_START, _STOP = "\x02", "\x03"
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    chunk_id: int
+    material_id: int
+    title: str
+    section: str
+    page: int | None
+    position: int
+    text: str
+    score: float
+    url: str
+    headline: SafeString  # an excerpt, HTML-escaped, with <mark> around the matched words
+
+    @property
+    def material_title(self) -> str:
+        return self.title
+
+
+def _clean(query: str) -> str:
+    # PostgreSQL text cannot hold NUL; the rest of any string is safe as a bound parameter.
+    return (query or "").replace("\x00", " ")[:QUERY_MAX_CHARS].strip()
+
+
+def _tsquery_literal(lexeme: str) -> str:
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+# --- the course's statistics, cached -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CourseStats:
+    chunks: int  # the course's chunks: N of BM25
+    avgdl: float  # their average length in words
+    table_chunks: int  # chunks of every course: the HNSW index holds them all
+    iterative_scan: bool  # pgvector 0.8+: a filtered HNSW scan goes on until it has enough
+    token: str  # names this computation in the keys of its document frequencies
+
+
+def _stats_key(course_id: int) -> str:
+    return f"retrieval:stats:{course_id}"
+
+
+def _df_key(stats: CourseStats, lexeme: str) -> str:
+    digest = hashlib.blake2b(lexeme.encode(), digest_size=12).hexdigest()
+    return f"retrieval:df:{stats.token}:{digest}"
+
+
+def _cache_get_many(keys: list[str]) -> dict:
+    try:
+        return cache.get_many(keys)
+    except Exception as error:  # noqa: BLE001 - the cache is an optimisation: search goes on
+        logger.warning("retrieval cache unavailable: %r", error)
+        return {}
+
+
+def _cache_set_many(values: dict) -> None:
+    try:
+        cache.set_many(values, timeout=STATS_SECONDS)
+    except Exception as error:  # noqa: BLE001 - as above
+        logger.warning("retrieval cache unavailable: %r", error)
+
+
+def course_stats_forget(*, course_id: int) -> None:
+    """Drop a course's cached statistics: its material changed (new, re-read or removed)."""
+    try:
+        cache.delete(_stats_key(course_id))
+    except Exception as error:  # noqa: BLE001 - as above; they expire after STATS_SECONDS
+        logger.warning("retrieval cache unavailable: %r", error)
+
+
+def _course_stats(cursor, *, course_id: int) -> CourseStats:
+    key = _stats_key(course_id)
+    cached = _cache_get_many([key]).get(key)
+    if cached is not None:
+        return CourseStats(**cached)
+    cursor.execute(
+        f"""
+        SELECT count(*), coalesce(avg(word_count), 1)::float8,
+               (SELECT greatest(reltuples, 0)::bigint FROM pg_class
+                 WHERE oid = '{_CHUNKS}'::regclass),
+               (SELECT extversion FROM pg_extension WHERE extname = 'vector')
+          FROM {_CHUNKS} WHERE course_id = %s
+        """,  # noqa: S608
+        [course_id],
+    )
+    chunks, avgdl, table_chunks, version = cursor.fetchone()
+    major_minor = tuple(int(part) for part in (version or "0.0").split(".")[:2])
+    stats = CourseStats(
+        chunks=chunks,
+        avgdl=max(avgdl, 1.0),
+        # reltuples is an estimate (-1 before the first ANALYZE): never below the course.
+        table_chunks=max(table_chunks or 0, chunks),
+        iterative_scan=major_minor >= (0, 8),
+        token=secrets.token_hex(8),
+    )
+    _cache_set_many({key: stats.__dict__})
+    return stats
+
+
+def _query_terms(cursor, *, stats: CourseStats, course_id: int, query: str):
+    """The query's lexemes with their BM25 idf in the course, and a tsquery matching any."""
+    cursor.execute(
+        "SELECT lexeme FROM unnest(to_tsvector(%s::regconfig, %s)) LIMIT %s",
+        [SEARCH_CONFIG, query, QUERY_MAX_TERMS],
+    )
+    lexemes = [row[0] for row in cursor.fetchall()]
+    if not lexemes or not stats.chunks:
+        return {}, ""
+    keys = {lexeme: _df_key(stats, lexeme) for lexeme in lexemes}
+    cached = _cache_get_many(list(keys.values()))
+    frequencies = {lexeme: cached[key] for lexeme, key in keys.items() if key in cached}
+    missing = [lexeme for lexeme in lexemes if lexeme not in frequencies]
+    if missing:
+        cursor.execute(
+            f"""
+            SELECT t.lexeme,
+                   (SELECT count(*) FROM {_CHUNKS} c
+                     WHERE c.course_id = %(course)s AND c.search_vector @@ t.literal::tsquery)
+              FROM unnest(%(lexemes)s::text[], %(literals)s::text[]) AS t(lexeme, literal)
+            """,  # noqa: S608
+            {
+                "course": course_id,
+                "lexemes": missing,
+                "literals": [_tsquery_literal(lexeme) for lexeme in missing],
+            },
+        )
+        counted = dict(cursor.fetchall())
+        frequencies.update(counted)
+        _cache_set_many({keys[lexeme]: df for lexeme, df in counted.items()})
+    frequencies = {lexeme: df for lexeme, df in frequencies.items() if df}
+    if not frequencies:
+        return {}, ""
+    total = max(stats.chunks, max(frequencies.values()))
+    idf = {
+        lexeme: math.log(1 + (total - df + 0.5) / (df + 0.5)) for lexeme, df in frequencies.items()
+    }
+    # Candidates come from the rarest terms, as many as keep the matched rows under
+    # MATCH_BUDGET (at least one term): BM25 reads every matched row's tsvector, and a
+    # chunk that shares only the commonest words with the query rarely ranks anyway.
+    # Every term still counts in the score.
+    matching: list[str] = []
+    rows = 0
+    for lexeme, df in sorted(frequencies.items(), key=lambda item: (item[1], item[0])):
+        if matching and rows + df > MATCH_BUDGET:
+            break
+        matching.append(lexeme)
+        rows += df
+    tsquery = " | ".join(_tsquery_literal(lexeme) for lexeme in matching)
+    return idf, tsquery
+
+
+# --- the statement -----------------------------------------------------------------------
+
+
+def _statement(*parts: str) -> str:
+    """SQL joined from this module's constants; every value is a bound parameter."""
+    return "".join(parts)
+
+
+# BM25 of the chunk ``{c}``: term frequencies from the positions of the query's lexemes,
+# which setweight marks and ts_filter keeps (the rest of the tsvector is never unnested).
+_BM25 = """
+    coalesce((
+        SELECT sum(t.idf * tf.n * (%(k1)s + 1)
+                   / (tf.n + %(k1)s * (1 - %(b)s + %(b)s * {c}.word_count / %(avgdl)s)))
+          FROM (SELECT u.lexeme, array_length(u.positions, 1) AS n
+                  FROM unnest(ts_filter(setweight({c}.search_vector, 'A', %(lexemes)s::text[]),
+                                        '{{a}}')) AS u) AS tf
+          JOIN terms AS t USING (lexeme)
+    ), 0)::float8
+"""
+_TERMS = """
+    terms AS (
+        SELECT * FROM unnest(%(lexemes)s::text[], %(idfs)s::float8[]) AS t(lexeme, idf)
+    )
+"""
+# At most MATCH_BUDGET rows even when the cached document frequencies are behind.
+_KEYWORD = _statement(
+    f"""
+    matched AS (
+        SELECT c.id, c.word_count, c.search_vector FROM {_CHUNKS} AS c
+         WHERE c.course_id = %(course)s AND c.search_vector @@ %(tsquery)s::tsquery
+         LIMIT %(budget)s
+    ),
+    keyword AS (
+        SELECT m.id, """,  # noqa: S608
+    _BM25.format(c="m"),
+    """ AS bm25
+          FROM matched AS m
+         ORDER BY bm25 DESC, m.id
+         LIMIT %(limit)s
+    )
+""",
+)
+# The HNSW index serves ORDER BY embedding <=> vector; ordering by the cosine itself
+# keeps the planner off the index, for an exact scan of the course's rows.
+_VECTOR_INDEXED = f"""
+    vector AS (
+        SELECT id, 1 - (embedding <=> %(vector)s::vector) AS cosine FROM {_CHUNKS}
+         WHERE course_id = %(course)s
+         ORDER BY embedding <=> %(vector)s::vector
+         LIMIT %(limit)s
+    )
+"""  # noqa: S608
+_VECTOR_EXACT = f"""
+    vector AS (
+        SELECT id, 1 - (embedding <=> %(vector)s::vector) AS cosine FROM {_CHUNKS}
+         WHERE course_id = %(course)s
+         ORDER BY cosine DESC, id
+         LIMIT %(limit)s
+    )
+"""  # noqa: S608
+_POOL = _statement(
+    """
+    pool AS (SELECT id FROM keyword UNION SELECT id FROM vector)
+    SELECT c.id, """,
+    _BM25.format(c="c"),
+    f""", 1 - (c.embedding <=> %(vector)s::vector)
+      FROM {_CHUNKS} AS c JOIN pool USING (id)
+""",
+)
+# One excerpt of 20 to 45 words around the best match (fragment mode cuts too short).
+_HEADLINE_OPTIONS = f"StartSel={_START}, StopSel={_STOP}, MaxWords=45, MinWords=20"
+
+
+def _vector_plan(stats: CourseStats) -> tuple[str, int | None]:
+    """The vector half's CTE and its hnsw.ef_search (None: an exact scan).
+
+    Without iterative scans the index returns ``ef_search`` rows of all courses, which the
+    course filter then thins: the breadth grows with the course's share of the table, and
+    a course too small a share for the widest breadth is scanned exactly.
+    """
+    if stats.chunks <= EXACT_SCAN_MAX:
+        return _VECTOR_EXACT, None
+    if stats.iterative_scan:
+        return _VECTOR_INDEXED, EF_SEARCH
+    share = stats.chunks / max(stats.table_chunks, 1)
+    needed = math.ceil(EF_SEARCH / share)
+    if needed > EF_SEARCH_MAX:
+        return _VECTOR_EXACT, None
+    return _VECTOR_INDEXED, needed
+
+
+def _bm25_params(idf: dict[str, float], stats: CourseStats) -> dict:
+    return {
+        "lexemes": list(idf),
+        "idfs": list(idf.values()),
+        "k1": BM25_K1,
+        "b": BM25_B,
+        "avgdl": stats.avgdl,
+    }
+
+
+def _set_ef_search(cursor, ef_search: int | None, *, k: int, iterative: bool) -> None:
+    if ef_search is None:
+        return
+    # Local to this transaction, like SET LOCAL.
+    cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(ef_search, k))])
+    if iterative:
+        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+
+
+def _vector_ranking(cursor, *, course_id: int, vector: str, limit: int, exact: bool = False):
+    """(id, cosine) of the ``limit`` nearest chunks of the course, nearest first; from the
+    HNSW index under the transaction's hnsw.ef_search, or ``exact``ly."""
+    cursor.execute(
+        _statement(
+            "WITH",
+            _VECTOR_EXACT if exact else _VECTOR_INDEXED,
+            "SELECT id, cosine FROM vector ORDER BY cosine DESC, id",
+        ),
+        {"course": course_id, "vector": vector, "limit": limit},
+    )
+    return cursor.fetchall()
+
+
+def _keyword_ranking(cursor, *, course_id, stats, idf, tsquery: str, limit: int):
+    cursor.execute(
+        _statement(
+            "WITH", _TERMS, ",", _KEYWORD, "SELECT id, bm25 FROM keyword ORDER BY bm25 DESC, id"
+        ),
+        {
+            **_bm25_params(idf, stats),
+            "course": course_id,
+            "tsquery": tsquery,
+            "budget": MATCH_BUDGET,
+            "limit": limit,
+        },
+    )
+    return cursor.fetchall()
+
+
+def _pool_scores(cursor, *, course_id, stats, idf, tsquery: str, vector: str):
+    """(id, bm25, cosine) of the union of both halves' POOL best: one statement."""
+    vector_cte, _ef = _vector_plan(stats)
+    # Nothing to match: the keyword half is empty.
+    keyword_cte = _KEYWORD if idf else "keyword AS (SELECT NULL::bigint AS id WHERE false)"
+    cursor.execute(
+        _statement("WITH", _TERMS, ",", keyword_cte, ",", vector_cte, ",", _POOL),
+        {
+            **_bm25_params(idf, stats),
+            "course": course_id,
+            "tsquery": tsquery,
+            "budget": MATCH_BUDGET,
+            "limit": POOL,
+            "vector": vector,
+        },
+    )
+    return cursor.fetchall()
+
+
+def fuse(rows: Sequence[tuple[int, float, float]], *, keyword_weight: float = KEYWORD_WEIGHT):
+    """(id, bm25, cosine) rows ranked by the weighted sum of their normalised scores."""
+    if not rows:
+        return []
+    best_bm25 = max(row[1] for row in rows) or 1.0
+    low = min(row[2] for row in rows)
+    spread = (max(row[2] for row in rows) - low) or 1.0
+    scored = [
+        (
+            chunk_id,
+            keyword_weight * bm25 / best_bm25 + (1 - keyword_weight) * (cosine - low) / spread,
+        )
+        for chunk_id, bm25, cosine in rows
+    ]
+    return sorted(scored, key=lambda item: (-item[1], item[0]))
+
+
+def _results(cursor, *, course_id: int, ranked: Sequence[tuple[int, float]], tsquery: str):
+    """The ranked chunks with their citation data; a headline when ``tsquery`` is given."""
+    if not ranked:
+        return []
+    cursor.execute(
+        f"""
+        SELECT c.id, c.material_id, m.title, c.section, c.page, c.position, c.text,
+               CASE WHEN %(tsquery)s = '' THEN left(c.text, 300)
+                    ELSE ts_headline(%(config)s::regconfig, c.text, %(tsquery)s::tsquery,
+                                     %(options)s) END
+          FROM {_CHUNKS} AS c JOIN {_MATERIALS} AS m ON m.id = c.material_id
+         WHERE c.id = ANY(%(ids)s)
+        """,  # noqa: S608
+        {
+            "config": SEARCH_CONFIG,
+            "tsquery": tsquery,
+            "options": _HEADLINE_OPTIONS,
+            "ids": [chunk_id for chunk_id, _score in ranked],
+        },
+    )
+    rows = {row[0]: row for row in cursor.fetchall()}
+    results = []
+    for chunk_id, score in ranked:
+        row = rows.get(chunk_id)
+        if row is None:
+            continue
+        _id, material_id, title, section, page, position, text, headline = row
+        marked = escape(headline).replace(_START, "<mark>").replace(_STOP, "</mark>")
+        url = reverse("tutor:material-detail", args=[course_id, material_id])
+        url += f"?passage={chunk_id}#chunk-{chunk_id}"
+        results.append(
+            SearchResult(
+                chunk_id=chunk_id,
+                material_id=material_id,
+                title=title,
+                section=section,
+                page=page,
+                position=position,
+                text=text,
+                score=float(score),
+                url=url,
+                headline=mark_safe(marked),  # noqa: S308 - escaped on the line above
+            )
+        )
+    return results
+
+
+def _may_search(*, course: Course, user: User) -> bool:
+    from learners.models import Course
+
+    return (
+        user is not None
+        and user.is_authenticated
+        and Course.objects.visible_to(user).filter(pk=course.pk).exists()
+    )
+
+
+def chunks_search(
+    *,
+    course: Course,
+    user: User,
+    query: str,
+    k: int = 5,
+    mode: str = "hybrid",
+    highlight: bool = False,
+    query_vector: Sequence[float] | None = None,
+) -> list[SearchResult]:
+    """The ``k`` chunks of the course's material that best answer ``query``, best first.
+
+    Raises PermissionDenied unless ``user`` is a member of the course or staff. An empty
+    query, or one with nothing searchable, returns no results rather than an error.
+    ``highlight`` fills each result's ``headline`` (otherwise the start of the text);
+    ``query_vector`` is the query's embedding when the caller has it already (evaluations
+    embed all their questions in one batch).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    if not _may_search(course=course, user=user):
+        raise PermissionDenied("Only the course's members may search its material.")
+    query = _clean(query)
+    k = max(1, min(int(k), K_MAX))
+    if not query:
+        return []
+    from pgvector import Vector
+
+    from ai.embedding import embed_texts
+
+    vector = ""
+    if mode != "keyword":
+        if query_vector is None:
+            query_vector = embed_texts([query])[0]
+        vector = Vector(list(query_vector)).to_text()
+    with transaction.atomic(), connection.cursor() as cursor:
+        stats = _course_stats(cursor, course_id=course.pk)
+        if not stats.chunks:
+            return []
+        idf, tsquery = {}, ""
+        if mode != "vector" or highlight:
+            idf, tsquery = _query_terms(cursor, stats=stats, course_id=course.pk, query=query)
+        if mode == "keyword":
+            ranked = (
+                _keyword_ranking(
+                    cursor, course_id=course.pk, stats=stats, idf=idf, tsquery=tsquery, limit=k
+                )
+                if idf
+                else []
+            )
+        else:
+            _cte, ef_search = _vector_plan(stats)
+            _set_ef_search(cursor, ef_search, k=k, iterative=stats.iterative_scan)
+            if mode == "vector":
+                ranked = _vector_ranking(
+                    cursor,
+                    course_id=course.pk,
+                    vector=vector,
+                    limit=k,
+                    exact=ef_search is None,
+                )
+            else:
+                rows = _pool_scores(
+                    cursor,
+                    course_id=course.pk,
+                    stats=stats,
+                    idf=idf,
+                    tsquery=tsquery,
+                    vector=vector,
+                )
+                ranked = fuse(rows)[:k]
+        return _results(
+            cursor, course_id=course.pk, ranked=ranked, tsquery=tsquery if highlight else ""
+        )

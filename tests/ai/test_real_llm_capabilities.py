@@ -1,0 +1,118 @@
+"""What the product learns of a real model server, and the pipelines that depend on it:
+llama.cpp with SmolLM2 started for the run, or the server LLM_BASE_URL names
+(`pytest -m real_llm`). Assertions hold for any server; those about llama.cpp itself only
+when the run started it."""
+
+from __future__ import annotations
+
+import html
+import time
+
+import pytest
+
+from ai import llm
+from ai.llm_capabilities import bytes_bound
+
+pytestmark = [pytest.mark.real_llm, pytest.mark.django_db]
+
+SAMPLES = {
+    "en": "Photosynthesis turns light energy into chemical energy stored in sugar. " * 12,
+    "es": "La fotosíntesis convierte la energía luminosa en energía química almacenada. " * 12,
+    "ru": "Фотосинтез превращает энергию света в химическую энергию, запасённую в сахаре. " * 12,
+    "zh": "光合作用是植物利用光能把二氧化碳和水转化为葡萄糖和氧气的过程。" * 12,
+    "ko": "광합성은 식물이 빛 에너지를 화학 에너지로 바꾸는 과정입니다. " * 12,
+    "digits": "6 CO2 + 6 H2O -> C6H12O6 + 6 O2; 31415926535 and 2.718281828 " * 12,
+}
+
+
+def test_the_server_is_probed_for_its_context_tokenizer_and_structured_output(real_llm):
+    llm.capabilities_clear()
+    caps = llm.capabilities()
+    if real_llm.started_here:
+        assert caps.kind == "llama.cpp"
+        assert caps.tokenize_form == "content"
+        # Per slot: the run's server shares a 4 x 8192 context among 4 slots.
+        assert llm.llm_context_tokens() == 8192
+    counted, source = llm.prompt_tokens([{"role": "user", "content": SAMPLES["zh"]}])
+    assert counted > 0 and source in ("tokenizer", "bytes")
+
+
+def test_the_byte_bound_never_undercounts_the_real_tokenizer(real_llm):
+    llm.capabilities_clear()
+    count = llm.server_tokens_counter()
+    if count is None:
+        pytest.skip("this server has no tokenizer endpoint")
+    for language, text in SAMPLES.items():
+        real = count([text])
+        assert bytes_bound(text) >= real, language
+
+
+def test_a_stream_and_a_schema_reply_carry_real_token_counts(real_llm):
+    stream = llm.chat_stream(
+        messages=[{"role": "user", "content": "Say hello in five words."}],
+        prompt_version="tutor-v1",
+        max_tokens=24,
+    )
+    text = "".join(stream)
+    assert text.strip()
+    assert stream.usage.prompt_tokens > 0 and stream.usage.completion_tokens > 0
+    assert stream.usage.usage_source in ("server", "tokenizer", "bytes")
+
+    schema = {
+        "type": "object",
+        "properties": {"summary": {"type": "string", "maxLength": 800}},
+        "required": ["summary"],
+        "additionalProperties": False,
+    }
+    data, usage = llm.chat_json(
+        messages=[{"role": "user", "content": "Summarise: plants make sugar from light."}],
+        schema=schema,
+        schema_name="summary",
+        prompt_version="memory_summary.v1",
+        max_tokens=200,
+    )
+    assert isinstance(data["summary"], str)
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    # The form that worked is remembered for the next call.
+    assert llm.capabilities().structured_form is not None
+
+
+@pytest.mark.worker
+@pytest.mark.timeout(600)
+@pytest.mark.django_db(transaction=True)
+def test_a_question_job_runs_through_a_real_worker_to_a_final_state(
+    real_llm, celery_worker, client, teacher, course, settings, monkeypatch
+):
+    from learners.models import Concept
+    from learning import practice
+    from learning.models import QuestionGeneration
+
+    # One question, a short answer: a CPU server shared with the whole run is slow.
+    monkeypatch.setattr(practice, "QUESTIONS_PER_GENERATION", 1)
+    settings.LLM_MAX_TOKENS = 400
+
+    concept = Concept.objects.create(course=course, name="Photosynthesis")
+    client.force_login(teacher)
+    client.post(
+        f"/courses/{course.pk}/questions/generate/",
+        {
+            "concept": concept.pk,
+            "use_llm": "1",
+            "text": "Photosynthesis turns light energy into chemical energy stored in sugar. "
+            "Plants need carbon dioxide and water, and they release oxygen.",
+        },
+    )
+    generation = QuestionGeneration.objects.get(concept=concept)
+    deadline = time.monotonic() + 560
+    while generation.status in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        generation.refresh_from_db()
+    # Whatever a small model writes, the job ends, and the page says how.
+    assert generation.status in ("done", "failed"), generation.status
+    page = client.get(f"/courses/{course.pk}/concepts/").content.decode()
+    assert generation.get_status_display() in page
+    if generation.status == "done":
+        assert generation.usage["prompt_tokens"] > 0
+        assert generation.usage["completion_tokens"] > 0
+    else:
+        assert html.escape(generation.failure_reason) in page

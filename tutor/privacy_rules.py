@@ -1,0 +1,23 @@
+"""The personal data the tutor holds, registered with the privacy registry from
+``TutorConfig.ready()``."""
+
+from __future__ import annotations
+
+from config.privacy_registry import ALL_FIELDS, DELETE, PrivacyRule, privacy_register
+
+RULES = {
+    "tutor.conversation": PrivacyRule(
+        "tutor", "learner", ("id", "course__title", "title", "created"), DELETE
+    ),
+    "tutor.message": PrivacyRule("tutor", "conversation__learner", ALL_FIELDS, DELETE),
+    "tutor.feedback": PrivacyRule(
+        "tutor", "message__conversation__learner", ("message_id", "rating", "comment"), DELETE
+    ),
+    "tutor.memory": PrivacyRule(
+        "tutor", "learner", ("course__title", "summary", "created"), DELETE
+    ),
+}
+
+
+def privacy_rules_register() -> None:
+    privacy_register(RULES)
