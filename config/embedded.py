@@ -177,7 +177,9 @@ def embedded_start() -> None:
 
     if getattr(settings, "SECRET_KEY_FILE", None):
         _secret_key_keep(settings)
-    if getattr(settings, "EMBEDDED_POSTGRES_DIR", None):
-        embedded_postgres_start(settings.EMBEDDED_POSTGRES_DIR)
-    if getattr(settings, "EMBEDDED_REDIS_DIR", None):
-        embedded_redis_start(settings.EMBEDDED_REDIS_DIR)
+    postgres_dir = getattr(settings, "EMBEDDED_POSTGRES_DIR", None)
+    if postgres_dir:
+        embedded_postgres_start(postgres_dir)
+    redis_dir = getattr(settings, "EMBEDDED_REDIS_DIR", None)
+    if redis_dir:
+        embedded_redis_start(redis_dir)

@@ -48,7 +48,7 @@ class ApiRefusal(APIException):
 
 def api_status(error: ValidationError) -> int:
     """The status of the API's answer to a service's ``ValidationError``."""
-    return API_STATUS_BY_CODE.get(getattr(error, "code", None), status.HTTP_400_BAD_REQUEST)
+    return API_STATUS_BY_CODE.get(str(getattr(error, "code", "")), status.HTTP_400_BAD_REQUEST)
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

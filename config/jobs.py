@@ -29,7 +29,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, cast
 
 from django.conf import settings
 from django.db import models, transaction
@@ -51,28 +51,33 @@ class Recovered(NamedTuple):
 class JobQuerySet(models.QuerySet):
     """The job machine's moves; each is one conditional update on the rows selected."""
 
+    @property
+    def job_model(self) -> type[Job]:
+        """The model, as a job (its states and rules are class attributes)."""
+        return cast("type[Job]", self.model)
+
     # --- states --------------------------------------------------------------------------
 
     def queued(self) -> JobQuerySet:
-        return self.filter(status=self.model.QUEUED)
+        return self.filter(status=self.job_model.QUEUED)
 
     def running(self) -> JobQuerySet:
-        return self.filter(status=self.model.RUNNING)
+        return self.filter(status=self.job_model.RUNNING)
 
     def lapsed(self, *, now: datetime | None = None) -> JobQuerySet:
         """Unfinished jobs whose lease ran out: queued ones whose task message never came,
         running ones whose worker stopped renewing (rows with no lease are never lapsed)."""
         return self.filter(
-            status__in=[self.model.QUEUED, self.model.RUNNING],
+            status__in=[self.job_model.QUEUED, self.job_model.RUNNING],
             lease_until__lt=now or timezone.now(),
         )
 
     def _exhausted(self, now: datetime) -> Q:
         """Running, lease lapsed, and no attempt left: its workers died on it too often."""
         return Q(
-            status=self.model.RUNNING,
+            status=self.job_model.RUNNING,
             lease_until__lt=now,
-            attempts__gte=self.model.max_attempts(),
+            attempts__gte=self.job_model.max_attempts(),
         )
 
     # --- moves ---------------------------------------------------------------------------
@@ -82,7 +87,7 @@ class JobQuerySet(models.QuerySet):
         (lease lapsed) with attempts left. One conditional update, so only one of two
         workers gets it. Returns the claim, or None (done, failed, taken, or abandoned
         here because its workers died on it too often). ``fields`` are set with it."""
-        model = self.model
+        model = self.job_model
         now = timezone.now()
         claimable = Q(status=model.QUEUED) | Q(
             status=model.RUNNING, lease_until__lt=now, attempts__lt=model.max_attempts()
@@ -102,14 +107,17 @@ class JobQuerySet(models.QuerySet):
         """Put the selected jobs back in the queue; their task should arrive within
         ``delay`` seconds (its countdown) plus ``WORK_REQUEUE_SECONDS``."""
         return self.update(
-            status=self.model.QUEUED, lease_until=queued_until(delay=delay, now=now), **fields
+            status=self.job_model.QUEUED, lease_until=queued_until(delay=delay, now=now), **fields
         )
 
     def fail(self, *, error: str, now: datetime | None = None, **fields: Any) -> int:
         """End the selected jobs as failed with ``error`` (cut to the column's length)."""
-        model = self.model
-        limit = model._meta.get_field("error").max_length
-        ended = {"status": model.FAILED, "error": str(error)[:limit] if limit else str(error)}
+        model = self.job_model
+        limit = getattr(model._meta.get_field("error"), "max_length", None)
+        ended: dict[str, Any] = {
+            "status": model.FAILED,
+            "error": str(error)[:limit] if limit else str(error),
+        }
         if model.FINISHED_FIELD:
             ended[model.FINISHED_FIELD] = now or timezone.now()
         return self.update(lease_until=None, **{**ended, **fields})
@@ -124,10 +132,10 @@ class JobQuerySet(models.QuerySet):
         ended = 0
         for pk, status in self.filter(left).values_list("pk", "status"):
             if self.filter(left, pk=pk, status=status).fail(
-                error=str(self.model.LOST_ERROR), now=now, **self.abandon_fields(pk)
+                error=str(self.job_model.LOST_ERROR), now=now, **self.abandon_fields(pk)
             ):
                 logger.warning(
-                    "%s %s was %s with no live worker; failed", self.model.__name__, pk, status
+                    "%s %s was %s with no live worker; failed", self.job_model.__name__, pk, status
                 )
                 self.after_abandon(pk)
                 ended += 1
@@ -158,7 +166,7 @@ class JobQuerySet(models.QuerySet):
         Returns how many failed and how many were queued again."""
         now = now or timezone.now()
         failed = self.abandon(now=now, also=also)
-        model = self.model
+        model = self.job_model
         left = Q(status=model.QUEUED) | Q(status=model.RUNNING, attempts__lt=model.max_attempts())
         candidates = self.lapsed(now=now).filter(left)
         requeued = 0

@@ -119,7 +119,7 @@ EMBEDDED_REDIS_DIR = None if env_str("REDIS_URL") else VAR_DIR / "redis"
 if DATABASE_URL:
     DATABASES = {"default": database_from_url("DATABASE_URL", DATABASE_URL)}
 else:
-    DATABASES = {"default": embedded_postgres(EMBEDDED_POSTGRES_DIR)}
+    DATABASES = {"default": embedded_postgres(VAR_DIR / "pgdata")}
 # A pool of connections per process (psycopg's, through Django): a request or task borrows
 # an open connection instead of starting a PostgreSQL backend (milliseconds of CPU on both
 # sides, each time). Safe under ASGI, where a persistent connection (CONN_MAX_AGE) would be
@@ -142,7 +142,7 @@ REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     REDIS_URL = redis_url("REDIS_URL", REDIS_URL)
 else:
-    REDIS_URL = embedded_redis_url(EMBEDDED_REDIS_DIR) + "/0"
+    REDIS_URL = embedded_redis_url(VAR_DIR / "redis") + "/0"
 
 CACHES = {
     "default": {

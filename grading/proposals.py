@@ -36,7 +36,7 @@ STALE_RUNNING = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
 WORKER_DIED_ERROR = "WorkerLost: the worker grading this essay stopped too many times"
 
 
-def grading_sources(*, submission: Submission) -> list[str]:
+def grading_sources(*, submission: Submission) -> list[Proposal.Source]:
     """Which proposals this submission gets: the LLM (configured, allowed by consent and
     within the learner's AI token budget for today) and the learned scorer (when one is
     trained for this rubric)."""
@@ -45,7 +45,7 @@ def grading_sources(*, submission: Submission) -> list[str]:
 
     assignment = submission.assignment
     learner, course = submission.learner, assignment.course
-    sources = []
+    sources: list[Proposal.Source] = []
     if (
         llm_is_configured()
         and ai_access(user=learner, course=course).allowed
@@ -64,11 +64,10 @@ def grading_enqueue(*, submission: Submission, sources: list[str] | None = None)
     proposals already done."""
     from grading import tasks
 
-    if sources is None:
-        sources = grading_sources(submission=submission)
+    wanted: list[str] = list(grading_sources(submission=submission)) if sources is None else sources
     version = rubric_version_of(submission.assignment.criteria.all())
     proposals = []
-    for source in sources:
+    for source in wanted:
         proposal, _created = Proposal.objects.get_or_create(
             submission=submission, rubric_version=version, source=source
         )
@@ -148,7 +147,7 @@ def proposal_claim(*, proposal_id: int) -> datetime | None:
     return None
 
 
-def proposal_claimed(*, proposal_id: int, claimed_at: datetime):
+def proposal_claimed(*, proposal_id: int, claimed_at: datetime | None):
     """The proposal while this worker's claim holds (for its lease, ``config/leases.py``)."""
     return Proposal.objects.filter(
         pk=proposal_id, status=Proposal.Status.RUNNING, started_at=claimed_at

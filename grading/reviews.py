@@ -376,7 +376,8 @@ def reviews_bulk_approve(*, assignment: Assignment, min_confidence: float, actor
             if locked.flagged or locked.status != Review.Status.PENDING:
                 continue
             existing = {s.criterion_id: s for s in submission.scores.all()}
-            before, after = {}, {}
+            before: dict[str, str | None] = {}
+            after: dict[str, str | None] = {}
             for criterion in criteria:
                 if criterion.pk in existing:
                     continue

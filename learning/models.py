@@ -111,6 +111,9 @@ class PracticeQuestionQuerySet(models.QuerySet):
 
 
 class PracticeQuestion(models.Model):
+    # Not a column: why the teacher's edit was refused, shown beside it (question_review).
+    review_errors: list[str]
+
     class Kind(models.TextChoices):
         CLOZE = "cloze", _("Fill in the blank")
         SHORT_ANSWER = "short_answer", _("Short answer")

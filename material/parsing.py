@@ -440,7 +440,7 @@ def _pdf_page_lines(page) -> list[tuple[str, float]]:
     if len(sized) != len(lines):
         return [(line, 0.0) for line in lines]
     return [
-        (line, max(sizes, key=sizes.get) if sizes else 0.0)
+        (line, max(sizes, key=lambda size: sizes[size]) if sizes else 0.0)
         for line, sizes in zip(lines, sized, strict=True)
     ]
 
@@ -469,7 +469,7 @@ def _pdf_heading_levels(page_lines) -> dict[float, int]:
                 characters[key] = characters.get(key, 0) + len(text.strip())
     if not characters:
         return {}
-    body = max(characters, key=characters.get)
+    body = max(characters, key=lambda size: characters[size])
     larger = sorted(
         {
             _size_key(size)

@@ -284,7 +284,8 @@ def replies_recover() -> tuple[int, int]:
     what they streamed), and send again the task of those still waiting after their
     lease (the broker may have been down when it was sent). Returns (failed, sent again)."""
     now = timezone.now()
-    return tuple(Message.objects.recover(send=_enqueue_reply, now=now, also=_overdue(now)))
+    failed, sent_again = Message.objects.recover(send=_enqueue_reply, now=now, also=_overdue(now))
+    return failed, sent_again
 
 
 def feedback_record(*, reply: Message, learner: User, rating: int, comment: str = "") -> Feedback:

@@ -145,7 +145,9 @@ class Message(Job):
     created = models.DateTimeField(auto_now_add=True)
     finished = models.DateTimeField(null=True, blank=True)
 
-    objects = MessageQuerySet.as_manager()
+    # django-stubs types a model's manager as a ClassVar of the base; a job model's own
+    # QuerySet manager is the override Django expects.
+    objects = MessageQuerySet.as_manager()  # type: ignore[misc]
 
     class Meta:
         ordering = ["pk"]
