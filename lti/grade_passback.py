@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from grading.models import Review
 from grading.signals import grade_released
-from lti.ags import score_posts_queue
 
 
 def _grade_released(sender, review, **kwargs) -> None:
+    # Imported on the first released grade: the LTI library is heavy for every process.
+    from lti.ags import score_posts_queue
+
     score_posts_queue(review=review)
 
 

@@ -11,7 +11,6 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from config.jobs import Job, JobQuerySet
-from tutor import streams
 
 if TYPE_CHECKING:
     pass
@@ -51,6 +50,9 @@ class MessageQuerySet(JobQuerySet):
 
     def abandon_fields(self, pk: int) -> dict:
         """A reply given up keeps what its worker streamed (nothing when Redis is away)."""
+        # The stream code (and the Redis client) load with the sweep, not with the models.
+        from tutor import streams
+
         try:
             return {"text": streams.reply_stream_text(message_id=pk)}
         except streams.UNAVAILABLE:
@@ -58,6 +60,8 @@ class MessageQuerySet(JobQuerySet):
 
     def after_abandon(self, pk: int) -> None:
         # Readers stop at the end marker; without Redis they fall back to the stored status.
+        from tutor import streams
+
         with contextlib.suppress(*streams.UNAVAILABLE):
             streams.reply_stream_end(message_id=pk, status=Message.Status.FAILED)
 
