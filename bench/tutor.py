@@ -300,7 +300,7 @@ def _real_server_summary(args, results, proxy: RecordingProxy, wall: float, cpu_
         for index in range(len(results)):
             if _question(index) in exchange.last_user_text():
                 by_student.setdefault(index, exchange)
-    pairs = []
+    pairs, before, after = [], [], []
     for index, result in enumerate(results):
         exchange = by_student.get(index)
         if result.stream.first_token_at is None or exchange is None:
@@ -308,6 +308,11 @@ def _real_server_summary(args, results, proxy: RecordingProxy, wall: float, cpu_
         if exchange.server_ttft is None:
             continue
         pairs.append((result.stream.first_token_at - result.posted_at, exchange.server_ttft))
+        # Where the added time goes: before the request reached the server (the post, the
+        # queue, the claim, retrieval, the prompt and its token count), and after its
+        # first token (the worker, the Redis stream, the event stream to the page).
+        before.append(exchange.received_at - result.posted_at)
+        after.append(result.stream.first_token_at - exchange.first_content_at)
     product = [p for p, _s in pairs]
     server = [s for _p, s in pairs]
     ratios = [p / s for p, s in pairs if s > 0]
@@ -336,6 +341,12 @@ def _real_server_summary(args, results, proxy: RecordingProxy, wall: float, cpu_
         "ttft_ratio_p95": p(ratios, 95),
         "ttft_added_p50_ms": round(percentile(added, 50) * 1000, 1) if added else None,
         "ttft_added_p95_ms": round(percentile(added, 95) * 1000, 1) if added else None,
+        "post_to_server_request_p50_ms": round(percentile(before, 50) * 1000, 1)
+        if before
+        else None,
+        "server_first_token_to_page_p50_ms": round(percentile(after, 50) * 1000, 1)
+        if after
+        else None,
         "server_requests": len(proxy.exchanges),
         "wall_s": round(wall, 2),
         "cpu_seconds_web": cpu_used["web"],
