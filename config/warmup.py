@@ -25,6 +25,8 @@ import time
 from celery.signals import worker_init, worker_process_init, worker_shutdown
 from django.conf import settings
 
+from ai import embedding
+
 logger = logging.getLogger(__name__)
 
 COLD, WARMING, READY = "cold", "warming", "ready"
@@ -58,9 +60,7 @@ def warm_up() -> None:
         _state = WARMING
         started = time.perf_counter()
         try:
-            from ai.embedding import embed_texts
-
-            embed_texts(["warm up"])
+            embedding.embed_texts(["warm up"])
         except Exception:
             logger.exception("Warming up failed; the model loads on first use instead.")
             _state = COLD

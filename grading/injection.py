@@ -40,6 +40,8 @@ import numpy as np
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from ai.embedding import embed_texts
+
 logger = logging.getLogger(__name__)
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -163,8 +165,6 @@ def classifier_fit() -> InjectionClassifier:
     """Fit the classifier on the training set (embeds every example: seconds)."""
     from sklearn.linear_model import LogisticRegression
 
-    from ai.embedding import embed_texts
-
     texts, labels = training_examples()
     vectors = embed_texts(texts)
     model = LogisticRegression(C=REGULARISATION_C, class_weight="balanced", max_iter=3000)
@@ -221,8 +221,6 @@ def sentence_scores(text: str) -> list[SentenceScore]:
     neighbouring sentences, with its probability of addressing the grader (a pair is the
     mean of its two sentences' vectors: an instruction split over two sentences reads as
     one)."""
-    from ai.embedding import embed_texts
-
     sentences = essay_sentences(text)
     if not sentences:
         return []

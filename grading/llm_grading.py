@@ -34,6 +34,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from ai.ledger import LLMCallFor, Purpose
+from ai.llm import LLMContextExceeded, chat_json, llm_context_tokens, prompt_tokens
 from grading.manipulation import ESSAY_CLOSE, ESSAY_OPEN, invisible_characters_remove
 
 PROMPT_VERSION = "grade.v2"
@@ -243,8 +244,6 @@ def grade_messages(
     shared part and the answer, counted in real tokens: with the server's tokenizer, else
     by a UTF-8 byte bound that no language exceeds (``ai.llm_capabilities``).
     """
-    from ai.llm import LLMContextExceeded, llm_context_tokens, prompt_tokens
-
     system = system_prompt(assignment=assignment, criteria=criteria, exemplars=exemplars)
 
     def messages_for(essay: str, cut: bool) -> list[dict[str, str]]:
@@ -413,8 +412,6 @@ def essay_grade(
     in the ledger under the learner whose essay it is (``learner_id``) and the course. A
     retry (after an unusable answer) samples at RETRY_TEMPERATURE: the same question at
     temperature 0 would get the same answer."""
-    from ai.llm import chat_json
-
     messages, notice = grade_messages(
         assignment=assignment, criteria=criteria, exemplars=exemplars, text=text, language=language
     )

@@ -20,6 +20,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ai.llm import failure_reason as llm_failure_reason
 from grading.criteria import Criterion
 
 if TYPE_CHECKING:
@@ -365,9 +366,7 @@ class Proposal(models.Model):
     def failure_reason(self) -> str:
         """Why it failed, translated, for the review page ('' when the stored error is no
         language model failure, e.g. a worker that died)."""
-        from ai.llm import failure_reason
-
-        return failure_reason(self.error) if self.status == self.Status.FAILED else ""
+        return llm_failure_reason(self.error) if self.status == self.Status.FAILED else ""
 
     def for_criterion(self, criterion_id: int) -> dict:
         return self.criteria.get(str(criterion_id)) or {}

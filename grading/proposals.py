@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ai.budget import ai_budget_reached
+from ai.llm import llm_is_configured
 from config.leases import lapsed, lease_until, queued_until
 from config.metrics import grading_observed
 from grading import manipulation
@@ -27,6 +28,7 @@ from grading.models import (
 )
 from grading.reviews import review_flag, review_refresh
 from grading.training import submission_vectors
+from learners.consent import ai_access
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +42,6 @@ def grading_sources(*, submission: Submission) -> list[Proposal.Source]:
     """Which proposals this submission gets: the LLM (configured, allowed by consent and
     within the learner's AI token budget for today) and the learned scorer (when one is
     trained for this rubric)."""
-    from ai.llm import llm_is_configured
-    from learners.consent import ai_access
-
     assignment = submission.assignment
     learner, course = submission.learner, assignment.course
     sources: list[Proposal.Source] = []

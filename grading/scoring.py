@@ -63,6 +63,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 
+from ai.embedding import embed_texts_with_layers
+
 # Criterion lives in a light module so grading.models need not load scikit-learn; it is
 # re-exported here because stored scorers pickled it under this path.
 from grading.criteria import Criterion
@@ -128,8 +130,6 @@ def essay_vectors(texts: Sequence[str]) -> np.ndarray:
     """One row per essay: its sentence embedding (the re-normalised mean of its chunks'
     embeddings, unit length) followed by its layer-averaged token states (the mean of its
     chunks'), each as wide as the embedding model's vectors."""
-    from ai.embedding import embed_texts_with_layers
-
     chunks: list[str] = []
     owners: list[int] = []
     for index, text in enumerate(texts):

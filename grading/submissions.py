@@ -32,6 +32,7 @@ from grading.models import (
 )
 from grading.proposals import grading_enqueue
 from grading.reviews import PRIORITY_FLAG
+from material.parsing import ParseError, document_parse
 
 if TYPE_CHECKING:
     from learners.models import User
@@ -52,8 +53,6 @@ class UploadedEssay:
 def submission_upload_read(*, name: str, data: bytes) -> UploadedEssay:
     """The text of an uploaded essay (.txt, .docx or .pdf), read by the project's one
     upload parser (``material.parsing``), and the passages the file hides from view."""
-    from material.parsing import ParseError, document_parse
-
     suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if suffix not in _UPLOAD_KINDS:
         raise ValidationError(_("Upload a .txt, .docx or .pdf file."))

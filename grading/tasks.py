@@ -16,6 +16,7 @@ import logging
 
 from celery import shared_task
 
+from ai.llm import LLMBadResponse, LLMError, LLMUnavailable, llm_error_stored
 from config.celery import enqueue_on_commit
 from config.leases import Lease
 from grading import proposals, training
@@ -43,8 +44,6 @@ def retry_countdown(retries: int) -> int:
 @shared_task(name="grading.tasks.proposal_llm", bind=True, acks_late=True, max_retries=LLM_RETRIES)
 def proposal_llm(self, proposal_id: int) -> str | None:
     """Grade one proposal with the language model."""
-    from ai.llm import LLMBadResponse, LLMError, LLMUnavailable, llm_error_stored
-
     claimed_at = proposals.proposal_claim(proposal_id=proposal_id)
     if claimed_at is None:
         return None

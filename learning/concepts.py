@@ -12,12 +12,13 @@ from collections.abc import Iterable, Sequence
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Min, Q
 from django.utils.translation import gettext as _
 
 from learners.models import Concept, Course
 from learning.models import PracticeQuestion
 from material.concept_tags import chunks_tag_concepts
+from material.models import Chunk
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ def course_concepts(*, course: Course) -> list[Concept]:
     )
 
 
-# The tutor app joins a chunk's headings, outermost first, with this separator.
+# The material app joins a chunk's headings, outermost first, with this separator.
 SECTION_SEPARATOR = " › "
 
 
@@ -193,30 +194,14 @@ SECTION_SEPARATOR = " › "
 MAX_MATERIAL_PASSAGES = 200
 
 
-def _chunk_model():
-    """The tutor app's Chunk model, or None when the tutor app is not installed (learners
-    never depends on tutor at import time)."""
-    from django.apps import apps
-
-    try:
-        return apps.get_model("tutor", "Chunk")
-    except LookupError:
-        return None
-
-
 def material_section_paths(*, course: Course) -> list[str]:
     """The section paths of the course's material, each once, in reading order.
 
     Only the short ``section`` column is read, grouped in the database: the page that
     offers concept suggestions answers as fast with 50 MB of material as with one page.
     """
-    from django.db.models import Min
-
-    chunk_model = _chunk_model()
-    if chunk_model is None:
-        return []
     rows = (
-        chunk_model.objects.filter(course=course)
+        Chunk.objects.filter(course=course)
         .values("section")
         .annotate(first_material=Min("material_id"), first_position=Min("position"))
         .order_by("first_material", "first_position", "section")
@@ -226,8 +211,7 @@ def material_section_paths(*, course: Course) -> list[str]:
 
 
 def course_has_material(*, course: Course) -> bool:
-    chunk_model = _chunk_model()
-    return chunk_model is not None and chunk_model.objects.filter(course=course).exists()
+    return Chunk.objects.filter(course=course).exists()
 
 
 def _join_sections(rows: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -245,11 +229,8 @@ def _join_sections(rows: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 def material_sections(*, course: Course, limit: int | None = None) -> list[tuple[str, str]]:
     """(section path, text) of the course's material in reading order, consecutive chunks
     of one section joined (at most ``limit`` chunks read); empty without material."""
-    chunk_model = _chunk_model()
-    if chunk_model is None:
-        return []
     rows = (
-        chunk_model.objects.filter(course=course)
+        Chunk.objects.filter(course=course)
         .order_by("material_id", "position")
         .values_list("section", "text")
     )
@@ -272,10 +253,7 @@ def section_headings(paths: Iterable[str] | list[tuple[str, str]]) -> list[str]:
 def material_texts(*, course: Course, concept: Concept) -> list[str]:
     """The material sections about the concept (its name in their heading), else the
     material's first passages; at most ``MAX_MATERIAL_PASSAGES`` passages either way."""
-    chunk_model = _chunk_model()
-    if chunk_model is None:
-        return []
-    chunks = chunk_model.objects.filter(course=course).order_by("material_id", "position")
+    chunks = Chunk.objects.filter(course=course).order_by("material_id", "position")
     about = chunks.filter(section__icontains=concept.name).values_list("section", "text")
     sections = _join_sections(about[:MAX_MATERIAL_PASSAGES])
     if not sections:

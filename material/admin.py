@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from learners.models import Concept
 from material.models import Chunk, Material
 from material.services import material_reingest, material_upload
 
@@ -107,8 +108,6 @@ class ChunkAdmin(admin.ModelAdmin):
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name == "concepts":
-            from learners.models import Concept
-
             chunk_id = request.resolver_match.kwargs.get("object_id")
             course_id = Chunk.objects.filter(pk=chunk_id).values("course_id")
             kwargs["queryset"] = Concept.objects.filter(course_id__in=course_id)

@@ -46,10 +46,12 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from ai import embedding
+from learners.models import Course
 from material.models import SEARCH_CONFIG, Chunk, Material
 
 if TYPE_CHECKING:
-    from learners.models import Course, User
+    from learners.models import User
 
 
 logger = logging.getLogger(__name__)
@@ -461,8 +463,6 @@ def _results(cursor, *, course_id: int, ranked: Sequence[tuple[int, float]], tsq
 
 
 def _may_search(*, course: Course, user: User) -> bool:
-    from learners.models import Course
-
     return (
         user is not None
         and user.is_authenticated
@@ -498,12 +498,10 @@ def chunks_search(
         return []
     from pgvector import Vector
 
-    from ai.embedding import embed_texts
-
     vector = ""
     if mode != "keyword":
         if query_vector is None:
-            query_vector = embed_texts([query])[0]
+            query_vector = embedding.embed_texts([query])[0]
         vector = Vector(list(query_vector)).to_text()
     with transaction.atomic(), connection.cursor() as cursor:
         stats = _course_stats(cursor, course_id=course.pk)

@@ -18,6 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ai import embedding
 from config.celery import enqueue_on_commit
 from config.leases import Lease, lapsed, lease_until, queued_until
 from material import chunking, parsing
@@ -381,14 +382,14 @@ def _vectors(
 ) -> list:
     """One vector per text: reused where a chunk with the same text hash has one, the
     rest embedded in batches (``on_progress(done, total)`` after each)."""
-    from ai.embedding import embed_texts
-
     missing = list(dict.fromkeys(h for h in hashes if h not in known))
     text_of = dict(zip(hashes, texts, strict=True))
     on_progress(0, len(missing))
     for start in range(0, len(missing), EMBED_BATCH):
         batch = missing[start : start + EMBED_BATCH]
-        for text_hash, vector in zip(batch, embed_texts([text_of[h] for h in batch]), strict=True):
+        for text_hash, vector in zip(
+            batch, embedding.embed_texts([text_of[h] for h in batch]), strict=True
+        ):
             known[text_hash] = vector
         on_progress(start + len(batch), len(missing))
     return [known[h] for h in hashes]

@@ -38,6 +38,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils.translation import get_language_info
 
+from ai.llm import LLMContextExceeded, llm_context_tokens
 from ai.tokens import MESSAGE_OVERHEAD_TOKENS, message_tokens_estimate, tokens_estimate
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
@@ -139,8 +140,6 @@ def prompt_load(version: str) -> Prompt:
 
 
 def context_budget() -> int:
-    from ai.llm import llm_context_tokens
-
     return max(
         llm_context_tokens() - settings.LLM_MAX_TOKENS - SAFETY_MARGIN_TOKENS,
         256,
@@ -217,8 +216,6 @@ def context_build(
     out, one call), when it has one. Raises ``LLMContextExceeded`` when the question alone
     does not fit.
     """
-    from ai.llm import LLMContextExceeded
-
     budget = context_budget()
     prompt_version, system = _system_prompt(course_title=course_title, profile=profile)
     system_message = {"role": "system", "content": system}

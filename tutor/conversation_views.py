@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
+from ai.llm import llm_supports_images
 from config.markdown import reply_html
 from learners.consent import ai_access
 from learners.http import UserRequest
@@ -199,8 +200,6 @@ def image_text_view(request: UserRequest, course_id: int) -> HttpResponse:
     """What the tutor will read from a photo the student is about to send: OCR's text in an
     editable field of the composer, so the student can correct it before it is used (or a
     note that the model looks at the image itself). Nothing is stored."""
-    from ai.llm import llm_supports_images
-
     course = course_for_member(user=request.user, course_id=course_id)
     image = request.FILES.get("image")
     context = {"course": course, "message_max_chars": conversations.MESSAGE_MAX_CHARS}

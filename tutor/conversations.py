@@ -23,10 +23,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from ai.budget import ai_budget_check
+from ai.llm import llm_supports_images
 from config.celery import enqueue_on_commit
 from config.jobs import Claim
 from config.leases import queued_until
+from learners.consent import ai_access
 from learners.models import Course
+from learning.models import MasteryEvidence
+from learning.practice import practice_answer
 from tutor import images, streams
 from tutor.models import Conversation, Feedback, Memory, Message
 
@@ -101,8 +105,6 @@ def tutor_access_check(*, learner: User, course: Course) -> None:
     """ValidationError when the learner may not use the tutor now: consent to AI
     processing missing, or a guardian's needed (code ``consent``); today's AI token
     budget used up (code ``ai_budget``)."""
-    from learners.consent import ai_access
-
     access = ai_access(user=learner, course=course)
     if not access.allowed:
         raise ValidationError(access.reason, code="consent")
@@ -144,8 +146,6 @@ def message_post(
     Raises ValidationError for an empty or too long message, a refused image, or while the
     previous reply is still being written.
     """
-    from ai.llm import llm_supports_images
-
     _check_owner(conversation, learner)
     tutor_access_check(learner=learner, course=conversation.course)
     checked = images.image_check(file=image) if image is not None else None
@@ -317,9 +317,6 @@ def reply_check_answer(*, reply: Message, learner: User, answer: str):
     evidence for their learner model (``learning.practice.practice_answer``); once per
     reply. Returns the practice result; ValidationError for an empty or over-long answer,
     a reply without a question, or one already answered."""
-    from learning.models import MasteryEvidence
-    from learning.practice import practice_answer
-
     _check_owner(reply.conversation, learner)
     with transaction.atomic():
         locked = Message.objects.select_for_update().get(pk=reply.pk)

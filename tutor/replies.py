@@ -27,6 +27,7 @@ from ai.llm import (
     LLMContextExceeded,
     LLMError,
     chat_stream,
+    llm_context_tokens,
     llm_error_observed,
     llm_is_configured,
     llm_supports_images,
@@ -35,6 +36,9 @@ from ai.llm import (
 )
 from config.jobs import Claim
 from config.leases import Lease
+from learners.profiles import profile_for
+from learning.practice import check_question_for
+from learning.progress import weakest_concepts
 from material.concept_tags import passage_concept_ids
 from material.retrieval import chunks_search
 from tutor import streams
@@ -105,9 +109,6 @@ WEAK_CONCEPTS = 3
 def learner_profile(*, learner: User, course: Course) -> LearnerProfile:
     """What the tutor is told about the learner: language, level, goals, interests and the
     concepts they find hardest; never who they are."""
-    from learners.profiles import profile_for
-    from learning.progress import weakest_concepts
-
     profile = profile_for(user=learner)
     weakest = weakest_concepts(learner=learner, course=course, limit=WEAK_CONCEPTS)
     goals = profile.goals
@@ -341,8 +342,6 @@ def _write_online(
 def _check_question(conversation: Conversation, passages: Sequence[Passage]):
     """The teacher-approved question asked under a finished reply, on a concept its
     passages teach (None when they are untagged or have no questions)."""
-    from learning.practice import check_question_for
-
     concept_ids = passage_concept_ids(chunk_ids=[p.chunk_id for p in passages])
     return check_question_for(learner=conversation.learner, concept_ids=concept_ids)
 
@@ -495,8 +494,6 @@ def conversation_summarize(*, conversation: Conversation) -> Summary | None:
     When the model cannot write it (unreachable, refusing, unusable answers) the memory
     is the offline one, and the failure a log line: a session's end never fails.
     """
-    from ai.llm import llm_context_tokens
-
     turns = [
         m
         for m in conversation.messages.order_by("pk")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from learning.practice import text_language
 from tutor.context import _TAGS, Passage
 
 _LEAKED_TAG_RE = re.compile(
@@ -49,8 +50,6 @@ def reply_citations(text: str, passages: Sequence[Passage]) -> list[dict]:
 def reply_language(text: str, *, expected: str) -> dict:
     """What the reply's language is against the learner's: ``{"expected", "detected",
     "matches"}`` (``matches`` None when the reply is too short to tell)."""
-    from learning.practice import text_language
-
     detected = text_language(text)
     expected = (expected or "").split("-")[0]
     return {

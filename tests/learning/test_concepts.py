@@ -4,7 +4,17 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from learners.models import Concept
-from learning.concepts import ConceptCycleError, concept_save, concept_suggestions, concepts_accept
+from learning.concepts import (
+    ConceptCycleError,
+    concept_save,
+    concept_suggestions,
+    concepts_accept,
+    material_sections,
+    section_headings,
+)
+from learning.models import PracticeQuestion
+from material.models import Chunk, Material
+from tests.learning.learning_fixtures import PHOTOSYNTHESIS
 
 pytestmark = pytest.mark.django_db
 
@@ -117,15 +127,7 @@ def test_a_teacher_deletes_a_concept(client, teacher, course, make_concept):
 def test_suggestions_and_questions_come_from_the_courses_material(
     client, teacher, course, settings
 ):
-    from django.apps import apps
-
-    from learning.concepts import material_sections, section_headings
-    from learning.models import PracticeQuestion
-    from tests.learning.learning_fixtures import PHOTOSYNTHESIS
-
-    material_model = apps.get_model("tutor", "Material")
-    chunk_model = apps.get_model("tutor", "Chunk")
-    material = material_model.objects.create(
+    material = Material.objects.create(
         course=course, title="Plants", original_name="plants.md", status="ready"
     )
     for position, (section, text) in enumerate(
@@ -135,7 +137,7 @@ def test_suggestions_and_questions_come_from_the_courses_material(
             ("Plants › Summary", "Plants are living things."),
         ]
     ):
-        chunk_model.objects.create(
+        Chunk.objects.create(
             material=material,
             course=course,
             position=position,
