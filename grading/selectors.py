@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
-from grading.evaluation import criterion_agreement, group_fairness
 from grading.models import (
     Assignment,
     CriterionScore,
@@ -266,6 +265,14 @@ def agreement_report(
     criterion (QWK, exact, adjacent, SMD from grading.evaluation), the SMD of the total
     score, and SMD per learner group where group data is given (``{user id: {group:
     value}}``). Only current submissions with a final score count."""
+    # The statistics (scikit-learn, SciPy) load with the first report, not with every
+    # process that shows a grading page.
+    from grading.evaluation import (
+        criterion_agreement,
+        group_fairness,
+        standardized_mean_difference,
+    )
+
     criteria = list(assignment.criteria.all())
     submissions = list(
         Submission.objects.filter(assignment=assignment, is_current=True)
@@ -314,8 +321,6 @@ def agreement_report(
                 )
             report.rows.append(row)
         if totals_human:
-            from grading.evaluation import standardized_mean_difference
-
             report.overall.append(
                 {
                     "source": str(label),
