@@ -260,6 +260,18 @@ def main() -> None:
         redis.Redis.from_url(redis_url).flushdb()
 
 
+def _uncached(body: dict) -> dict:
+    """``body`` with a word put before its last message's text: a server that caches
+    prompt prefixes (llama.cpp, vLLM) reuses the shared system prompt, as it did for the
+    product, but reads the essay again instead of answering from the cache of the request
+    it has just served."""
+    messages = [dict(m) for m in body["messages"]]
+    last = messages[-1]
+    if isinstance(last.get("content"), str):
+        last["content"] = "Again: " + last["content"]
+    return {**body, "messages": messages}
+
+
 def _real_server(args, course, essayists) -> None:
     """Grade every essay through a real server; then the server alone on the same requests."""
     from django.conf import settings
@@ -289,7 +301,7 @@ def _real_server(args, course, essayists) -> None:
         requests = list(proxy.exchanges)
         # Each essay's first request (a repair adds the model's reply and a message to it).
         shortest = min(len(e.body["messages"]) for e in requests)
-        firsts = [e.body for e in requests if len(e.body["messages"]) == shortest]
+        firsts = [_uncached(e.body) for e in requests if len(e.body["messages"]) == shortest]
         concurrency = min(args.threads, args.llm_concurrency)
         server_s, answered = proxy.replay(firsts, concurrency=concurrency)
     product_rate = args.essays / product_s
