@@ -327,17 +327,32 @@ def questions_draft_llm(
     drafts = []
     for item in data["questions"][:limit]:
         prompt = item["prompt"].strip()[:PROMPT_MAX_CHARS]
+        answers = [a.strip()[:ANSWER_MAX_CHARS] for a in item["answers"] if a.strip()]
         if item["kind"] == "cloze" and BLANK not in prompt:
-            continue  # a cloze with no blank cannot be answered
+            # Small models often write the whole sentence: blank out the answer in it.
+            blanked = cloze_blank_answer(prompt, answers)
+            if blanked is None:
+                continue  # a cloze with no blank cannot be answered
+            prompt = blanked
         drafts.append(
             DraftQuestion(
                 kind=item["kind"],
                 prompt=prompt,
-                answers=[a.strip()[:ANSWER_MAX_CHARS] for a in item["answers"] if a.strip()],
+                answers=answers,
                 explanation=item["explanation"].strip()[:EXPLANATION_MAX_CHARS],
             )
         )
     return drafts, usage.as_dict()
+
+
+def cloze_blank_answer(prompt: str, answers: Sequence[str]) -> str | None:
+    """``prompt`` with the first of ``answers`` that it contains (as whole words, any case)
+    replaced by the blank; None when it contains none of them."""
+    for answer in answers:
+        found = re.search(rf"(?<!\w){re.escape(answer)}(?!\w)", prompt, flags=re.IGNORECASE)
+        if found:
+            return prompt[: found.start()] + BLANK + prompt[found.end() :]
+    return None
 
 
 def llm_failure(error: BaseException) -> tuple[str, bool] | None:

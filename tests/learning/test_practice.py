@@ -61,6 +61,26 @@ def test_material_questions_wait_for_a_teacher_and_are_not_stored_twice(make_con
     assert questions_generate(concept=concept, texts=[PHOTOSYNTHESIS]) == []
 
 
+def test_a_cloze_written_as_the_whole_sentence_gets_its_answer_blanked(make_concept, llm_server):
+    # What a small model writes: the sentence with its answer in it, not a blank.
+    llm_server.script(
+        json_reply={
+            "questions": [
+                {
+                    "kind": "cloze",
+                    "prompt": "Plants store energy in Glucose, made in the leaves.",
+                    "answers": ["glucose"],
+                    "explanation": "",
+                }
+            ]
+        }
+    )
+    concept = make_concept("Photosynthesis")
+    saved = questions_generate(concept=concept, texts=[PHOTOSYNTHESIS], use_llm=True)
+    assert [q.prompt for q in saved] == ["Plants store energy in _____, made in the leaves."]
+    assert saved[0].answers == ["glucose"]
+
+
 def test_llm_questions_wait_for_a_teacher(make_concept, llm_server, client, teacher, course):
     llm_server.script(
         json_reply={
