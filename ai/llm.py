@@ -896,14 +896,16 @@ def _structured_args(
 
 
 def _json_from_text(text: str) -> Any:
-    """The JSON in a reply; unconstrained models wrap it in a code fence or prose."""
+    """The JSON in a reply; unconstrained models wrap it in a code fence or prose. A raw
+    line break or tab inside a string is taken as written (``strict=False``): SmolLM2 under
+    llama-cpp-python's grammar wrote them, and they carry no ambiguity."""
     try:
-        return json.loads(text)
+        return json.loads(text, strict=False)
     except json.JSONDecodeError:
         start, end = text.find("{"), text.rfind("}")
         if 0 <= start < end:
             with suppress(json.JSONDecodeError):
-                return json.loads(text[start : end + 1])
+                return json.loads(text[start : end + 1], strict=False)
         raise
 
 

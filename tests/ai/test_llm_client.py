@@ -327,6 +327,17 @@ def test_long_max_lengths_never_reach_the_server(llm_server):
     assert "maxLength" not in sent["properties"]["text"]
 
 
+def test_a_line_break_written_raw_inside_a_string_is_taken_as_written(llm_server):
+    # Strict JSON forbids control characters in strings; a small model under a grammar
+    # engine writes them anyway.
+    llm_server.script(json_reply='{"text": "two\nlines"}')
+    schema = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+    data, _usage = chat_json(messages=MESSAGES, schema=schema, schema_name="t", prompt_version="v1")
+
+    assert data == {"text": "two\nlines"}
+    assert llm_server.stats.chat_requests == 1  # no repair asked for
+
+
 def test_small_integer_ranges_reach_the_server_as_enums(llm_server):
     # llama-cpp-python's grammar ignores minimum/maximum; an enum binds every engine.
     llm_server.script(json_reply={"score": 3, "count": 70})
