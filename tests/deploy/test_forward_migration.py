@@ -30,6 +30,18 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = "4ea2320"  # main at the start of issue 14's moves
 SAMPLE_ROWS = 3
+# Columns that migrations since BASELINE renamed (jobs' columns took the job machine's
+# names, config/jobs.py): their values are compared under the new name.
+RENAMED_COLUMNS = {
+    "lti_ltiscorepost": {"state": "status", "started_at": "claimed_at"},
+    "tutor_message": {"started": "claimed_at"},
+    "grading_proposal": {"started_at": "claimed_at"},
+}
+# Columns that a migration fills where they were empty: an unfinished job queued or
+# claimed before leases existed gets a lapsed lease, so the recovery sweep finds it.
+FILLED_WHERE_EMPTY = {
+    "grading_proposal": {"lease_until"},
+}
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 
@@ -176,7 +188,14 @@ def test_a_database_of_the_earlier_release_migrates_forward_with_every_row(
         assert table in after, f"table {table} is gone after migrating forward"
         new = after[table]
         assert new["count"] == old["count"], f"{table}: {old['count']} rows → {new['count']}"
+        renamed = RENAMED_COLUMNS.get(table, {})
+        filled_columns = FILLED_WHERE_EMPTY.get(table, set())
         for old_row, new_row in zip(old["rows"], new["rows"], strict=True):
+            old_row = {
+                renamed.get(c, c): v
+                for c, v in old_row.items()
+                if not (c in filled_columns and v == json.dumps(None))
+            }
             kept = {c: v for c, v in new_row.items() if c in old_row}
             assert kept == old_row, f"{table}: a row changed on the way forward"
 
