@@ -36,11 +36,13 @@ RENAMED_COLUMNS = {
     "lti_ltiscorepost": {"state": "status", "started_at": "claimed_at"},
     "tutor_message": {"started": "claimed_at"},
     "grading_proposal": {"started_at": "claimed_at"},
+    "learners_questiongeneration": {"started_at": "claimed_at"},
 }
 # Columns that a migration fills where they were empty: an unfinished job queued or
 # claimed before leases existed gets a lapsed lease, so the recovery sweep finds it.
 FILLED_WHERE_EMPTY = {
     "grading_proposal": {"lease_until"},
+    "learners_questiongeneration": {"lease_until"},
 }
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
