@@ -37,12 +37,14 @@ RENAMED_COLUMNS = {
     "tutor_message": {"started": "claimed_at"},
     "grading_proposal": {"started_at": "claimed_at"},
     "learners_questiongeneration": {"started_at": "claimed_at"},
+    "tutor_material": {"failure_reason": "error"},
 }
 # Columns that a migration fills where they were empty: an unfinished job queued or
 # claimed before leases existed gets a lapsed lease, so the recovery sweep finds it.
 FILLED_WHERE_EMPTY = {
     "grading_proposal": {"lease_until"},
     "learners_questiongeneration": {"lease_until"},
+    "tutor_material": {"lease_until"},
 }
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]

@@ -17,7 +17,7 @@ from config.leases import Lease
 from grading import proposals, submissions
 from grading.models import WORKER_DIED_ERROR, Proposal
 from material import services as material_services
-from material.models import Chunk, Material
+from material.models import WORKER_DIED_FAILURE, Chunk, Material
 from tests.grading.workflow_factories import ESSAY
 from tutor import conversations
 from tutor.models import Message
@@ -143,7 +143,7 @@ def test_a_material_that_keeps_killing_its_workers_is_failed_not_retried(
     assert material_services.materials_recover() == 0
     material.refresh_from_db()
     assert material.status == Material.Status.FAILED
-    assert material.failure_reason == str(material_services.WORKER_DIED_FAILURE)
+    assert material.failure_reason == str(WORKER_DIED_FAILURE)
     assert not material.chunks.exists()
     assert sent == []
     # A redelivered task finds nothing to do either.
