@@ -24,8 +24,7 @@ from django.utils.translation import gettext_noop
 
 from ai.budget import ai_budget_check
 from config.celery import enqueue_on_commit
-from config.jobs import Claim
-from config.leases import queued_until
+from config.jobs import Claim, queued_until
 from learners.models import Course
 from tutor import images, streams
 from tutor.models import Conversation, Feedback, Memory, Message

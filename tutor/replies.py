@@ -33,8 +33,7 @@ from ai.llm import (
     server_tokens_counter,
     user_message_with_image,
 )
-from config.jobs import Claim
-from config.leases import Lease
+from config.jobs import Claim, Lease
 from material.concept_tags import passage_concept_ids
 from material.retrieval import chunks_search
 from tutor import streams

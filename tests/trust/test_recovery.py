@@ -13,7 +13,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.leases import Lease
+from config.jobs import Lease
 from grading import proposals, submissions
 from grading.models import WORKER_DIED_ERROR, Proposal
 from material import services as material_services
