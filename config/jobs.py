@@ -41,6 +41,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, models, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
+from django.utils.functional import Promise
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +262,10 @@ class Job(models.Model):
     QUEUED: ClassVar[str] = "queued"
     RUNNING: ClassVar[str] = "running"
     FAILED: ClassVar[str] = "failed"
-    LOST_ERROR: ClassVar[str] = "WorkerLost: the worker doing this job stopped too many times"
+    # A lazy translation where the reason is shown to people (material).
+    LOST_ERROR: ClassVar[str | Promise] = (
+        "WorkerLost: the worker doing this job stopped too many times"
+    )
     FINISHED_FIELD: ClassVar[str | None] = None
 
     status = models.CharField(max_length=12)

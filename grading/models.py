@@ -343,7 +343,7 @@ class Proposal(Job):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ProposalQuerySet.as_manager()
+    objects = ProposalQuerySet.as_manager()  # type: ignore[misc]  # a Job subclass's own queryset
 
     class Meta:
         ordering = ["submission", "source"]

@@ -107,7 +107,7 @@ class Material(Job):
     updated = models.DateTimeField(auto_now=True)
     ingested_at = models.DateTimeField(null=True, blank=True)
 
-    objects = MaterialQuerySet.as_manager()
+    objects = MaterialQuerySet.as_manager()  # type: ignore[misc]  # a Job subclass's own queryset
 
     class Meta:
         db_table = "tutor_material"
