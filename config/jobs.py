@@ -10,12 +10,17 @@ A job's row exists before its task is sent (on commit). Its life, whatever its m
   of two deliveries of the same task only one gets it; the claim's token is the time it
   was taken (``claimed_at``), and ``attempts`` counts the claims;
 - **lease**: while the worker runs, a background thread renews the lease
-  (``Claim.lease``, ``config/leases.py``); a worker whose row moved on (taken over,
-  stopped, removed) finds the renewal matching nothing and stops (``lease.lost``);
+  (``Claim.lease``, ``Lease``) every quarter of ``WORK_LEASE_SECONDS``; a worker whose
+  row moved on (taken over, stopped, removed) finds the renewal matching nothing and
+  stops (``lease.lost``). A worker killed outright (SIGKILL, out of memory, a lost
+  machine) stops renewing;
 - **requeue**: back to the queue, for a retry after a delay or because its worker died
   (its lease lapsed) or its task message was lost;
 - **lapse**: a lease that ran out means nobody is working on the job: the recovery sweep
-  (``config/recovery.py``) finds it by ``lapsed()``;
+  (``config/recovery.py``) finds it by ``lapsed()``. This is faster and surer than
+  waiting for the broker: Redis returns an unacknowledged task only after the visibility
+  timeout (longer than the task time limit, so that a slow task is never run twice), and
+  only if its message survived;
 - **abandon**: a job whose workers died on it ``max_attempts()`` times is failed with
   the model's ``LOST_ERROR`` rather than taken over again.
 
@@ -26,19 +31,85 @@ Each app registers its part of the sweep here (``sweep_register`` from its
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, NamedTuple, cast
 
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import F, Q
+from django.db import DatabaseError, connection, models, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
-
-from config.leases import Lease, lease_until, queued_until
+from django.utils.functional import Promise
 
 logger = logging.getLogger(__name__)
+
+
+# --- leases -----------------------------------------------------------------------------
+
+
+def lease_until(*, seconds: float | None = None, now: datetime | None = None) -> datetime:
+    """When a lease taken now ends (``WORK_LEASE_SECONDS`` unless ``seconds`` is given)."""
+    if seconds is None:
+        seconds = float(settings.WORK_LEASE_SECONDS)
+    return (now or timezone.now()) + timedelta(seconds=seconds)
+
+
+def queued_until(*, delay: float = 0.0, now: datetime | None = None) -> datetime:
+    """The lease of a job that has just been queued: a worker should have taken it by then
+    (after ``delay`` seconds of a countdown), or its task message was lost."""
+    return lease_until(seconds=delay + float(settings.WORK_REQUEUE_SECONDS), now=now)
+
+
+class Lease:
+    """Renews the lease of one claimed row while a block of work runs.
+
+    ``rows`` is a queryset that matches the row only while this worker holds it (its pk,
+    its running status and the claim's token: ``Claim.rows``); when an update matches
+    nothing, someone else took the work over or ended it, and ``lost`` turns true so the
+    work can stop. The background thread opens a database connection for each renewal
+    and closes it again, so a long job (a streamed reply) holds no connection in between.
+    """
+
+    def __init__(self, rows: QuerySet, *, seconds: float | None = None) -> None:
+        self.rows = rows
+        self.seconds = float(settings.WORK_LEASE_SECONDS) if seconds is None else seconds
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def renew(self) -> bool:
+        """Push the lease forward once; False when the row is no longer ours."""
+        try:
+            if not self.rows.update(lease_until=lease_until(seconds=self.seconds)):
+                self.lost = True
+        except DatabaseError as error:
+            # Not lost yet: the next renewal may get through before the lease lapses.
+            logger.warning("Could not renew the lease of %s: %r", self.rows.model.__name__, error)
+        return not self.lost
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.seconds / 4) and self.renew():
+                connection.close()
+        finally:
+            connection.close()
+
+    def __enter__(self) -> Lease:
+        self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            # A renewal stuck on the database must not hold up the worker; the thread
+            # ends on its own once the query returns.
+            self._thread.join(timeout=5)
+
+
+# --- the machine ------------------------------------------------------------------------
 
 
 class Recovered(NamedTuple):
@@ -199,7 +270,10 @@ class Job(models.Model):
     QUEUED: ClassVar[str] = "queued"
     RUNNING: ClassVar[str] = "running"
     FAILED: ClassVar[str] = "failed"
-    LOST_ERROR: ClassVar[str] = "WorkerLost: the worker doing this job stopped too many times"
+    # A lazy translation where the reason is shown to people (material).
+    LOST_ERROR: ClassVar[str | Promise] = (
+        "WorkerLost: the worker doing this job stopped too many times"
+    )
     FINISHED_FIELD: ClassVar[str | None] = None
 
     status = models.CharField(max_length=12)

@@ -237,7 +237,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840, minimu
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A redelivered task must arrive after a slow one could finish, never while it runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
-# Work whose worker died (its lease lapsed, config/leases.py) or whose task message was
+# Work whose worker died (its lease lapsed, config/jobs.py) or whose task message was
 # lost (the broker was down when it was sent) is found by this sweep, every minute and
 # whenever a worker starts, and queued again or ended as failed.
 WORK_LEASE_SECONDS = env_float("WORK_LEASE_SECONDS", 60.0, minimum=1.0)

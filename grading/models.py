@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ai.llm import failure_reason as llm_failure_reason
+from config.jobs import Job, JobQuerySet
 from grading.criteria import Criterion
 
 if TYPE_CHECKING:
@@ -290,13 +291,24 @@ class Exemplar(models.Model):
         return f"{self.assignment} — exemplar {self.position + 1}"
 
 
-class ProposalQuerySet(models.QuerySet):
+WORKER_DIED_ERROR = "WorkerLost: the worker grading this essay stopped too many times"
+
+
+class ProposalQuerySet(JobQuerySet):
     def done(self) -> ProposalQuerySet:
         return self.filter(status=Proposal.Status.DONE)
 
+    def after_abandon(self, pk: int) -> None:
+        """A proposal given up on counts as a failed grading, and its review moves on."""
+        # Within the app, not at the top: proposals imports this module.
+        from grading.proposals import proposal_failed
 
-class Proposal(models.Model):
-    """One proposed grade of one submission under one rubric version, from one source.
+        proposal_failed(proposal_id=pk)
+
+
+class Proposal(Job):
+    """One proposed grade of one submission under one rubric version, from one source: a
+    tracked job (``config/jobs.py``).
 
     The unique constraint is what makes grading idempotent: a retried or redelivered task
     finds the row and claims it with a conditional update, or finds it done.
@@ -312,6 +324,10 @@ class Proposal(models.Model):
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
 
+    QUEUED, RUNNING, FAILED = Status.QUEUED, Status.RUNNING, Status.FAILED
+    FINISHED_FIELD = "finished_at"
+    LOST_ERROR = WORKER_DIED_ERROR
+
     submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="proposals")
     rubric_version = models.CharField(max_length=32)
     source = models.CharField(max_length=10, choices=Source.choices)
@@ -325,17 +341,10 @@ class Proposal(models.Model):
     model_name = models.CharField(max_length=200, blank=True)
     prompt_version = models.CharField(max_length=50, blank=True)
     usage = models.JSONField(default=dict, blank=True)
-    # Claims by a worker; bounds the takeovers of a worker that died on it.
-    attempts = models.PositiveSmallIntegerField(default=0)
-    error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # Until when its queued task, or the worker running it, is trusted to be alive
-    # (config/leases.py); the recovery sweep takes over a proposal whose lease lapsed.
-    lease_until = models.DateTimeField(null=True, blank=True)
 
-    objects = ProposalQuerySet.as_manager()
+    objects = ProposalQuerySet.as_manager()  # type: ignore[misc]  # a Job subclass's own queryset
 
     class Meta:
         ordering = ["submission", "source"]

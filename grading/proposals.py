@@ -5,19 +5,16 @@ when their worker died, and finished into the essay's review."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ai.budget import ai_budget_reached
 from ai.llm import llm_is_configured
-from config.leases import lapsed, lease_until, queued_until
+from config.jobs import Claim, queued_until
 from config.metrics import grading_observed
 from grading import manipulation
 from grading.models import (
@@ -31,11 +28,6 @@ from grading.training import submission_vectors
 from learners.consent import ai_access
 
 logger = logging.getLogger(__name__)
-
-# A proposal claimed before leases existed, whose worker vanished, is claimable again
-# after this long (one with a lease is as soon as its lease lapses).
-STALE_RUNNING = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
-WORKER_DIED_ERROR = "WorkerLost: the worker grading this essay stopped too many times"
 
 
 def grading_sources(*, submission: Submission) -> list[Proposal.Source]:
@@ -79,84 +71,32 @@ def grading_enqueue(*, submission: Submission, sources: list[str] | None = None)
     return proposals
 
 
-def _abandoned(now: datetime) -> Q:
-    """Proposals being graded by a worker that died: the lease lapsed (or, claimed before
-    leases existed, the claim is older than the task time limit)."""
-    return Q(status=Proposal.Status.RUNNING) & (
-        lapsed(now=now) | Q(lease_until__isnull=True, started_at__lt=now - STALE_RUNNING)
-    )
+def _proposal_send(proposal_id: int) -> None:
+    """Send a proposal's task again (the recovery sweep's ``send``)."""
+    from grading import tasks
 
-
-def _fail_if_it_kills_workers(*, proposal_id: int, now: datetime) -> bool:
-    killed = (
-        Proposal.objects.filter(_abandoned(now), pk=proposal_id)
-        .filter(attempts__gte=settings.WORK_MAX_ATTEMPTS)
-        .exists()
-    )
-    if killed:
-        logger.error("proposal %s failed: its worker died on it too often", proposal_id)
-        proposal_fail(proposal_id=proposal_id, error=WORKER_DIED_ERROR)
-    return killed
+    source = Proposal.objects.values_list("source", flat=True).get(pk=proposal_id)
+    tasks.proposal_enqueue(source=source, proposal_id=proposal_id)
 
 
 def proposals_recover() -> int:
     """Queue again the proposals whose worker died (lease lapsed while running) or whose
-    task message seems lost (still queued after its lease); returns how many.
-
-    Each goes back with a conditional update, so a worker that took it over meanwhile
-    keeps it; one whose workers died on it too often is failed for the teacher instead.
-    """
-    from grading import tasks
-
-    now = timezone.now()
-    lost = Q(status=Proposal.Status.QUEUED) & (lapsed(now=now) | Q(lease_until__isnull=True))
-    candidates = Proposal.objects.filter(lost | _abandoned(now)).values_list(
-        "pk", "source", "status", "started_at"
-    )
-    requeued = 0
-    for pk, source, status, started_at in candidates:
-        if _fail_if_it_kills_workers(proposal_id=pk, now=now):
-            continue
-        with transaction.atomic():
-            if Proposal.objects.filter(lost | _abandoned(now), pk=pk, started_at=started_at).update(
-                status=Proposal.Status.QUEUED, lease_until=queued_until(now=now)
-            ):
-                logger.warning("proposal %s was %s with no live worker; queued again", pk, status)
-                tasks.proposal_enqueue(source=source, proposal_id=pk)
-                requeued += 1
-    return requeued
+    task message seems lost (still queued after its lease); returns how many. One whose
+    workers died on it too often is failed for the teacher instead (``config/jobs.py``)."""
+    return Proposal.objects.recover(send=_proposal_send).requeued
 
 
-def proposal_claim(*, proposal_id: int) -> datetime | None:
+def proposal_claim(*, proposal_id: int) -> Claim | None:
     """Take a queued proposal (or one whose worker died) for this worker; returns the
-    claim's token (its ``started_at``), or None when there is nothing to take. A proposal
-    whose workers died on it ``WORK_MAX_ATTEMPTS`` times is failed instead."""
-    now = timezone.now()
-    claimable = Q(status=Proposal.Status.QUEUED) | (
-        _abandoned(now) & Q(attempts__lt=settings.WORK_MAX_ATTEMPTS)
-    )
-    if Proposal.objects.filter(claimable, pk=proposal_id).update(
-        status=Proposal.Status.RUNNING,
-        started_at=now,
-        lease_until=lease_until(now=now),
-        attempts=F("attempts") + 1,
-    ):
-        return now
-    _fail_if_it_kills_workers(proposal_id=proposal_id, now=now)
-    return None
-
-
-def proposal_claimed(*, proposal_id: int, claimed_at: datetime | None):
-    """The proposal while this worker's claim holds (for its lease, ``config/leases.py``)."""
-    return Proposal.objects.filter(
-        pk=proposal_id, status=Proposal.Status.RUNNING, started_at=claimed_at
-    )
+    claim, or None when there is nothing to take. A proposal whose workers died on it
+    ``WORK_MAX_ATTEMPTS`` times is failed instead."""
+    return Proposal.objects.claim(proposal_id)
 
 
 def proposal_requeue(*, proposal_id: int, error: str, delay: float = 0.0) -> None:
     """Back to the queue for a retry in ``delay`` seconds (the task's countdown)."""
-    Proposal.objects.filter(pk=proposal_id, status=Proposal.Status.RUNNING).update(
-        status=Proposal.Status.QUEUED, error=error[:2000], lease_until=queued_until(delay=delay)
+    Proposal.objects.filter(pk=proposal_id, status=Proposal.Status.RUNNING).requeue(
+        delay=delay, error=error[:2000]
     )
 
 
@@ -164,23 +104,26 @@ def proposal_fail(*, proposal_id: int, error: str) -> None:
     failed = (
         Proposal.objects.filter(pk=proposal_id)
         .exclude(status=Proposal.Status.DONE)
-        .update(
-            status=Proposal.Status.FAILED,
-            error=error[:2000],
-            finished_at=timezone.now(),
-            lease_until=None,
-        )
+        .fail(error=error[:2000])
     )
-    proposal = Proposal.objects.select_related("submission").get(pk=proposal_id)
     if failed:
-        _grading_observed(proposal, outcome="failed")
+        proposal_failed(proposal_id=proposal_id)
+    else:
+        review_refresh(submission=Proposal.objects.get(pk=proposal_id).submission)
+
+
+def proposal_failed(*, proposal_id: int) -> None:
+    """A proposal has just failed (or was given up on, ``ProposalQuerySet.after_abandon``):
+    count it and let its review move on without it."""
+    proposal = Proposal.objects.select_related("submission").get(pk=proposal_id)
+    _grading_observed(proposal, outcome="failed")
     review_refresh(submission=proposal.submission)
 
 
 def _grading_observed(proposal: Proposal, *, outcome: str) -> None:
     """Grading throughput for ``/metrics``: the time from the proposal's last claim (or
     its creation, when no worker ever claimed it) to its end."""
-    began = proposal.started_at or proposal.created_at
+    began = proposal.claimed_at or proposal.created_at
     grading_observed(
         source=proposal.source,
         outcome=outcome,
@@ -199,13 +142,13 @@ def proposal_retry(*, proposal: Proposal) -> Proposal:
     return proposal
 
 
-def proposal_run_llm(*, proposal_id: int, retry: int = 0) -> Proposal:
+def proposal_run_llm(*, claim: Claim, retry: int = 0) -> Proposal:
     """Grade a claimed proposal with the language model (``retry``: how many times the task
     tried before). LLM errors propagate; the task decides whether to retry."""
     from grading.llm_grading import essay_grade
 
     proposal = Proposal.objects.select_related("submission__assignment", "submission__learner").get(
-        pk=proposal_id
+        pk=claim.pk
     )
     submission = proposal.submission
     assignment = submission.assignment
@@ -227,6 +170,7 @@ def proposal_run_llm(*, proposal_id: int, retry: int = 0) -> Proposal:
             tuple(result.grader_directed),
         )
     return _proposal_finish(
+        claim=claim,
         proposal=proposal,
         flag=flag,
         criteria=result.criteria,
@@ -248,8 +192,9 @@ def _scorer_load(stored_id: int, trained_at: str):
     return EssayScorer.from_bytes(bytes(StoredScorer.objects.get(pk=stored_id).data))
 
 
-def proposal_run_scorer(*, proposal_id: int) -> Proposal:
-    proposal = Proposal.objects.select_related("submission__assignment").get(pk=proposal_id)
+def proposal_run_scorer(*, claim: Claim) -> Proposal:
+    """Score a claimed proposal with the assignment's learned scorer."""
+    proposal = Proposal.objects.select_related("submission__assignment").get(pk=claim.pk)
     assignment = proposal.submission.assignment
     stored = StoredScorer.objects.defer("data").get(assignment=assignment)
     scorer = _scorer_load(stored.pk, stored.trained_at.isoformat())
@@ -268,6 +213,7 @@ def proposal_run_scorer(*, proposal_id: int) -> Proposal:
             "confidence": estimate.confidence,
         }
     return _proposal_finish(
+        claim=claim,
         proposal=proposal,
         criteria=criteria,
         feedback={},
@@ -280,16 +226,16 @@ def proposal_run_scorer(*, proposal_id: int) -> Proposal:
 
 
 def _proposal_finish(
-    *, proposal: Proposal, flag: manipulation.Finding | None = None, **fields: Any
+    *,
+    claim: Claim,
+    proposal: Proposal,
+    flag: manipulation.Finding | None = None,
+    **fields: Any,
 ) -> Proposal:
     with transaction.atomic():
         # Only under this worker's claim: one that took over from it writes its own.
-        updated = proposal_claimed(proposal_id=proposal.pk, claimed_at=proposal.started_at).update(
-            status=Proposal.Status.DONE,
-            finished_at=timezone.now(),
-            error="",
-            lease_until=None,
-            **fields,
+        updated = claim.finish(
+            status=Proposal.Status.DONE, finished_at=timezone.now(), error="", **fields
         )
         if not updated:  # someone else finished, failed or took it over meanwhile
             return Proposal.objects.get(pk=proposal.pk)

@@ -18,7 +18,6 @@ from celery import shared_task
 
 from ai.llm import LLMBadResponse, LLMError, LLMUnavailable, llm_error_stored
 from config.celery import enqueue_on_commit
-from config.leases import Lease
 from grading import proposals, training
 
 logger = logging.getLogger(__name__)
@@ -44,13 +43,13 @@ def retry_countdown(retries: int) -> int:
 @shared_task(name="grading.tasks.proposal_llm", bind=True, acks_late=True, max_retries=LLM_RETRIES)
 def proposal_llm(self, proposal_id: int) -> str | None:
     """Grade one proposal with the language model."""
-    claimed_at = proposals.proposal_claim(proposal_id=proposal_id)
-    if claimed_at is None:
+    claim = proposals.proposal_claim(proposal_id=proposal_id)
+    if claim is None:
         return None
     try:
-        with Lease(proposals.proposal_claimed(proposal_id=proposal_id, claimed_at=claimed_at)):
+        with claim.lease():
             # A retry after an unusable answer asks differently (a higher temperature).
-            proposals.proposal_run_llm(proposal_id=proposal_id, retry=self.request.retries)
+            proposals.proposal_run_llm(claim=claim, retry=self.request.retries)
     except LLMError as error:
         detail = llm_error_stored(error)
         retries = self.request.retries
@@ -75,12 +74,12 @@ def proposal_llm(self, proposal_id: int) -> str | None:
 @shared_task(name="grading.tasks.proposal_scorer", acks_late=True)
 def proposal_scorer(proposal_id: int) -> str | None:
     """Score one proposal with the assignment's learned scorer."""
-    claimed_at = proposals.proposal_claim(proposal_id=proposal_id)
-    if claimed_at is None:
+    claim = proposals.proposal_claim(proposal_id=proposal_id)
+    if claim is None:
         return None
     try:
-        with Lease(proposals.proposal_claimed(proposal_id=proposal_id, claimed_at=claimed_at)):
-            proposals.proposal_run_scorer(proposal_id=proposal_id)
+        with claim.lease():
+            proposals.proposal_run_scorer(claim=claim)
     except Exception as error:
         proposals.proposal_fail(proposal_id=proposal_id, error=repr(error))
         raise

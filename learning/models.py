@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from config.jobs import Job
 from learners.models import Concept, Course
 
 
@@ -179,18 +180,26 @@ class PracticeQuestion(models.Model):
         return False
 
 
-class QuestionGeneration(models.Model):
+WORKER_DIED_ERROR = "WorkerLost: the worker writing these questions stopped too many times"
+
+
+class QuestionGeneration(Job):
     """One request to the language model for practice questions on a concept: a tracked
-    job like a tutor reply or a grade proposal. The row exists before its task is sent
-    (on commit); the task claims it with a conditional update and holds a lease while it
-    works, and the recovery sweep queues again one whose worker died or whose task was
-    lost. The teacher sees its state on the concepts page, and why it failed."""
+    job (``config/jobs.py``) like a tutor reply or a grade proposal. The row exists before
+    its task is sent (on commit); the task claims it with a conditional update and holds a
+    lease while it works, and the recovery sweep queues again one whose worker died or
+    whose task was lost. The teacher sees its state on the concepts page, and why it
+    failed."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
         RUNNING = "running", _("Writing")
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
+
+    QUEUED, RUNNING, FAILED = Status.QUEUED, Status.RUNNING, Status.FAILED
+    FINISHED_FIELD = "finished_at"
+    LOST_ERROR = WORKER_DIED_ERROR
 
     concept = models.ForeignKey(Concept, on_delete=models.CASCADE, related_name="generations")
     requested_by = models.ForeignKey(
@@ -202,13 +211,10 @@ class QuestionGeneration(models.Model):
     questions_created = models.PositiveSmallIntegerField(default=0)
     # The call's usage record (ai.llm.LLMUsage.as_dict): the usage page counts it once.
     usage = models.JSONField(default=dict, blank=True)
-    # "LLMUnsupported: <the server's words>" (ai.llm.llm_error_stored) or a worker's death.
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    # error (config.jobs.Job): "LLMUnsupported: <the server's words>"
+    # (ai.llm.llm_error_stored) or a worker's death.
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "learners_questiongeneration"

@@ -7,7 +7,6 @@ import logging
 
 from celery import shared_task
 
-from config.leases import Lease
 from learners.models import Course
 from learning import practice_jobs
 from learning.evidence import mastery_course_fit
@@ -30,13 +29,12 @@ GENERATION_RETRY_SECONDS = 30
 def practice_questions_generate(self, generation_id: int) -> int | None:
     """Run one question-writing job (``learning.practice_jobs``); LLM questions wait for a
     teacher's approval, and a prompt the concept already has is not stored twice."""
-    claimed_at = practice_jobs.generation_claim(generation_id=generation_id)
-    if claimed_at is None:
+    claim = practice_jobs.generation_claim(generation_id=generation_id)
+    if claim is None:
         return None  # done, failed, or another worker has it
-    claimed = practice_jobs.generation_claimed(generation_id=generation_id, claimed_at=claimed_at)
     try:
-        with Lease(claimed):
-            return practice_jobs.generation_run(generation_id=generation_id, claimed_at=claimed_at)
+        with claim.lease():
+            return practice_jobs.generation_run(claim=claim)
     except Exception as error:
         failure = llm_failure(error)
         if failure is None:

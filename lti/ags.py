@@ -23,8 +23,7 @@ from pylti1p3.grade import Grade
 from pylti1p3.lineitem import LineItem
 from pylti1p3.service_connector import ServiceConnector
 
-from config.jobs import Claim
-from config.leases import queued_until
+from config.jobs import Claim, queued_until
 from lti.models import LtiContext, LtiIdentity, LtiLineItem, LtiScorePost
 from lti.tool_config import platform_registration
 

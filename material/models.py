@@ -13,6 +13,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import HnswIndex, VectorField
 
+from config.jobs import Job, JobQuerySet
+
 # Uploaded files and the chunks they are split into. A chunk carries its course (copied
 # from the material) so that every search filters one column.
 
@@ -20,19 +22,38 @@ from pgvector.django import HnswIndex, VectorField
 SEARCH_CONFIG = "english"
 
 
-class MaterialQuerySet(models.QuerySet):
+WORKER_DIED_FAILURE = _(
+    "The worker reading this file stopped several times before it was done. Try again "
+    "later; if it fails again, ask a site administrator to look at the logs."
+)
+
+
+class MaterialQuerySet(JobQuerySet):
     def for_course(self, course) -> MaterialQuerySet:
         return self.filter(course=course)
 
     def unfinished(self) -> MaterialQuerySet:
         return self.filter(status__in=Material.UNFINISHED)
 
+    def abandon_fields(self, pk: int) -> dict:
+        """A material given up on starts over when processed again: no progress, no text
+        it was made from, and a retry offered (the file was not at fault)."""
+        return {"progress": 0, "step": "", "failure_retryable": True, "text_hash": ""}
+
+    def after_abandon(self, pk: int) -> None:
+        # No half-written passages of a material that failed.
+        Chunk.objects.filter(material_id=pk).delete()
+
 
 def material_upload_to(material: Material, filename: str) -> str:
     return f"materials/course-{material.course_id}/{filename}"
 
 
-class Material(models.Model):
+class Material(Job):
+    """An uploaded file of a course. Its ingestion (parse, chunk, embed) is a tracked job
+    (``config/jobs.py``): queued, then processing under a worker's lease, then ready or
+    failed with a reason written for the teacher (``error``, read as ``failure_reason``)."""
+
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
         PROCESSING = "processing", _("Processing")
@@ -45,6 +66,8 @@ class Material(models.Model):
         SAVING = "saving", _("Saving passages")
 
     UNFINISHED = (Status.QUEUED, Status.PROCESSING)
+    QUEUED, RUNNING, FAILED = Status.QUEUED, Status.PROCESSING, Status.FAILED
+    LOST_ERROR = WORKER_DIED_FAILURE
 
     course = models.ForeignKey(
         "learners.Course", on_delete=models.CASCADE, related_name="materials"
@@ -70,8 +93,9 @@ class Material(models.Model):
     # Whether processing the same file again could succeed: a worker or database fault,
     # not something wrong with the file (that needs a corrected upload).
     failure_retryable = models.BooleanField(default=False)
-    # Written for the teacher; the technical cause goes to the logs.
-    failure_reason = models.CharField(_("reason for failure"), max_length=500, blank=True)
+    # Why it failed, written for the teacher (``failure_reason``); the technical cause goes
+    # to the logs.
+    error = models.CharField(_("reason for failure"), max_length=500, blank=True)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -81,15 +105,9 @@ class Material(models.Model):
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
-    # When a worker claimed it (the claim's token: a worker whose claim was taken over
-    # writes nothing), and until when the claim holds unless renewed (config/leases.py).
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
-    # Claims since it was last queued by a person; bounds the takeovers of a dead worker.
-    attempts = models.PositiveSmallIntegerField(default=0)
     ingested_at = models.DateTimeField(null=True, blank=True)
 
-    objects = MaterialQuerySet.as_manager()
+    objects = MaterialQuerySet.as_manager()  # type: ignore[misc]  # a Job subclass's own queryset
 
     class Meta:
         db_table = "tutor_material"
@@ -117,6 +135,15 @@ class Material(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def failure_reason(self) -> str:
+        """Why it failed, for the teacher (the job's ``error``)."""
+        return self.error
+
+    @failure_reason.setter
+    def failure_reason(self, reason: str) -> None:
+        self.error = reason
 
     @property
     def is_unfinished(self) -> bool:

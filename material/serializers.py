@@ -45,6 +45,9 @@ class MaterialSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text="What a worker is doing with it now; empty when none is.",
     )
+    failure_reason = serializers.CharField(
+        read_only=True, help_text="Why processing failed, for the teacher; empty unless it did."
+    )
     can_process_again = serializers.BooleanField(
         read_only=True, help_text="Whether processing the same file again could succeed."
     )

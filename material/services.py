@@ -6,21 +6,18 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ai import embedding
 from config.celery import enqueue_on_commit
-from config.leases import Lease, lapsed, lease_until, queued_until
+from config.jobs import queued_until
 from material import chunking, parsing
 from material.concept_tags import chunks_tag_concepts
 from material.models import Chunk, Material
@@ -39,10 +36,6 @@ STEP_PERCENT = {"reading": 0, "embedding": 10, "saving": 95}
 GENERIC_FAILURE = _(
     "Something went wrong while reading this file. Try uploading it again; if it fails "
     "again, ask a site administrator to look at the logs."
-)
-WORKER_DIED_FAILURE = _(
-    "The worker reading this file stopped several times before it was done. Try again "
-    "later; if it fails again, ask a site administrator to look at the logs."
 )
 
 
@@ -162,16 +155,14 @@ def material_reingest(*, material: Material) -> Material:
     updated = (
         Material.objects.filter(pk=material.pk)
         .exclude(status__in=Material.UNFINISHED)
-        .update(
-            status=Material.Status.QUEUED,
+        .requeue(
             progress=0,
             step="",
             passages_done=0,
             passages_total=0,
-            failure_reason="",
+            error="",
             failure_retryable=False,
             claimed_at=None,
-            lease_until=queued_until(),
             attempts=0,
         )
     )
@@ -277,104 +268,16 @@ def _progress(material: Material, step: str, *, done: int = 0, total: int = 0) -
 def _fail(material: Material, reason: str, *, retryable: bool = False) -> None:
     with transaction.atomic():
         Chunk.objects.filter(material=material).delete()
-        Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
-            status=Material.Status.FAILED,
-            progress=0,
-            step="",
-            failure_reason=reason[:500],
-            failure_retryable=retryable,
-            text_hash="",
-            lease_until=None,
+        Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).fail(
+            error=reason, progress=0, step="", failure_retryable=retryable, text_hash=""
         )
-
-
-def _abandoned(now) -> Q:
-    """Materials being processed by a worker that died: its lease lapsed (or, claimed
-    before leases existed, its claim is older than the task time limit)."""
-    too_old = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
-    return Q(status=Material.Status.PROCESSING) & (
-        lapsed(now=now) | Q(lease_until__isnull=True, claimed_at__lt=too_old)
-    )
-
-
-def _claim(material_id: int) -> Material | None:
-    """Take the material for this worker; None when it is not queued (another worker has
-    it, or it is done). A material whose worker died is taken over, unless workers have
-    died on it ``WORK_MAX_ATTEMPTS`` times: then it is failed."""
-    now = timezone.now()
-    claimable = Q(status=Material.Status.QUEUED) | (
-        _abandoned(now) & Q(attempts__lt=settings.WORK_MAX_ATTEMPTS)
-    )
-    claimed = (
-        Material.objects.filter(pk=material_id)
-        .filter(claimable)
-        .update(
-            status=Material.Status.PROCESSING,
-            progress=0,
-            step=Material.Step.READING,
-            passages_done=0,
-            passages_total=0,
-            failure_reason="",
-            claimed_at=now,
-            lease_until=lease_until(now=now),
-            attempts=F("attempts") + 1,
-        )
-    )
-    if claimed:
-        return Material.objects.filter(pk=material_id).first()
-    _fail_if_it_kills_workers(material_id=material_id, now=now)
-    return None
-
-
-def _fail_if_it_kills_workers(*, material_id: int, now) -> bool:
-    with transaction.atomic():
-        killed = (
-            Material.objects.filter(pk=material_id)
-            .filter(_abandoned(now), attempts__gte=settings.WORK_MAX_ATTEMPTS)
-            .update(
-                status=Material.Status.FAILED,
-                progress=0,
-                step="",
-                failure_reason=str(WORKER_DIED_FAILURE),
-                failure_retryable=True,
-                text_hash="",
-                lease_until=None,
-            )
-        )
-        if killed:
-            Chunk.objects.filter(material_id=material_id).delete()
-            logger.error("material %s failed: its worker died on it too often", material_id)
-    return bool(killed)
 
 
 def materials_recover() -> int:
     """Queue again the materials whose worker died (lease lapsed while processing) or
-    whose task message seems lost (still queued after its lease); returns how many.
-
-    A material is put back in the queue with a conditional update, so a worker that took
-    it over meanwhile keeps it; one that killed its workers too often is failed instead.
-    """
-    now = timezone.now()
-    lost = Q(status=Material.Status.QUEUED) & (lapsed(now=now) | Q(lease_until__isnull=True))
-    candidates = Material.objects.filter(lost | _abandoned(now)).values_list(
-        "pk", "status", "claimed_at"
-    )
-    requeued = 0
-    for pk, status, claimed_at in candidates:
-        if _fail_if_it_kills_workers(material_id=pk, now=now):
-            continue
-        with transaction.atomic():
-            if Material.objects.filter(lost | _abandoned(now), pk=pk, claimed_at=claimed_at).update(
-                status=Material.Status.QUEUED,
-                progress=0,
-                step="",
-                claimed_at=None,
-                lease_until=queued_until(now=now),
-            ):
-                logger.warning("material %s was %s with no live worker; queued again", pk, status)
-                _enqueue(pk)
-                requeued += 1
-    return requeued
+    whose task message seems lost (still queued after its lease); returns how many. One
+    that killed its workers too often is failed instead (``config/jobs.py``)."""
+    return Material.objects.recover(send=_enqueue, progress=0, step="", claimed_at=None).requeued
 
 
 def _vectors(
@@ -402,13 +305,20 @@ def material_ingest(*, material_id: int) -> Material | None:
     nothing; a changed chunk whose text another chunk of the material had keeps that
     vector. Any failure leaves the material failed with a reason and no chunks.
     """
-    material = _claim(material_id)
-    if material is None:
-        return None
-    ours = Material.objects.filter(
-        pk=material.pk, status=Material.Status.PROCESSING, claimed_at=material.claimed_at
+    claim = Material.objects.claim(
+        material_id,
+        progress=0,
+        step=Material.Step.READING,
+        passages_done=0,
+        passages_total=0,
+        error="",
     )
-    with Lease(ours):
+    if claim is None:  # another worker has it, it is done, or it killed its workers
+        return None
+    material = claim.rows.first()
+    if material is None:  # removed or taken over this moment
+        return None
+    with claim.lease():
         return _ingest(material)
 
 
@@ -475,7 +385,7 @@ def _ingest(material: Material) -> Material | None:
                 step="",
                 passages_done=len(drafts),
                 passages_total=len(drafts),
-                failure_reason="",
+                error="",
                 failure_retryable=False,
                 lease_until=None,
                 ingested_at=timezone.now(),
@@ -493,12 +403,8 @@ def _ingest(material: Material) -> Material | None:
         logger.warning("material %s interrupted by the database: %r", material.pk, error)
         # If even this fails, the retry finds the claim abandoned after the time limit.
         with contextlib.suppress(DatabaseError):
-            Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).update(
-                status=Material.Status.QUEUED,
-                progress=0,
-                step="",
-                claimed_at=None,
-                lease_until=queued_until(),
+            Material.objects.filter(pk=material.pk, claimed_at=material.claimed_at).requeue(
+                progress=0, step="", claimed_at=None
             )
         raise IngestInterrupted(str(error)) from error
     except Exception:

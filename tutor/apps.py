@@ -15,6 +15,7 @@ class TutorConfig(AppConfig):
         from config.jobs import sweep_register
 
         sweep_register("replies", _replies_recover)
+        sweep_register("memory_summaries", _memory_summaries_recover)
 
 
 # The sweep's parts import their services when they run, not when Django starts.
@@ -25,3 +26,9 @@ def _replies_recover() -> dict[str, int]:
 
     failed, resent = replies_recover()
     return {"replies_failed": failed, "replies_resent": resent}
+
+
+def _memory_summaries_recover() -> dict[str, int]:
+    from tutor.conversations import memory_summaries_recover
+
+    return {"memory_summaries": memory_summaries_recover()}

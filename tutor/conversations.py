@@ -25,14 +25,13 @@ from django.utils.translation import gettext_noop
 from ai.budget import ai_budget_check
 from ai.llm import llm_supports_images
 from config.celery import enqueue_on_commit
-from config.jobs import Claim
-from config.leases import queued_until
+from config.jobs import Claim, queued_until
 from learners.consent import ai_access
 from learners.models import Course
 from learning.models import MasteryEvidence
 from learning.practice import practice_answer
 from tutor import images, streams
-from tutor.models import Conversation, Feedback, Memory, Message
+from tutor.models import Conversation, Feedback, Memory, MemorySummary, Message
 
 if TYPE_CHECKING:
     from learners.models import User
@@ -338,11 +337,24 @@ def reply_check_answer(*, reply: Message, learner: User, answer: str):
 # --- memory --------------------------------------------------------------------------
 
 
-def _enqueue_memory(conversation_id: int) -> None:
+def _memory_send(conversation_id: int) -> None:
     from tutor.conversation_tasks import memory_write
 
-    # Not sent (the broker is away): the memory is written when the next session ends.
+    # Not sent (the broker is away): the recovery sweep sends it once its lease lapses.
     enqueue_on_commit(memory_write, conversation_id)
+
+
+def _enqueue_memory(conversation_id: int) -> None:
+    """Ask for the conversation's memory: its job (``MemorySummary``) is made, or a failed
+    one queued again, and its task sent on commit. One queued or being written already is
+    left to its task (and to the recovery sweep, should the task be lost)."""
+    with transaction.atomic():
+        job, created = MemorySummary.objects.get_or_create(
+            conversation_id=conversation_id, defaults={"lease_until": queued_until()}
+        )
+        failed = MemorySummary.objects.filter(pk=job.pk, status=MemorySummary.Status.FAILED)
+        if created or failed.requeue(attempts=0):
+            _memory_send(conversation_id)
 
 
 def conversation_end(*, conversation: Conversation, learner: User) -> None:
@@ -353,33 +365,59 @@ def conversation_end(*, conversation: Conversation, learner: User) -> None:
 
 
 def memory_write(*, conversation_id: int) -> Memory | None:
-    """Summarise a conversation into a memory, once. Called by the task; claims the work
-    with a conditional update so a redelivered task does nothing."""
+    """Summarise a conversation into a memory, once. Called by the task; claims the
+    conversation's ``MemorySummary`` job, so a redelivered task does nothing, and holds
+    its lease while the summary is written."""
     from tutor.replies import conversation_summarize
 
-    claimed = Conversation.objects.filter(pk=conversation_id, summarized_at__isnull=True).update(
-        summarized_at=timezone.now()
+    job = MemorySummary.objects.filter(conversation_id=conversation_id).first()
+    if job is None:
+        # A task sent before the summaries were jobs: its conversation gets a job now,
+        # unless it was summarised then.
+        if not Conversation.objects.filter(pk=conversation_id, summarized_at=None).exists():
+            return None
+        job, _created = MemorySummary.objects.get_or_create(conversation_id=conversation_id)
+    claim = MemorySummary.objects.claim(job.pk)
+    if claim is None:
+        return None  # written, being written, or failed for good
+    conversation = (
+        Conversation.objects.select_related("course", "learner").filter(pk=conversation_id).first()
     )
-    if not claimed:
+    if conversation is None:
         return None
-    conversation = Conversation.objects.select_related("course", "learner").get(pk=conversation_id)
     try:
-        summary = conversation_summarize(conversation=conversation)
-    except Exception:
-        # Leave it unclaimed so the next end (or turn) tries again.
-        Conversation.objects.filter(pk=conversation_id).update(summarized_at=None)
+        with claim.lease():
+            summary = conversation_summarize(conversation=conversation)
+    except Exception as error:
+        # Failed: the conversation's next end queues it again.
+        claim.fail(error=repr(error))
         raise
-    if summary is None:
-        return None
-    return Memory.objects.create(
-        learner=conversation.learner,
-        course=conversation.course,
-        conversation=conversation,
-        summary=summary.text,
-        model=summary.model,
-        prompt_version=summary.prompt_version,
-        usage=summary.usage,
-    )
+    now = timezone.now()
+    with transaction.atomic():
+        if not claim.finish(status=MemorySummary.Status.DONE, finished_at=now, error=""):
+            return None  # another worker took it over meanwhile
+        Conversation.objects.filter(pk=conversation_id).update(summarized_at=now)
+        if summary is None:
+            return None
+        return Memory.objects.create(
+            learner=conversation.learner,
+            course=conversation.course,
+            conversation=conversation,
+            summary=summary.text,
+            model=summary.model,
+            prompt_version=summary.prompt_version,
+            usage=summary.usage,
+        )
+
+
+def memory_summaries_recover() -> int:
+    """Send again the memory summaries whose task message was lost or whose worker died
+    (those that killed their workers too often fail); returns how many were sent."""
+
+    def send(pk: int) -> None:
+        _memory_send(MemorySummary.objects.values_list("conversation_id", flat=True).get(pk=pk))
+
+    return MemorySummary.objects.recover(send=send).requeued
 
 
 def memory_delete(*, memory: Memory, learner: User) -> None:

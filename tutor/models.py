@@ -31,7 +31,8 @@ class Conversation(models.Model):
     title = models.CharField(_("title"), max_length=200, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
-    # Set once the conversation's memory summary has been written.
+    # Set once the conversation's memory summary has been written (the writing itself is
+    # a job: MemorySummary).
     summarized_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -248,3 +249,44 @@ class Memory(models.Model):
 
     def __str__(self) -> str:
         return self.summary[:60]
+
+
+class MemorySummary(Job):
+    """The writing of one conversation's memory (``Memory``): a tracked job
+    (``config/jobs.py``). Its row is made when the summary is asked for (the conversation
+    ended, or grew long); the task claims it, writes the memory under a lease, and the
+    recovery sweep sends it again if its task message was lost or its worker died. A
+    failed one is queued again when the conversation next ends."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Writing")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    QUEUED, RUNNING, FAILED = Status.QUEUED, Status.RUNNING, Status.FAILED
+    FINISHED_FIELD = "finished_at"
+    LOST_ERROR = "WorkerLost: the worker writing this memory stopped too many times"
+
+    # One per conversation: a conversation's memory is written once.
+    conversation = models.OneToOneField(
+        Conversation, on_delete=models.CASCADE, related_name="memory_summary"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # The recovery sweep's query, every minute: unfinished summaries by lease.
+        indexes = [
+            models.Index(
+                fields=["lease_until"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="memorysummary_unfinished_lease",
+            )
+        ]
+        verbose_name = _("memory summary job")
+        verbose_name_plural = _("memory summary jobs")
+
+    def __str__(self) -> str:
+        return f"memory of conversation {self.conversation_id} ({self.status})"

@@ -16,6 +16,13 @@ RULES = {
     "tutor.memory": PrivacyRule(
         "tutor", "learner", ("course__title", "summary", "created"), DELETE
     ),
+    # The job that writes a conversation's memory: its state, not its text.
+    "tutor.memorysummary": PrivacyRule(
+        "tutor",
+        "conversation__learner",
+        ("conversation_id", "status", "created_at", "finished_at"),
+        DELETE,
+    ),
 }
 
 

@@ -34,8 +34,7 @@ from ai.llm import (
     server_tokens_counter,
     user_message_with_image,
 )
-from config.jobs import Claim
-from config.leases import Lease
+from config.jobs import Claim, Lease
 from learners.profiles import profile_for
 from learning.practice import check_question_for
 from learning.progress import weakest_concepts

@@ -191,7 +191,7 @@ def test_grading_throughput_is_counted_by_source(
     assert _delta(before, "tutoring_gradings_total", **proposed) == 1
     assert _delta(before, "tutoring_grading_duration_seconds_count", source="llm") == 1
     seconds = _delta(before, "tutoring_grading_duration_seconds_sum", source="llm")
-    assert 0 < seconds <= (proposal.finished_at - proposal.started_at).total_seconds() + 1
+    assert 0 < seconds <= (proposal.finished_at - proposal.claimed_at).total_seconds() + 1
     samples = _samples(client.get(reverse("metrics")).content.decode())
     assert samples[("tutoring_gradings_total", frozenset(proposed.items()))] >= 1
     grading_calls = {"model": llm_server.model, "purpose": "grading", "outcome": "finished"}

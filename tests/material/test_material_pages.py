@@ -138,7 +138,7 @@ def test_process_again_is_offered_only_where_it_can_help(client, course, teacher
     assert not empty.can_process_again and not scan.can_process_again
     broken = material_upload(course=course, file=ContentFile(b"# Hi\n\nText.", name="w.md"))
     Material.objects.filter(pk=broken.pk).update(
-        status=Material.Status.FAILED, failure_retryable=True, failure_reason="Worker died."
+        status=Material.Status.FAILED, failure_retryable=True, error="Worker died."
     )
     client.force_login(teacher)
     page = client.get(reverse("tutor:materials", args=[course.pk])).content.decode()

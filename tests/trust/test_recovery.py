@@ -13,11 +13,11 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.leases import Lease
+from config.jobs import Lease
 from grading import proposals, submissions
-from grading.models import Proposal
+from grading.models import WORKER_DIED_ERROR, Proposal
 from material import services as material_services
-from material.models import Chunk, Material
+from material.models import WORKER_DIED_FAILURE, Chunk, Material
 from tests.grading.workflow_factories import ESSAY
 from tutor import conversations
 from tutor.models import Message
@@ -143,7 +143,7 @@ def test_a_material_that_keeps_killing_its_workers_is_failed_not_retried(
     assert material_services.materials_recover() == 0
     material.refresh_from_db()
     assert material.status == Material.Status.FAILED
-    assert material.failure_reason == str(material_services.WORKER_DIED_FAILURE)
+    assert material.failure_reason == str(WORKER_DIED_FAILURE)
     assert not material.chunks.exists()
     assert sent == []
     # A redelivered task finds nothing to do either.
@@ -168,8 +168,8 @@ def test_a_proposal_taken_over_from_a_dead_worker_ignores_that_worker_if_it_retu
     assert alive is not None and alive != dead
     assert Proposal.objects.get(pk=proposal.pk).attempts == 2
     # The dead worker's claim matches nothing: it can neither finish nor renew.
-    assert not proposals.proposal_claimed(proposal_id=proposal.pk, claimed_at=dead).exists()
-    assert proposals.proposal_claimed(proposal_id=proposal.pk, claimed_at=alive).exists()
+    assert not dead.rows.exists()
+    assert alive.rows.exists()
 
 
 def test_a_proposal_that_keeps_killing_its_workers_is_failed_for_the_teacher(
@@ -181,14 +181,14 @@ def test_a_proposal_that_keeps_killing_its_workers_is_failed_for_the_teacher(
         rubric_version="v",
         source="llm",
         status=Proposal.Status.RUNNING,
-        started_at=a_moment_ago(),
+        claimed_at=a_moment_ago(),
         lease_until=a_moment_ago(),
         attempts=settings.WORK_MAX_ATTEMPTS,
     )
     assert proposals.proposal_claim(proposal_id=proposal.pk) is None
     proposal.refresh_from_db()
     assert proposal.status == Proposal.Status.FAILED
-    assert proposal.error == proposals.WORKER_DIED_ERROR
+    assert proposal.error == WORKER_DIED_ERROR
 
 
 # --- the lease itself -----------------------------------------------------------------
@@ -200,8 +200,7 @@ def test_a_lease_is_renewed_while_the_work_runs_and_is_lost_when_the_row_moves_o
 ):
     submission = submissions.submission_submit(assignment=assignment, learner=student, text=ESSAY)
     proposal = Proposal.objects.create(submission=submission, rubric_version="v", source="llm")
-    claimed_at = proposals.proposal_claim(proposal_id=proposal.pk)
-    rows = proposals.proposal_claimed(proposal_id=proposal.pk, claimed_at=claimed_at)
+    rows = proposals.proposal_claim(proposal_id=proposal.pk).rows
     claimed_until = Proposal.objects.get(pk=proposal.pk).lease_until  # a full lease
     with Lease(rows, seconds=2) as lease:
         # A renewal every 0.5 s; on a busy machine the first may come late, so wait for it.
