@@ -5,10 +5,8 @@
 from __future__ import annotations
 
 import json
-import uuid
 from io import StringIO
 
-import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connections
@@ -16,33 +14,22 @@ from django.db import connections
 from config.schema import schema_pending_migrations
 from tests.grading.test_eval_grading import _write_set
 from tests.material.material_files import MARKDOWN, VOLCANO
+from tests.scratch_databases import scratch_database
 
 
 @pytest.fixture
 def empty_database(django_db_blocker):
     """The default connection pointed at a new, empty database on the same server."""
     connection = connections["default"]
-    server = dict(connection.settings_dict)
-    name = f"unmigrated_{uuid.uuid4().hex[:10]}"
-    conninfo = {
-        "dbname": "postgres",
-        "user": server["USER"],
-        "password": server["PASSWORD"],
-        "host": server["HOST"],
-        "port": server["PORT"] or None,
-    }
-    with psycopg.connect(**conninfo, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    with django_db_blocker.unblock():
+    old_name = connection.settings_dict["NAME"]
+    with scratch_database("unmigrated") as database, django_db_blocker.unblock():
         connection.close()
-        connection.settings_dict["NAME"] = name
+        connection.settings_dict["NAME"] = database["dbname"]
         try:
-            yield name
+            yield database["dbname"]
         finally:
             connection.close()
-            connection.settings_dict["NAME"] = server["NAME"]
-            with psycopg.connect(**conninfo, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            connection.settings_dict["NAME"] = old_name
 
 
 def test_eval_grading_on_an_unmigrated_database_migrates_and_measures(empty_database, tmp_path):

@@ -17,15 +17,15 @@ import os
 import subprocess
 import sys
 import tarfile
-import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 from django.apps import apps
 from django.conf import settings
-from django.db import connections
 from psycopg import sql
+
+from tests.scratch_databases import scratch_database as new_database
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = "4ea2320"  # main at the start of issue 14's moves
@@ -69,22 +69,8 @@ def baseline_tree(tmp_path) -> Path:
 
 @pytest.fixture
 def scratch_database():
-    server = dict(connections["default"].settings_dict)
-    name = f"forward_{uuid.uuid4().hex[:10]}"
-    conninfo = {
-        "dbname": "postgres",
-        "user": server["USER"],
-        "password": server["PASSWORD"],
-        "host": server["HOST"],
-        "port": server["PORT"] or None,
-    }
-    with psycopg.connect(**conninfo, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {**conninfo, "dbname": name}
-    finally:
-        with psycopg.connect(**conninfo, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with new_database("forward") as database:
+        yield database
 
 
 def _manage(tree: Path, database: dict, *args: str, stdin: str | None = None) -> str:
