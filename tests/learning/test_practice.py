@@ -379,6 +379,42 @@ def test_a_question_job_the_server_refuses_fails_at_once_and_says_why(
     assert "does not support what the product asked for" in page
 
 
+def test_a_job_whose_questions_were_all_unusable_says_so(
+    llm_server,
+    client,
+    teacher,
+    course,
+    make_concept,
+    django_capture_on_commit_callbacks,
+    eager_tasks,
+):
+    # What SmolLM2 wrote: a fill-in-the-blank with no blank, whose answer is not in it.
+    llm_server.script(
+        json_reply={
+            "questions": [
+                {
+                    "kind": "cloze",
+                    "prompt": "What is the answer to this question?",
+                    "answers": ["photosynthesis"],
+                    "explanation": "",
+                }
+            ]
+        }
+    )
+    concept = make_concept("Photosynthesis")
+    client.force_login(teacher)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            f"/courses/{course.pk}/questions/generate/",
+            {"concept": concept.pk, "text": PHOTOSYNTHESIS, "use_llm": "1"},
+        )
+    generation = QuestionGeneration.objects.get(concept=concept)
+    assert (generation.status, generation.questions_created) == ("done", 0)
+    page = client.get(f"/courses/{course.pk}/concepts/").content.decode()
+    assert "The model wrote no question that could be used" in page
+    assert "0 questions to review" not in page
+
+
 def test_a_lost_question_job_is_sent_again_by_the_recovery_sweep(
     llm_server, settings, teacher, make_concept, django_capture_on_commit_callbacks, eager_tasks
 ):
