@@ -40,6 +40,19 @@ def pytest_collection_modifyitems(items):
     )
 
 
+@pytest.fixture
+def latest_schema_afterwards():
+    """For a test that migrates the database back to test a migration: the database is
+    brought to the newest migration of every app at the end, so the tests after it meet
+    today's schema (a migration added later must not find the database stopped short)."""
+    yield
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.fixture(autouse=True)
 def _empty_cache():
     """Counters in the shared cache (login throttling, budgets) start at zero per test."""

@@ -29,6 +29,7 @@ def _migrate(targets):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("latest_schema_afterwards")
 def test_rows_content_types_and_permissions_survive_the_move():
     from django.contrib.auth.models import Permission
     from django.contrib.contenttypes.models import ContentType
