@@ -37,13 +37,19 @@ and it cools into basalt or obsidian.
 
 def pdf_bytes(pages: list[str]) -> bytes:
     """A valid PDF with one line of Helvetica text per page (empty string: no text)."""
+    return _pdf_document(
+        [f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode() if text else b"" for text in pages]
+    )
+
+
+def _pdf_document(contents: list[bytes]) -> bytes:
+    """A valid PDF of one page per content stream, in Helvetica."""
     objects: list[bytes] = []
-    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(pages)))
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(contents)))
     objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
-    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
-    font_ref = 3 + 2 * len(pages)
-    for i, text in enumerate(pages):
-        content = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode() if text else b""
+    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(contents)} >>".encode())
+    font_ref = 3 + 2 * len(contents)
+    for i, content in enumerate(contents):
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
             f"/Resources << /Font << /F1 {font_ref} 0 R >> >> >>".encode()
@@ -77,38 +83,15 @@ def structured_pdf_bytes(
     ``outline``, bookmarks (level, title, page number) written by pypdf."""
     from pypdf import PdfReader, PdfWriter
 
-    objects = []
-    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(pages)))
-    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
-    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
-    font_ref = 3 + 2 * len(pages)
-    for i, lines in enumerate(pages):
+    contents = []
+    for lines in pages:
         ops = []
         y = 740
         for size, text in lines:
             y -= size * 1.6
             ops.append(f"BT /F1 {size} Tf 72 {y:.0f} Td ({_pdf_escape(text)}) Tj ET")
-        content = "\n".join(ops).encode()
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
-            f"/Resources << /Font << /F1 {font_ref} 0 R >> >> >>".encode()
-        )
-        objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(
-        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    )
-    data = out.getvalue()
+        contents.append("\n".join(ops).encode())
+    data = _pdf_document(contents)
     if outline is None:
         return data
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
