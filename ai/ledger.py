@@ -24,7 +24,7 @@ from django.db import DatabaseError, transaction
 
 from ai.models import LLMCall
 from ai.tokens import messages_tokens_estimate, tokens_estimate
-from config.metrics import llm_call_observed
+from config.metrics import llm_call_observed, reply_language_counted
 
 logger = logging.getLogger(__name__)
 
@@ -127,3 +127,17 @@ def llm_call_record(
     except DatabaseError:
         logger.exception("The ledger row of an LLM call (%s, %s) was not written", call, outcome)
         return None
+
+
+def llm_call_language_record(row: LLMCall | None, *, matches: bool | None) -> None:
+    """Note on a call's ledger row whether its reply was in the learner's language, and
+    count it in the metrics (``config.metrics.reply_language_counted``)."""
+    if row is None:
+        return
+    reply_language_counted(purpose=row.purpose, matches=matches)
+    if matches is None:
+        return
+    try:
+        LLMCall.objects.filter(pk=row.pk).update(reply_language_matches=matches)
+    except DatabaseError:
+        logger.exception("The reply language of LLM call %s was not recorded", row.pk)

@@ -51,6 +51,7 @@ from ai.llm_capabilities import (
     prompt_tokens_count,
     tokens_count,
 )
+from ai.models import LLMCall
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionChunk
@@ -255,14 +256,15 @@ def _ledger_record(
     messages: Sequence[Message],
     text: str,
     started: float,
-) -> None:
+) -> LLMCall | None:
     """The one hook: account for a call whose usage and outcome are final (``ai.ledger``).
 
     ``usage`` is None when the call failed before the server answered (``started`` then
     gives its duration); ``text`` is what arrived, for estimating tokens not reported.
+    Returns the ledger row (None in offline mode, or when the database refused it).
     """
     if isinstance(error, LLMNotConfigured):
-        return  # offline mode: nothing was called
+        return None  # offline mode: nothing was called
     if error is None:
         stopped = usage is not None and usage.outcome == LLMOutcome.STOPPED
         outcome = Outcome.STOPPED if stopped else Outcome.FINISHED
@@ -270,7 +272,7 @@ def _ledger_record(
         outcome = Outcome.TRANSIENT_ERROR
     else:
         outcome = Outcome.PERMANENT_ERROR
-    llm_call_record(
+    return llm_call_record(
         call=call,
         model=usage.model if usage else settings.LLM_MODEL,
         prompt_version=prompt_version,
@@ -616,6 +618,8 @@ class ChatStream:
         self._parts: list[str] = []
         self._iterator = self._run()
         self.usage: LLMUsage | None = None
+        # The call's ledger row once the stream has ended (None before, or if not written).
+        self.ledger_row: LLMCall | None = None
 
     @property
     def text(self) -> str:
@@ -744,7 +748,7 @@ class ChatStream:
         finally:
             if self.usage is None:
                 record(outcome)
-            _ledger_record(
+            self.ledger_row = _ledger_record(
                 self.usage,
                 call=self._call,
                 prompt_version=self._prompt_version,

@@ -68,6 +68,9 @@ class LLMCall(models.Model):
     outcome = models.CharField(max_length=20, choices=Outcome.choices)
     # The client's error class (``LLMUnavailable``, ``LLMBadResponse`` ...); "" when none.
     error_kind = models.CharField(max_length=50, blank=True)
+    # Whether a reply was written in the learner's language (checked by its caller, the
+    # tutor, after the stream); None when not checked or too short to tell.
+    reply_language_matches = models.BooleanField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

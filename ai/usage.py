@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db.models import Aggregate, Avg, Count, FloatField, Sum
+from django.db.models import Aggregate, Avg, Count, FloatField, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -58,6 +58,9 @@ class UsageRow:
     ttft_mean_s: float | None
     ttft_p95_s: float | None
     energy_joules: float | None  # None: energy is not measured (no joules per token set)
+    # Replies checked against the learner's language, and those written in another one.
+    language_checked: int = 0
+    language_other: int = 0
 
     @property
     def tokens(self) -> int:
@@ -85,6 +88,8 @@ _AGGREGATES: dict[str, Any] = {
     "ttft_count": Count("ttft_seconds"),
     "ttft_mean": Avg("ttft_seconds"),
     "ttft_p95": Percentile95("ttft_seconds"),
+    "language_checked": Count("reply_language_matches"),
+    "language_other": Count("pk", filter=Q(reply_language_matches=False)),
 }
 
 
@@ -100,6 +105,8 @@ def _row(values: Mapping[str, Any], *, date: datetime.date | None, joules: float
         ttft_mean_s=values["ttft_mean"],
         ttft_p95_s=values["ttft_p95"],
         energy_joules=(prompt + completion) * joules if joules > 0 else None,
+        language_checked=values["language_checked"],
+        language_other=values["language_other"],
     )
 
 
@@ -110,6 +117,8 @@ _EMPTY = {
     "ttft_count": 0,
     "ttft_mean": None,
     "ttft_p95": None,
+    "language_checked": 0,
+    "language_other": 0,
 }
 
 
@@ -126,6 +135,8 @@ def _combined(totals: list[UsageRow]) -> UsageRow:
         ttft_mean_s=ttft_sum / ttft_count if ttft_count else None,
         ttft_p95_s=None,  # a percentile does not combine across features
         energy_joules=None if None in energies else sum(e or 0 for e in energies),
+        language_checked=sum(t.language_checked for t in totals),
+        language_other=sum(t.language_other for t in totals),
     )
 
 

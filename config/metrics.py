@@ -113,6 +113,12 @@ LLM_ERRORS = Counter(
     "unsupported, bad_response, rejected) and purpose.",
     ["kind", "purpose"],
 )
+LLM_REPLY_LANGUAGE = Counter(
+    "tutoring_llm_reply_language",
+    "Replies checked against the learner's language, by purpose and result (matches, other,"
+    " unknown: too short to tell).",
+    ["purpose", "result"],
+)
 GRADINGS = Counter(
     "tutoring_gradings",
     "Submissions given a proposed grade, by source (llm, scorer, ...) and outcome.",
@@ -166,6 +172,12 @@ def llm_call_observed(
 def llm_error_counted(*, kind: str, purpose: str) -> None:
     """Count one failed call to the language model server (both are short fixed words)."""
     LLM_ERRORS.labels(kind, purpose).inc()
+
+
+def reply_language_counted(*, purpose: str, matches: bool | None) -> None:
+    """Count one reply checked against the learner's language."""
+    result = "unknown" if matches is None else ("matches" if matches else "other")
+    LLM_REPLY_LANGUAGE.labels(purpose, result).inc()
 
 
 def grading_observed(*, source: str, outcome: str, seconds: float) -> None:

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from ai.budget import ai_budget_reached
-from ai.ledger import LLMCallFor, Purpose
+from ai.ledger import LLMCallFor, Purpose, llm_call_language_record
 from ai.llm import (
     LLMContextExceeded,
     LLMError,
@@ -334,7 +334,9 @@ def _write_online(
     usage = _usage_fields(stream.usage)
     if usage:
         # A weak model may answer in another language than the learner's: the turn says so.
-        usage["usage"]["language"] = reply_language(text, expected=learner.preferred_language)
+        language = reply_language(text, expected=learner.preferred_language)
+        usage["usage"]["language"] = language
+        llm_call_language_record(stream.ledger_row, matches=language["matches"])
     return _finish(reply, status=status, text=text, error=error_text, **common, **usage)
 
 

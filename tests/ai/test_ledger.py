@@ -10,9 +10,10 @@ import zipfile
 
 import pytest
 from django.urls import reverse
+from prometheus_client import REGISTRY
 
 from ai.budget import ai_tokens_used_today
-from ai.ledger import LLMCallFor, Outcome, Purpose, llm_call_record
+from ai.ledger import LLMCallFor, Outcome, Purpose, llm_call_language_record, llm_call_record
 from ai.llm import LLMBadResponse, chat_stream
 from ai.llm_capabilities import prompt_tokens_count
 from ai.models import LLMCall
@@ -241,3 +242,44 @@ def test_erasure_removes_the_persons_calls_and_no_one_elses(
 
     assert list(LLMCall.objects.all()) == [kept]
     assert course_llm_usage(course=course)["total"].requests == 0
+
+
+@pytest.mark.django_db
+def test_the_usage_page_says_how_many_replies_were_in_another_language(
+    client, admin_user, student, course
+):
+    def reply(matches):
+        row = llm_call_record(
+            call=_for(student, course),
+            model="m",
+            prompt_version="tutor_system.v1",
+            outcome=Outcome.FINISHED,
+            prompt_tokens=100,
+            completion_tokens=20,
+            duration_s=1.0,
+        )
+        llm_call_language_record(row, matches=matches)
+
+    def counted(result):
+        labels = {"purpose": "tutor", "result": result}
+        return REGISTRY.get_sample_value("tutoring_llm_reply_language_total", labels) or 0.0
+
+    before = {result: counted(result) for result in ("matches", "other", "unknown")}
+    for matches in (True, True, False, None):  # None: too short to tell, not counted
+        reply(matches)
+    assert {result: counted(result) - before[result] for result in before} == {
+        "matches": 2,
+        "other": 1,
+        "unknown": 1,
+    }
+    tutor = _feature(course_llm_usage(course=course), "tutor").total
+    assert (tutor.requests, tutor.language_checked, tutor.language_other) == (4, 3, 1)
+
+    client.force_login(admin_user)
+    page = client.get(reverse("course-usage", args=[course.pk]))
+    assert page.status_code == 200
+    assert "Reply language: 1 of 3 replies checked were in another language" in (
+        page.content.decode()
+    )
+    # Features whose replies are never checked say nothing about language.
+    assert page.content.decode().count("Reply language:") == 1

@@ -11,6 +11,8 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 
+from ai.models import LLMCall
+from ai.usage import course_llm_usage
 from tutor import conversations, streams
 from tutor.conversations import MESSAGE_MAX_CHARS, message_post
 from tutor.models import Feedback, Memory, Message
@@ -169,6 +171,11 @@ def test_online_reply_streams_the_model_text_and_stores_how_it_was_made(
     assert reply.citations[0]["label"] == "Photosynthesis — What photosynthesis does"
     # The learner reads Spanish; the model answered in English: the turn says so.
     assert reply.usage["language"] == {"expected": "es", "detected": "en", "matches": False}
+    # ... and so do the call's ledger row and the course's usage page.
+    assert LLMCall.objects.get(purpose="tutor").reply_language_matches is False
+    tutor_usage = course_llm_usage(course=conversation.course)["features"][0]
+    assert (tutor_usage.key, tutor_usage.total.language_checked) == ("tutor", 1)
+    assert tutor_usage.total.language_other == 1
     assert streams.reply_stream_text(message_id=reply.pk) == reply.text
 
     body = llm_server.stats.last_request
