@@ -148,6 +148,15 @@ def test_a_learner_cannot_see_the_lms_page(lms_course, client):
     context, _assignment, _teacher, learner = lms_course
     client.force_login(learner)
     assert client.get(f"/courses/{context.course.pk}/lms/").status_code == 404
+    assert "/lms/" not in client.get(f"/courses/{context.course.pk}/").content.decode()
+
+
+def test_the_teacher_finds_the_lms_page_from_the_course_page(lms_course, client):
+    context, _assignment, teacher, _learner = lms_course
+    client.force_login(teacher)
+    course_page = client.get(f"/courses/{context.course.pk}/").content.decode()
+    assert f'href="/courses/{context.course.pk}/lms/"' in course_page
+    assert "LMS link and grades sent to the LMS" in course_page
 
 
 def test_the_recovery_sweep_resends_a_job_whose_worker_died(lms_course, lti_platform):
