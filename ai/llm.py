@@ -439,6 +439,14 @@ def _counted_usage(messages: Sequence[Message], text: str) -> tuple[int | None, 
     return prompt, completion, source
 
 
+def llm_warm() -> None:
+    """Load the SDK, open its client and learn the server's capabilities now (at process
+    start, ``config/warmup.py``) rather than in the first reply. A server that does not
+    answer yet is asked again on first use (``llm_capabilities``)."""
+    if llm_is_configured():
+        capabilities()
+
+
 def llm_is_configured() -> bool:
     """False in offline mode (no LLM_BASE_URL)."""
     return bool(settings.LLM_BASE_URL)
