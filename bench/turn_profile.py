@@ -194,10 +194,10 @@ def _profile(args, settings) -> None:
             f"{name:20} p50 {values[len(values) // 2] * 1000:7.1f} ms"
             f"  mean {sum(values) / len(values) * 1000:7.1f} ms  ({len(values)} turns)"
         )
-    for name, profile in (
-        ("web (post + stream)", web),
-        ("worker, before the request", before_request),
-        ("worker, the request and after", after_request),
+    for name, slug, profile in (
+        ("web (post + stream)", "web", web),
+        ("worker, before the request", "worker-before-request", before_request),
+        ("worker, the request and after", "worker-request-and-after", after_request),
     ):
         out = io.StringIO()
         stats = pstats.Stats(profile, stream=out)
@@ -207,7 +207,7 @@ def _profile(args, settings) -> None:
         if args.pstats:
             folder = Path(args.pstats)
             folder.mkdir(parents=True, exist_ok=True)
-            stats.dump_stats(folder / f"{name.split()[0].strip(',')}-{name[-6:].strip()}.pstats")
+            stats.dump_stats(folder / f"{slug}.pstats")
 
 
 @contextlib.contextmanager
@@ -230,7 +230,7 @@ def _print_queries(turn) -> None:
     for name, queries in sql.items():
         print(f"===== the SQL of one turn, {name}: {len(queries)} queries =====")
         for query in queries:
-            print(" ", " ".join(query["sql"].split())[:150])
+            print(f"  {float(query['time']) * 1000:6.1f} ms ", " ".join(query["sql"].split())[:130])
 
 
 async def _read(response) -> bytes:
