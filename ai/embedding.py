@@ -24,6 +24,14 @@ _lock = threading.Lock()
 _model = None
 
 
+def _threads_limit() -> None:
+    """torch's threads for this process (``EMBEDDING_THREADS``; 0 leaves its default)."""
+    import torch
+
+    if settings.EMBEDDING_THREADS:
+        torch.set_num_threads(settings.EMBEDDING_THREADS)
+
+
 def _load_model():
     global _model
     with _lock:
@@ -32,6 +40,7 @@ def _load_model():
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
+            _threads_limit()
             model = SentenceTransformer(settings.EMBEDDING_MODEL, device="cpu")
             # sentence-transformers 6 renamed the method; older releases only have the old name.
             dimension_of = getattr(model, "get_embedding_dimension", None)

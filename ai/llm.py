@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.utils.translation import gettext_noop
@@ -52,9 +52,6 @@ from ai.llm_capabilities import (
     tokens_count,
 )
 from ai.models import LLMCall
-
-if TYPE_CHECKING:
-    from openai.types.chat import ChatCompletionChunk
 
 logger = logging.getLogger(__name__)
 
@@ -441,6 +438,14 @@ def _counted_usage(messages: Sequence[Message], text: str) -> tuple[int | None, 
     return prompt, completion, source
 
 
+def llm_warm() -> None:
+    """Load the SDK, open its client and learn the server's capabilities now (at process
+    start, ``config/warmup.py``) rather than in the first reply. A server that does not
+    answer yet is asked again on first use (``llm_capabilities``)."""
+    if llm_is_configured():
+        capabilities()
+
+
 def llm_is_configured() -> bool:
     """False in offline mode (no LLM_BASE_URL)."""
     return bool(settings.LLM_BASE_URL)
@@ -590,6 +595,24 @@ def _request_args(
 # --- streaming -------------------------------------------------------------------------
 
 
+def _chunks_stream(client: Any, args: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A streamed chat completion's chunks as the server sent them (JSON objects).
+
+    Through the SDK (its errors, timeouts and event parsing), but without building its
+    typed model of every chunk: that cost about a millisecond of CPU per token, the
+    largest part of a reply's CPU in the worker (``bench/turn_profile.py``).
+    """
+    import openai
+
+    return client.post(
+        "/chat/completions",
+        cast_to=object,
+        body={**args, "stream": True, "stream_options": {"include_usage": True}},
+        stream=True,
+        stream_cls=openai.Stream[object],
+    )
+
+
 class ChatStream:
     """The text deltas of one streamed reply; iterate it once.
 
@@ -695,18 +718,19 @@ class ChatStream:
                 try:
                     with self._runtime.slot() as waited:
                         queue_wait += waited
-                        stream = self._runtime.client.chat.completions.create(
-                            **args, stream=True, stream_options={"include_usage": True}
-                        )
+                        stream = _chunks_stream(self._runtime.client, args)
                         try:
-                            for chunk in cast("Iterator[ChatCompletionChunk]", stream):
-                                model = chunk.model or model
-                                if chunk.usage is not None:
-                                    prompt_tokens = chunk.usage.prompt_tokens
-                                    completion_tokens = chunk.usage.completion_tokens
-                                for choice in chunk.choices[:1]:
-                                    finish_reason = choice.finish_reason or finish_reason
-                                    delta = choice.delta.content if choice.delta else None
+                            for chunk in stream:
+                                if not isinstance(chunk, dict):
+                                    continue  # not a chunk: nothing to read in it
+                                model = chunk.get("model") or model
+                                usage = chunk.get("usage")
+                                if isinstance(usage, dict):
+                                    prompt_tokens = usage.get("prompt_tokens")
+                                    completion_tokens = usage.get("completion_tokens")
+                                for choice in (chunk.get("choices") or [])[:1]:
+                                    finish_reason = choice.get("finish_reason") or finish_reason
+                                    delta = (choice.get("delta") or {}).get("content")
                                     if delta:
                                         if first_token_at is None:
                                             first_token_at = time.monotonic()

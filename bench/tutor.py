@@ -18,7 +18,15 @@ included). It reports:
   batches concurrent requests, so it should see all N at once);
 - delivered tokens/s (token events the students received, over the window they arrived
   in) against produced tokens/s (tokens the worker received, over the window the server
-  streamed them in), and the ideal N × tokens/s.
+  streamed them in), and the ideal N × tokens/s;
+- the cold start: the time to first token of the first reply after the product started
+  (fresh web and worker processes, as soon as ``/healthz`` answers 200) against the
+  second, warm one, for the same student and a prompt of the same size
+  (``first_reply_over_second``; the goal: at most 1.2).
+
+The product's processes use production's database pool (``DB_POOL``; ``--no-db-pool``
+for a connection per request). ``--rounds R`` has the class post R times, one round after
+another, for more samples.
 
 With ``--llm-url URL`` the product talks to a real OpenAI-compatible server instead (a
 llama.cpp server on a CPU, vLLM on a GPU; ``docs/llm.md``), through a recording
@@ -85,6 +93,17 @@ def main() -> None:
         "--llm-url", default="", help="a real OpenAI-compatible server's base URL (…/v1)"
     )
     parser.add_argument("--llm-model", default="", help="its model (default: the first listed)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="the class posts this many times, one round after another (more samples)",
+    )
+    parser.add_argument(
+        "--no-db-pool",
+        action="store_true",
+        help="a database connection per request and task, not production's pool (DB_POOL=0)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON only")
     args = parser.parse_args()
     n = args.students
@@ -117,6 +136,9 @@ def main() -> None:
             "--reply-words",
             str(args.reply_words),
         ]
+        # The product's processes run with production's database pool unless told not to
+        # (this process keeps the test settings' own connection).
+        os.environ["DB_POOL"] = "0" if args.no_db_pool else "1"
         with contextlib.ExitStack() as running:
             proxy = None
             if args.llm_url:
@@ -156,7 +178,9 @@ def _run(args, stack, course, sessions, proxy: RecordingProxy | None) -> dict:
     n = args.students
     post_path = reverse("conversations:post", args=[course.pk])
 
-    def run_student(index: int, result: StudentResult, start_at: float | None = None) -> None:
+    def run_student(
+        index: int, result: StudentResult, start_at: float | None = None, asked: int = -1
+    ) -> None:
         conversation_id, session = sessions[index]
         browser = Http(stack.web_port, session, cookie_name=settings.SESSION_COOKIE_NAME)
         try:
@@ -168,7 +192,7 @@ def _run(args, stack, course, sessions, proxy: RecordingProxy | None) -> dict:
             status, partial = browser.post(
                 post_path,
                 {
-                    "text": _question(index),
+                    "text": _question(index if asked < 0 else asked),
                     "conversation": str(conversation_id),
                 },
                 htmx=True,
@@ -187,37 +211,52 @@ def _run(args, stack, course, sessions, proxy: RecordingProxy | None) -> dict:
         finally:
             connections.close_all()
 
-    # One reply first: the worker loads the SDK and the embedder on first use.
-    warm = StudentResult()
-    run_student(n, warm)
-    if warm.stream.status != "done":
-        raise RuntimeError(f"the warm-up reply failed ({warm.error or warm.stream.error})")
+    # The first reply after the product started (fresh web and worker processes, /healthz
+    # answering 200): what warming up at process start did not cover shows here. Then
+    # the same student once more, warm, to compare with.
+    first, warm = StudentResult(), StudentResult()
+    run_student(n, first, asked=10_000)
+    Message.objects.all().delete()  # the same prompt's size again: no history
+    run_student(n, warm, asked=10_001)
+    for name, result in (("first", first), ("second", warm)):
+        if result.stream.status != "done":
+            raise RuntimeError(f"the {name} reply failed ({result.error or result.stream.error})")
+    cold_start = {
+        "first_reply_ttft_s": round(first.stream.first_token_at - first.posted_at, 3),
+        "second_reply_ttft_s": round(warm.stream.first_token_at - warm.posted_at, 3),
+    }
     Message.objects.all().delete()
     if proxy is not None:
         proxy.exchanges.clear()
 
-    results = [StudentResult() for _ in range(n)]
-    # Every student's page is loaded before the first post (the threads need time to
-    # start), then the posts go at their planned moments.
-    first_post = time.time() + 2.0 + n * 0.02
-    spacing = args.arrival_seconds / max(n - 1, 1)
-    threads = [
-        threading.Thread(target=run_student, args=[i, results[i], first_post + i * spacing])
-        for i in range(n)
-    ]
+    results: list[StudentResult] = []
     cpu_before = stack.cpu_seconds()
     started = time.time()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=600)
+    for _round in range(args.rounds):
+        batch = [StudentResult() for _ in range(n)]
+        results.extend(batch)
+        # Every student's page is loaded before the first post (the threads need time to
+        # start), then the posts go at their planned moments.
+        first_post = time.time() + 2.0 + n * 0.02
+        spacing = args.arrival_seconds / max(n - 1, 1)
+        threads = [
+            threading.Thread(
+                target=run_student,
+                args=[i, batch[i], first_post + i * spacing, _round * n + i],
+            )
+            for i in range(n)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=600)
     wall = time.time() - started
     # Where the machine's CPU went while the students chatted (the benchmark's own client
     # threads are the rest).
     cpu_used = {name: round(t - cpu_before[name], 2) for name, t in stack.cpu_seconds().items()}
 
     if proxy is not None:
-        return _real_server_summary(args, results, proxy, wall, cpu_used)
+        return {**_real_server_summary(args, results, proxy, wall, cpu_used), **cold_start}
     llm_log = stack.stop_llm_server()
     peak = re.search(r"peak_in_flight=(\d+)", llm_log)
     requests = re.search(r"chat_requests=(\d+)", llm_log)
@@ -233,13 +272,13 @@ def _run(args, stack, course, sessions, proxy: RecordingProxy | None) -> dict:
     )
     rows = list(
         Message.objects.filter(role=Message.Role.ASSISTANT).values_list(
-            "completion_tokens", "text", "started", "ttft_seconds", "finished"
+            "completion_tokens", "text", "claimed_at", "ttft_seconds", "finished"
         )
     )
     # Where the time to first token goes, from what each reply recorded.
     phases = list(
         Message.objects.filter(role=Message.Role.ASSISTANT, status="done").values_list(
-            "created", "started", "finished", "usage"
+            "created", "claimed_at", "finished", "usage"
         )
     )
     to_claim = [(s - c).total_seconds() for c, s, _f, _u in phases]
@@ -272,6 +311,10 @@ def _run(args, stack, course, sessions, proxy: RecordingProxy | None) -> dict:
         "ttft_seen_p95_s": p(ttfts, 95),
         "ttft_overhead_p50_s": p(overheads, 50),
         "ttft_overhead_p95_s": p(overheads, 95),
+        **cold_start,
+        "first_reply_over_second": round(
+            cold_start["first_reply_ttft_s"] / cold_start["second_reply_ttft_s"], 2
+        ),
         "post_to_claim_p50_s": p(to_claim, 50),
         "claim_to_llm_request_p50_s": p(to_request, 50),
         "llm_ttft_at_worker_p50_s": p(worker_ttft, 50),

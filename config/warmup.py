@@ -1,8 +1,10 @@
 """Warm processes: what is slow to load is loaded when a process starts, not on first use.
 
 The embedding model (sentence-transformers and torch: seconds to import and load, and a
-slow first pass) is needed by every search and every tutor reply. Without this the first
-student after a deploy or a worker restart waited for it.
+slow first pass) is needed by every search and every tutor reply; so are the LLM SDK's
+client and what the model server can do (``ai.llm.llm_warm``: its context window and
+tokenizer, probed once). Without this the first student after a deploy or a worker
+restart waited for them.
 
 - Web (uvicorn): the ASGI application (``config/asgi.py``) starts warming in a background
   thread at lifespan startup, so the server answers at once; ``/healthz`` says
@@ -25,7 +27,7 @@ import time
 from celery.signals import worker_init, worker_process_init, worker_shutdown
 from django.conf import settings
 
-from ai import embedding
+from ai import embedding, llm
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,10 @@ def warm_up() -> None:
             logger.exception("Warming up failed; the model loads on first use instead.")
             _state = COLD
             return
+        try:
+            llm.llm_warm()
+        except Exception as error:  # noqa: BLE001 - the first reply asks the server again
+            logger.warning("Could not learn the LLM server's capabilities yet: %r", error)
         _seconds = time.perf_counter() - started
         _state = READY
     logger.info("Warm: the embedding model is loaded (%.1f s).", _seconds)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 
 import pytest
@@ -65,6 +66,32 @@ def test_warm_up_loads_the_embedding_model_once(cold):
     model = embedding._model
     warmup.warm_up()
     assert embedding._model is model
+
+
+def test_warm_up_learns_what_the_llm_server_can_do_before_the_first_reply(cold, llm_server):
+    from ai import llm_capabilities
+
+    assert llm_capabilities._cache == {}
+    warmup.warm_up()
+    assert warmup.state() == warmup.READY
+    caps = llm_capabilities._cache[(llm_server.base_url, llm_server.model)]
+    assert caps.answered  # probed now: the first reply finds it cached
+
+
+def test_warm_up_is_ready_though_the_llm_server_is_down(cold, settings):
+    from ai import llm_capabilities
+
+    llm_capabilities.capabilities_clear()
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        settings.LLM_BASE_URL = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    try:
+        warmup.warm_up()
+        assert warmup.state() == warmup.READY
+        caps = next(iter(llm_capabilities._cache.values()))
+        assert not caps.answered  # asked again on first use
+    finally:
+        llm_capabilities.capabilities_clear()
 
 
 def test_the_asgi_app_starts_warming_at_lifespan_startup(cold, settings, monkeypatch):

@@ -39,6 +39,7 @@ from django.conf import settings
 from django.utils.translation import get_language_info
 
 from ai.llm import LLMContextExceeded, llm_context_tokens
+from ai.llm_capabilities import bytes_bound
 from ai.tokens import MESSAGE_OVERHEAD_TOKENS, message_tokens_estimate, tokens_estimate
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
@@ -186,6 +187,18 @@ def _passage_block(passage: Passage) -> str:
     return f"[{passage.n}] {untrusted(passage.source)}\n{untrusted(passage.text).strip()}"
 
 
+def _fits_by_bytes(texts: list[str], *, messages: int, budget: int) -> bool:
+    """Whether ``texts`` in ``messages`` chat messages surely fit in ``budget`` tokens: no
+    byte-level tokenizer makes more tokens than bytes (``ai.llm_capabilities``), the frame
+    and separators included."""
+    frame = (
+        f"<course_material>\n\n</course_material>\n\n"
+        f"<learner_memory>\n{NO_PASSAGES}{NO_MEMORIES}\n</learner_memory>\n\n"
+    )
+    used = sum(bytes_bound(t) + 2 for t in texts) + bytes_bound(frame)
+    return used + MESSAGE_OVERHEAD_TOKENS * messages <= budget
+
+
 def _alternating(turns: list[dict[str, str]]) -> list[dict[str, str]]:
     """Consecutive turns of one role merged: some chat templates reject two user turns in a
     row, which a failed reply in the history would otherwise leave."""
@@ -230,6 +243,14 @@ def context_build(
     ]
     blocks = [_passage_block(p) for p in passages]
     memory_lines = [f"- {untrusted(m).strip()}" for m in memories]
+    if count is not None and _fits_by_bytes(
+        [system, question_block, *blocks, *memory_lines, *(m["content"] for m in earlier)],
+        messages=len(earlier) + 2,
+        budget=budget,
+    ):
+        # Everything fits even at one token per byte: the server's tokenizer (a round trip
+        # to a server that may be busy) cannot change what goes in.
+        count = None
 
     # The estimate errs high; with the server's tokenizer it is scaled to this prompt's
     # real ratio (one call on all of its text), plus a margin for pieces that differ.

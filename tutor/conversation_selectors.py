@@ -23,8 +23,13 @@ def conversations_of_learner(*, user: User, course: Course) -> QuerySet[Conversa
 
 
 def conversation_for_learner(*, user: User, course: Course, conversation_id: int) -> Conversation:
-    """The learner's own conversation in the course; 404 for anyone else's."""
-    return get_object_or_404(conversations_of_learner(user=user, course=course), pk=conversation_id)
+    """The learner's own conversation in the course; 404 for anyone else's. It knows its
+    course already (no second query for it)."""
+    conversation = get_object_or_404(
+        conversations_of_learner(user=user, course=course), pk=conversation_id
+    )
+    conversation.course = course
+    return conversation
 
 
 def conversation_latest(*, user: User, course: Course) -> Conversation | None:
@@ -62,24 +67,25 @@ async def reply_for_learner_async(*, user: User, course_id: int, message_id: int
     )
 
 
-def reply_question(*, reply: Message) -> Message | None:
-    """The student's message a tutor reply answers (the user message just before it)."""
-    return (
-        Message.objects.filter(
-            conversation_id=reply.conversation_id, role=Message.Role.USER, pk__lt=reply.pk
+def reply_turns(*, reply: Message) -> tuple[Message | None, list[Message]]:
+    """What a tutor reply answers, in one query: the student's message just before it
+    (None when there is none), and the turns before that message, oldest first, with
+    failed and empty replies left out."""
+    earlier = list(
+        Message.objects.filter(conversation_id=reply.conversation_id, pk__lt=reply.pk).order_by(
+            "pk"
         )
-        .order_by("-pk")
-        .first()
     )
-
-
-def conversation_history(*, conversation: Conversation, before_id: int) -> list[Message]:
-    """Earlier turns, oldest first, with failed and empty replies left out."""
-    return [
-        m
-        for m in conversation.messages.filter(pk__lt=before_id).order_by("pk")
-        if (m.text.strip() or m.image) and m.status != Message.Status.FAILED
+    at = next(
+        (i for i in range(len(earlier) - 1, -1, -1) if earlier[i].role == Message.Role.USER),
+        None,
+    )
+    if at is None:
+        return None, []
+    history = [
+        m for m in earlier[:at] if (m.text.strip() or m.image) and m.status != Message.Status.FAILED
     ]
+    return earlier[at], history
 
 
 def memories_of_learner(*, user: User, course: Course) -> QuerySet[Memory]:

@@ -198,7 +198,7 @@ def message_post(
         fields.append("title")
     conversation.save(update_fields=fields)
     _enqueue_reply(reply.pk)
-    if conversation.messages.count() >= MEMORY_AFTER_MESSAGES and not conversation.summarized_at:
+    if not conversation.summarized_at and conversation.messages.count() >= MEMORY_AFTER_MESSAGES:
         _enqueue_memory(conversation.pk)
     return question, reply
 

@@ -51,11 +51,7 @@ from tutor.context import (
     tokens_estimate,
     untrusted,
 )
-from tutor.conversation_selectors import (
-    conversation_history,
-    memories_for_context,
-    reply_question,
-)
+from tutor.conversation_selectors import memories_for_context, reply_turns
 from tutor.conversations import reply_max_seconds
 from tutor.models import Conversation, Message
 from tutor.reply_clean import reply_citations, reply_language, reply_text_clean
@@ -202,7 +198,7 @@ def _write(*, message_id: int, lease: Lease) -> str:
         pk=message_id
     )
     conversation = reply.conversation
-    question = reply_question(reply=reply)
+    question, earlier = reply_turns(reply=reply)
     if question is None:
         return _finish(
             reply, status=Message.Status.FAILED, error=gettext_noop("There is no question.")
@@ -217,7 +213,12 @@ def _write(*, message_id: int, lease: Lease) -> str:
         )
         if llm_is_configured():
             return _write_online(
-                reply, conversation=conversation, question=question, passages=passages, lease=lease
+                reply,
+                conversation=conversation,
+                question=question,
+                earlier=earlier,
+                passages=passages,
+                lease=lease,
             )
         return _write_offline(reply, conversation=conversation, passages=passages)
     except Exception:
@@ -236,13 +237,14 @@ def _write_online(
     *,
     conversation: Conversation,
     question: Message,
+    earlier: list[Message],
     passages: list[Passage],
     lease: Lease | None = None,
 ) -> str:
     learner = conversation.learner
     history = [
         Turn(role=m.role, text=message_prompt_text(m) if m.role == Message.Role.USER else m.text)
-        for m in conversation_history(conversation=conversation, before_id=question.pk)
+        for m in earlier
     ]
     try:
         context = context_build(

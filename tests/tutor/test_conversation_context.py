@@ -132,6 +132,39 @@ def test_with_the_servers_tokenizer_the_real_count_decides(settings):
     assert count([m["content"] for m in context.messages]) <= context_budget()
 
 
+def test_a_prompt_that_fits_even_by_its_bytes_is_not_sent_to_the_tokenizer(settings):
+    settings.LLM_CONTEXT_TOKENS = 8192
+    settings.LLM_MAX_TOKENS = 1024
+    calls = []
+
+    def count(texts):
+        calls.append(len(texts))
+        return sum(len(t.encode()) for t in texts)
+
+    passages = [_passage(n, 60) for n in range(1, 7)]
+    context = context_build(
+        course_title="Bio",
+        profile=LearnerProfile(language="en"),
+        question="How do plants turn light into sugar?",
+        passages=passages,
+        history=[Turn(role="user", text="hello"), Turn(role="assistant", text="Hi!")],
+        count=count,
+    )
+    assert calls == []  # no round trip to the server: one token per byte fits already
+    assert len(context.passages) == len(passages)
+    assert len(context.messages) == 4
+    # Just over the byte bound, the tokenizer decides again.
+    settings.LLM_CONTEXT_TOKENS = context_budget() // 4 + 1024 + 64
+    context_build(
+        course_title="Bio",
+        profile=LearnerProfile(language="en"),
+        question="How do plants turn light into sugar?",
+        passages=passages,
+        count=count,
+    )
+    assert calls
+
+
 def test_earlier_student_turns_are_defused_like_the_new_one():
     context = context_build(
         course_title="Bio",
