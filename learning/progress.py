@@ -169,9 +169,8 @@ class ClassProgress:
 
 
 def progress_class(*, course: Course) -> ClassProgress:
-    """Concepts × students of the course (two queries and the concepts from the cache,
-    whatever the class size)."""
-    concepts = course_concepts(course=course)
+    """Concepts × students of the course (three queries, whatever the class size)."""
+    concepts = list(Concept.objects.for_course(course))
     students = list(
         User.objects.filter(
             memberships__course=course, memberships__role=Membership.Role.STUDENT
