@@ -265,12 +265,18 @@ def product_stack(
         f"LLM_TIMEOUT_SECONDS = {300 if llm_url else 60}\n"
         f"LLM_MAX_CONCURRENCY = {max(64, llm_concurrency)}\n"
         "ALLOWED_HOSTS = ['*']\n"
-        # Django's advice under ASGI; the embedded Postgres allows 100 connections.
+        # As in production: each process borrows connections from a pool of its own
+        # (config/settings.py, DB_POOL), which the test settings otherwise leave out.
+        # The embedded Postgres allows 100 connections.
         "DATABASES['default']['CONN_MAX_AGE'] = 0\n"
-        "LOGGING = {'version': 1, 'root': {'level': 'WARNING'}}\n" + extra_settings
+        # Warnings and errors (a 500's traceback) in the process's log, nothing below.
+        "LOGGING = {'version': 1, 'disable_existing_loggers': False,"
+        " 'handlers': {'log': {'class': 'logging.StreamHandler'}},"
+        " 'root': {'handlers': ['log'], 'level': 'WARNING'}}\n" + extra_settings
     )
     env = {
         **os.environ,
+        "DB_POOL": os.environ.get("DB_POOL", "1"),
         "DJANGO_SETTINGS_MODULE": "bench_settings",
         "PYTHONPATH": f"{stack.workdir}{os.pathsep}{ROOT}",
     }

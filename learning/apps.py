@@ -11,6 +11,10 @@ class LearningConfig(AppConfig):
 
         privacy_rules_register()
 
+        from learning.course_concepts import course_concepts_signals_connect
+
+        course_concepts_signals_connect()
+
         # Not at the top: config.jobs defines a model, which needs the app registry.
         from config.jobs import sweep_register
 

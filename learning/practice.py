@@ -23,7 +23,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -39,6 +39,7 @@ from ai.llm import (
     text_fit,
 )
 from learners.models import Concept, Course, User
+from learning.course_concepts import course_concepts
 from learning.evidence import mastery_evidence_record
 from learning.models import (
     ConceptMastery,
@@ -604,15 +605,7 @@ def practice_concepts(*, learner: User, course: Course) -> list[Concept]:
     """Concepts the learner can practise now, the best first: they have approved questions,
     are not mastered, and every practicable prerequisite is at ``PREREQUISITE_MET``;
     among them, those whose estimate is nearest the edge of mastery."""
-    concepts = list(
-        Concept.objects.for_course(course)
-        .annotate(
-            approved=Count(
-                "questions", filter=Q(questions__status=PracticeQuestion.Status.APPROVED)
-            )
-        )
-        .prefetch_related("prerequisites")
-    )
+    concepts = course_concepts(course=course)
     practicable = {c.pk for c in concepts if c.approved}
     estimates = {
         row.concept_id: row

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from learners.models import Concept, Course, LearnerProfile, Membership, User
+from learning.course_concepts import course_concepts
 from learning.models import ConceptMastery, MasteryEvidence, PracticeAttempt, ReviewCard
 from learning.practice import MASTERED
 
@@ -77,8 +78,9 @@ class ActivityDay:
 
 
 def progress_concepts(*, learner: User, course: Course) -> list[ConceptProgress]:
-    """Every concept of the course with the learner's estimate (two queries)."""
-    concepts = list(Concept.objects.for_course(course))
+    """Every concept of the course with the learner's estimate (one query, the concepts
+    from the cache)."""
+    concepts = course_concepts(course=course)
     rows = {
         row.concept_id: row
         for row in ConceptMastery.objects.filter(learner=learner, concept__course=course)
