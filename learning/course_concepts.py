@@ -98,6 +98,7 @@ def _prerequisites_changed(sender, instance, action: str, **kwargs) -> None:
 
 
 def _question_changed(sender, instance: PracticeQuestion, **kwargs) -> None:
+    course_id: int | None
     if PracticeQuestion.concept.is_cached(instance):
         course_id = instance.concept.course_id
     else:
