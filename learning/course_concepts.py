@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 
+import redis
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, Q
@@ -44,29 +45,39 @@ def _version(course_id: int) -> int:
     return int(version)
 
 
+def _from_database(course: Course) -> list[Concept]:
+    return list(
+        Concept.objects.for_course(course)
+        .annotate(
+            approved=Count(
+                "questions", filter=Q(questions__status=PracticeQuestion.Status.APPROVED)
+            )
+        )
+        .prefetch_related("prerequisites")
+    )
+
+
 def course_concepts(*, course: Course) -> list[Concept]:
     """Every concept of the course, by name, each with ``approved`` (how many of its
-    practice questions are approved) and its prerequisites prefetched."""
-    key = f"course-concepts:{course.pk}:v{_version(course.pk)}"
-    concepts = cache.get(key)
+    practice questions are approved) and its prerequisites prefetched. With the cache
+    (Redis) down, from the database."""
+    try:
+        key = f"course-concepts:{course.pk}:v{_version(course.pk)}"
+        concepts = cache.get(key)
+    except redis.RedisError:
+        return _from_database(course)
     if concepts is None:
-        concepts = list(
-            Concept.objects.for_course(course)
-            .annotate(
-                approved=Count(
-                    "questions", filter=Q(questions__status=PracticeQuestion.Status.APPROVED)
-                )
-            )
-            .prefetch_related("prerequisites")
-        )
-        cache.set(key, concepts, CACHE_SECONDS)
+        concepts = _from_database(course)
+        with contextlib.suppress(redis.RedisError):
+            cache.set(key, concepts, CACHE_SECONDS)
     return concepts
 
 
 def _bump(course_id: int) -> None:
-    key = _version_key(course_id)
-    with contextlib.suppress(ValueError):  # not set: the next reader starts a new version
-        cache.incr(key)
+    # Not set: the next reader starts a new version. The cache down: what it held comes
+    # back with it, at most CACHE_SECONDS old.
+    with contextlib.suppress(ValueError, redis.RedisError):
+        cache.incr(_version_key(course_id))
 
 
 def course_concepts_changed(*, course_id: int) -> None:
@@ -87,6 +98,7 @@ def _prerequisites_changed(sender, instance, action: str, **kwargs) -> None:
 
 
 def _question_changed(sender, instance: PracticeQuestion, **kwargs) -> None:
+    course_id: int | None
     if PracticeQuestion.concept.is_cached(instance):
         course_id = instance.concept.course_id
     else:

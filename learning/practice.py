@@ -606,7 +606,7 @@ def practice_concepts(*, learner: User, course: Course) -> list[Concept]:
     are not mastered, and every practicable prerequisite is at ``PREREQUISITE_MET``;
     among them, those whose estimate is nearest the edge of mastery."""
     concepts = course_concepts(course=course)
-    practicable = {c.pk for c in concepts if c.approved}
+    practicable = {c.pk for c in concepts if c.approved}  # type: ignore[attr-defined]
     estimates = {
         row.concept_id: row
         for row in ConceptMastery.objects.filter(learner=learner, concept__course=course)

@@ -108,3 +108,20 @@ def test_a_change_committed_by_another_request_replaces_what_was_read_before(
     for callback in callbacks:
         callback()  # the commit
     assert list(_read(course)) == ["Light", "Water"]
+
+
+def test_with_the_cache_down_the_list_comes_from_the_database(
+    settings, client, student, course, make_concept, make_question
+):
+    make_question(make_concept("Light"))
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there: refused at once
+        }
+    }
+    make_question(make_concept("Water"))  # the change is saved; its version cannot go up
+    assert _read(course) == {"Light": (1, []), "Water": (1, [])}
+    client.force_login(student)
+    assert client.get(f"/courses/{course.pk}/practice/").status_code == 200
+    assert client.get(f"/courses/{course.pk}/progress/").status_code == 200
