@@ -6,14 +6,21 @@ sent as ``Retry-After``), ``PermissionDenied`` (403) and ``Http404`` (404). API 
 them propagate: DRF calls ``api_exception_handler`` (``REST_FRAMEWORK["EXCEPTION_HANDLER"]``),
 and requests under /api/ that never reach a DRF view (a malformed id in the path, an
 unparsable request) get the same body from ``bad_request`` and ``page_not_found``.
+
+``server_error`` (``handler500``) tells an unreachable or saturated database (no connection
+free in the pool within ``DB_POOL_TIMEOUT``, PostgreSQL down or restarting) from a bug: the
+first is a 503 with ``Retry-After`` ("busy, try again in a moment"), the second Django's 500.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template import loader
 from django.utils.translation import gettext as _
 from django.views import defaults
 from rest_framework import status
@@ -82,3 +89,26 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
         return _api_answer(_("Not found."), 404)
     return defaults.page_not_found(request, exception)
+
+
+# Seconds a client is asked to wait before trying again when the database is unavailable.
+DATABASE_BUSY_RETRY_AFTER = 5
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: the database out of reach is 503 (try again), anything else 500.
+
+    Django calls it while handling the exception, so ``sys.exc_info()`` is that exception.
+    Like Django's own, the page renders without a request context: nothing in it can fail.
+    """
+    error = sys.exc_info()[1]
+    if not isinstance(error, OperationalError | InterfaceError):
+        if _is_api(request):
+            return _api_answer(_("Server error."), 500)
+        return defaults.server_error(request)
+    if _is_api(request):
+        response: HttpResponse = _api_answer(_("The service is busy. Try again in a moment."), 503)
+    else:
+        response = HttpResponse(loader.get_template("503.html").render(), status=503)
+    response["Retry-After"] = str(DATABASE_BUSY_RETRY_AFTER)
+    return response
