@@ -1,7 +1,7 @@
 """With the database out of reach (down, restarting, or no pooled connection free in time),
 pages answer 503 "busy, try again" with Retry-After in our layout, and the API a JSON 503;
-a bug is still a 500 (tests/grading/test_essay_failures.py). The database is really made unreachable: the connection is pointed
-at a socket directory where no PostgreSQL listens."""
+a bug is still a 500 (tests/grading/test_essay_failures.py). The database is really made
+unreachable: the connection is pointed at a socket directory where no PostgreSQL listens."""
 
 from __future__ import annotations
 
