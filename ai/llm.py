@@ -595,8 +595,9 @@ def _request_args(
 # --- streaming -------------------------------------------------------------------------
 
 
-def _chunks_stream(client: Any, args: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """A streamed chat completion's chunks as the server sent them (JSON objects).
+def _chunks_stream(client: Any, args: dict[str, Any]) -> Any:
+    """A streamed chat completion (the SDK's ``Stream``: iterate it, then ``close()``), its
+    chunks as the server sent them (JSON objects).
 
     Through the SDK (its errors, timeouts and event parsing), but without building its
     typed model of every chunk: that cost about a millisecond of CPU per token, the

@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.llm_proxy import served_model
 from bench.stack import ROOT, Http, bench_database, free_port
 
 
@@ -38,6 +39,9 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--pstats", default="", help="a folder to keep the raw profiles in")
+    parser.add_argument(
+        "--llm-url", default="", help="a real OpenAI-compatible server instead (…/v1)"
+    )
     parser.add_argument(
         "--queries", action="store_true", help="list the SQL of one turn's post and worker"
     )
@@ -55,37 +59,41 @@ def main() -> None:
     app.conf.broker_url = redis_url
 
     llm_port = free_port()
-    llm = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench.llm_server_main",
-            "--port",
-            str(llm_port),
-            "--ttft",
-            "0",
-            "--tokens-per-second",
-            "2000",
-            "--reply-words",
-            "20",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    llm = None
+    if not args.llm_url:
+        llm = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.llm_server_main",
+                "--port",
+                str(llm_port),
+                "--ttft",
+                "0",
+                "--tokens-per-second",
+                "2000",
+                "--reply-words",
+                "20",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     try:
-        _wait_for(llm_port)
+        if llm is not None:
+            _wait_for(llm_port)
         with override_settings(
-            LLM_BASE_URL=f"http://127.0.0.1:{llm_port}/v1",
-            LLM_MODEL="llm-test-model",
+            LLM_BASE_URL=args.llm_url or f"http://127.0.0.1:{llm_port}/v1",
+            LLM_MODEL=served_model(args.llm_url) if args.llm_url else "llm-test-model",
             REDIS_URL=redis_url,
             CELERY_BROKER_URL=redis_url,
             ALLOWED_HOSTS=["*"],
         ):
             _profile(args, settings)
     finally:
-        llm.terminate()
-        llm.wait(timeout=10)
+        if llm is not None:
+            llm.terminate()
+            llm.wait(timeout=10)
         connections.close_all()
         teardown_databases(old_config, verbosity=0)
 
@@ -128,22 +136,32 @@ def _profile(args, settings) -> None:
     after_request = cProfile.Profile()
     timings: dict[str, list[float]] = {"web post": [], "worker to request": [], "web stream": []}
 
-    # The worker's profile switches at the moment the request to the model leaves.
+    # The worker's profile switches at the moment the request to the model leaves (the
+    # client's chat call, or its low-level post the stream goes through).
     create = llm._Runtime.__init__
+
+    def switch() -> None:
+        if state["profiling"]:
+            state["profiling"] = False
+            before_request.disable()
+            timings["worker to request"].append(time.perf_counter() - state["started"])
+            after_request.enable()
 
     def runtime_init(self, config):
         create(self, config)
         completions = self.client.chat.completions
-        original = completions.create
+        chat_create, post = completions.create, self.client.post
 
         def create_call(*a, **kw):
-            if state["profiling"]:
-                before_request.disable()
-                timings["worker to request"].append(time.perf_counter() - state["started"])
-                after_request.enable()
-            return original(*a, **kw)
+            switch()
+            return chat_create(*a, **kw)
+
+        def post_call(*a, **kw):
+            switch()
+            return post(*a, **kw)
 
         completions.create = create_call
+        self.client.post = post_call
 
     state = {"profiling": False, "started": 0.0}
     llm._Runtime.__init__ = runtime_init
@@ -170,6 +188,7 @@ def _profile(args, settings) -> None:
             conversation_tasks.reply_write(reply.pk)  # the task's body, as the worker runs it
         if profiling:
             after_request.disable()
+            before_request.disable()  # no request at all (offline, or refused)
         state["profiling"] = False
         stream_path = reverse("conversations:stream", args=[course.pk, reply.pk])
         started = time.perf_counter()
