@@ -91,13 +91,16 @@ def test_a_question_job_writes_a_usable_question_through_a_real_worker(
     # length does not bound the practice call (it has its own).
     monkeypatch.setattr(practice, "QUESTIONS_PER_GENERATION", 1)
     settings.LLM_MAX_TOKENS = 400
+    # A paragraph of the demo material (02-cellular-respiration.md): SmolLM2 copies one of
+    # its sentences and names a term of it; it paraphrased a three-sentence summary instead.
     text = (
-        "Photosynthesis turns light energy into chemical energy stored in sugar. "
-        "Plants need carbon dioxide and water, and they release oxygen. "
-        "Photosynthesis takes place inside chloroplasts, small organelles found mainly in "
-        "the cells of leaves."
+        "Every living cell needs a steady supply of usable energy to build molecules, move "
+        "and keep its internal conditions stable. Cellular respiration releases the energy "
+        "stored in glucose and captures it in ATP, the cell's energy currency. Plants respire "
+        "too: they make sugar by photosynthesis and then break it down by respiration, day "
+        "and night."
     )
-    concept = Concept.objects.create(course=course, name="Photosynthesis")
+    concept = Concept.objects.create(course=course, name="Cellular respiration")
     client.force_login(teacher)
     client.post(
         f"/courses/{course.pk}/questions/generate/",
