@@ -816,7 +816,7 @@ def chat_stream(
 # A string bound longer than this goes from the schema sent to the server: grammar engines
 # compile ``maxLength: 1000`` into a thousand states (llama.cpp's crashed on it); callers
 # bound lengths themselves after validation.
-SERVER_MAX_LENGTH = 64
+SERVER_MAX_LENGTH = 200
 REPAIR_MESSAGE = (
     "Your reply could not be used: {problem}. Reply again with only the corrected JSON "
     "object, matching the schema, and nothing else."

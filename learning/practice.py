@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+import difflib
+import json
+import logging
 import math
 import re
 import unicodedata
@@ -20,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
@@ -29,6 +31,7 @@ from django.utils.translation import gettext as _
 
 from ai.ledger import LLMCallFor, Purpose
 from ai.llm import (
+    LLMBadResponse,
     LLMError,
     LLMUnavailable,
     chat_json,
@@ -50,13 +53,15 @@ from learning.models import (
 )
 from learning.review import review_schedule
 
+logger = logging.getLogger(__name__)
+
 MAX_ANSWER_CHARS = 500
 MASTERED = 0.85  # at or above this (with enough data) a concept is not practised further
 PREREQUISITE_MET = 0.7  # a prerequisite at this level unlocks what depends on it
 EDGE = 0.65  # practise where success is likely but not certain
 QUESTIONS_PER_GENERATION = 6
-PROMPT_VERSION = "practice-questions-v1"
-_PROMPT_FILE = Path(__file__).parent / "prompts" / "practice_questions_v1.txt"
+PROMPT_VERSION = "practice-questions-v2"
+_PROMPT_FILE = Path(__file__).parent / "prompts" / "practice_questions_v2.txt"
 BLANK = "_____"
 
 _STOPWORDS_EN = """
@@ -249,44 +254,171 @@ def questions_draft_offline(
     return drafts
 
 
-# Lengths the model's questions are cut to (the schema leaves them out, see _llm_schema).
-PROMPT_MAX_CHARS = 1000
-ANSWER_MAX_CHARS = 100
-EXPLANATION_MAX_CHARS = 1500
+# What the model is asked for, one question a call: a sentence copied from the material and
+# the key term of it. Small models (SmolLM2-135M) could not write a cloze with its blank or
+# a question grounded in the material; they copy a sentence and name a term in it well, with
+# one worked example. The product checks both against the material and makes the blank.
+SENTENCE_MAX_CHARS = 200
+ANSWER_MAX_CHARS = 40
+# Enough for a sentence of SENTENCE_MAX_CHARS and its answer in any language (and the JSON
+# around them): the tutor's LLM_MAX_TOKENS has nothing to do with it.
+PRACTICE_MAX_TOKENS = 256
+# Calls a job may spend on unusable replies beyond one call a question.
+SPARE_CALLS = 3
+TEMPERATURES = (0.3, 0.6, 0.9)
+# The share of a copied sentence's words that must be the material's (sentence_copied).
+SENTENCE_MATCH_RATIO = 0.8
+CLOZE_MIN_WORDS = 4  # words a cloze keeps besides its blank
+ANSWER_MAX_WORDS = 4  # a term, not a phrase (the prompt asks for one to three words)
+# How alike a misspelt term must be to the sentence's own words (term_in_sentence).
+ANSWER_MATCH_RATIO = 0.85
 MATERIAL_MAX_CHARS = 12000
 MATERIAL_MARGIN_TOKENS = 64
+_EXAMPLE_FILE = Path(__file__).parent / "prompts" / "practice_questions_v2_example.json"
 
 
-def _llm_schema(limit: int) -> dict:
+def _llm_schema() -> dict:
+    # Short bounds only: the grammar engine enforces them (ai.llm.SERVER_MAX_LENGTH), so a
+    # small model cannot ramble to max_tokens; long ones would not reach it.
     return {
         "type": "object",
         "additionalProperties": False,
-        "required": ["questions"],
+        "required": ["sentence", "answer"],
         "properties": {
-            "questions": {
-                "type": "array",
-                "maxItems": limit,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["kind", "prompt", "answers", "explanation"],
-                    "properties": {
-                        "kind": {"type": "string", "enum": ["cloze", "short_answer"]},
-                        # No maxLength: grammar engines compile long bounds into huge
-                        # automata (llama.cpp's crashed on 1000); lengths are cut below.
-                        "prompt": {"type": "string", "minLength": 5},
-                        "answers": {
-                            "type": "array",
-                            "minItems": 1,
-                            "maxItems": 6,
-                            "items": {"type": "string", "minLength": 1},
-                        },
-                        "explanation": {"type": "string"},
-                    },
-                },
-            }
+            "sentence": {"type": "string", "minLength": 10, "maxLength": SENTENCE_MAX_CHARS},
+            "answer": {"type": "string", "minLength": 1, "maxLength": ANSWER_MAX_CHARS},
         },
     }
+
+
+def _llm_messages(*, concept: Concept, material: str) -> list[dict]:
+    description = f" ({concept.description})" if concept.description else ""
+    system = _PROMPT_FILE.read_text().format(concept=concept.name, description=description)
+    example = json.loads(_EXAMPLE_FILE.read_text())
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": f"<material>\n{example['material']}\n</material>"},
+        {"role": "assistant", "content": json.dumps(example["reply"], ensure_ascii=False)},
+        {"role": "user", "content": f"<material>\n{material}\n</material>"},
+    ]
+
+
+def _plain_words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.casefold())
+
+
+def llm_sentences(text: str) -> list[str]:
+    """The material's statements: its sentences, and list items apart from the prose
+    (questions are left out: a blank in one asks nothing)."""
+    parts = re.split(r"\n\s*(?:[-*•]|\d+\.)\s+|\n\s*\n", text)
+    return [
+        s
+        for part in parts
+        for s in _sentences(part)
+        if len(s.split()) >= CLOZE_MIN_WORDS and not s.endswith("?")
+    ]
+
+
+def sentence_copied(copy: str, sentences: Sequence[str]) -> str | None:
+    """The sentence of ``sentences`` that ``copy`` reproduces, as the material has it: at
+    least SENTENCE_MATCH_RATIO of the copy's words are runs (two words or more) of that
+    sentence, so a model that drops a comma, changes a word, copies one clause or is cut at
+    SENTENCE_MAX_CHARS still copied it; None for a sentence the material does not have."""
+    wanted = _plain_words(copy)
+    if len(wanted) < CLOZE_MIN_WORDS:
+        return None
+    matcher: difflib.SequenceMatcher = difflib.SequenceMatcher(autojunk=False)
+    matcher.set_seq2(wanted)
+    best, best_share = None, 0.0
+    for sentence in sentences:
+        matcher.set_seq1(_plain_words(sentence))
+        copied = sum(b.size for b in matcher.get_matching_blocks() if b.size >= 2)
+        share = copied / len(wanted)
+        if share > best_share:
+            best, best_share = sentence, share
+    return best if best_share >= SENTENCE_MATCH_RATIO else None
+
+
+def answer_trimmed(answer: str, *, language: str) -> str:
+    """``answer`` less the punctuation and function words around it ("Aerobic respiration
+    is a" → "Aerobic respiration"): what small models add to a term."""
+    words = answer.strip().split()
+    stop = _STOPWORDS[language] | _ARTICLES
+
+    def bare(word: str) -> str:
+        return word.strip(".,;:!?\"'()[]").casefold()
+
+    while words and bare(words[-1]) in stop | {""}:
+        words.pop()
+    while words and bare(words[0]) in stop | {""}:
+        words.pop(0)
+    return " ".join(words).strip(".,;:!?\"'()[]")
+
+
+def term_in_sentence(term: str, sentence: str) -> str | None:
+    """``term`` as ``sentence`` writes it: the same words (any case), else, for a term of
+    five letters or more, the run of as many words most like it when at least
+    ANSWER_MATCH_RATIO alike (a model's misspelling, "chloroplastes"); None otherwise."""
+    found = re.search(rf"(?<!\w){re.escape(term)}(?!\w)", sentence, flags=re.IGNORECASE)
+    if found:
+        return found.group(0)
+    wanted = " ".join(_plain_words(term))
+    if len(wanted.replace(" ", "")) < 5:
+        return None
+    spans = list(_WORD.finditer(sentence))
+    size = len(wanted.split())
+    best, best_ratio = None, 0.0
+    for start in range(len(spans) - size + 1):
+        run = sentence[spans[start].start() : spans[start + size - 1].end()]
+        ratio = difflib.SequenceMatcher(None, " ".join(_plain_words(run)), wanted).ratio()
+        if ratio > best_ratio:
+            best, best_ratio = run, ratio
+    return best if best_ratio >= ANSWER_MATCH_RATIO else None
+
+
+def cloze_from_copy(
+    *, copy: str, answer: str, sentences: Sequence[str], language: str
+) -> DraftQuestion | None:
+    """A cloze from the model's copied sentence and term: the material's own sentence with
+    the term blanked. None when the sentence is not the material's, the term is not in it,
+    is no content word, is longer than ANSWER_MAX_WORDS, or leaves too little of the
+    sentence to answer from. A copy of two sentences counts as a copy of the one that has
+    the term."""
+    term = answer_trimmed(answer, language=language)
+    if len(term.split()) > ANSWER_MAX_WORDS:
+        return None
+    if not _content_words(term, language) and not re.search(r"\d", term):
+        return None
+    for part in dict.fromkeys([copy, *_sentences(copy)]):
+        original = sentence_copied(part, sentences)
+        written = term_in_sentence(term, original) if original else None
+        if original is None or written is None:
+            continue
+        # Every mention is blanked: a second one would give the answer away.
+        prompt = re.sub(rf"(?<!\w){re.escape(written)}(?!\w)", BLANK, original, flags=re.IGNORECASE)
+        if len(_WORD.findall(prompt.replace(BLANK, " "))) < CLOZE_MIN_WORDS:
+            continue
+        return DraftQuestion(
+            kind=PracticeQuestion.Kind.CLOZE,
+            prompt=prompt,
+            answers=[written],
+            explanation=original,
+            source_text=original,
+        )
+    return None
+
+
+def _usage_added(total: dict, usage: dict) -> dict:
+    if not total:
+        return dict(usage)
+    added = dict(usage)
+    for key in ("prompt_tokens", "completion_tokens"):
+        if total.get(key) is not None or usage.get(key) is not None:
+            added[key] = (total.get(key) or 0) + (usage.get(key) or 0)
+    for key in ("total_s", "queue_wait_s", "attempts"):
+        added[key] = (total.get(key) or 0) + (usage.get(key) or 0)
+    added["calls"] = total.get("calls", 1) + 1
+    return added
 
 
 def questions_draft_llm(
@@ -296,54 +428,84 @@ def questions_draft_llm(
     limit: int = QUESTIONS_PER_GENERATION,
     requested_by_id: int | None = None,
 ) -> tuple[list[DraftQuestion], dict]:
-    """Questions written by the language model under a JSON schema, and the generation
-    record (model, prompt version, usage). Raises ``ai.llm.LLMError`` on failure. The
-    call goes in the ledger once, under the course and the teacher who asked."""
-    description = f" ({concept.description})" if concept.description else ""
-    system = _PROMPT_FILE.read_text().format(
-        count=limit, concept=concept.name, description=description
-    )
-    # The material gets what the model's context leaves after the instructions and the
-    # answer, in real tokens (the server's tokenizer, else a byte bound).
-    room = (
-        llm_context_tokens()
-        - int(settings.LLM_MAX_TOKENS)
-        - prompt_tokens([{"role": "system", "content": system}])[0]
-        - MATERIAL_MARGIN_TOKENS
-    )
-    material = text_fit("\n\n".join(texts)[:MATERIAL_MAX_CHARS], room)
-    data, usage = chat_json(
-        messages=[
-            {"role": "system", "content": system},
-            {"role": "user", "content": f"<material>\n{material}\n</material>"},
-        ],
-        schema=_llm_schema(limit),
-        schema_name="practice_questions",
-        prompt_version=PROMPT_VERSION,
-        temperature=0.3,
-        call=LLMCallFor(
-            purpose=Purpose.PRACTICE, user_id=requested_by_id, course_id=concept.course_id
-        ),
-    )
-    drafts = []
-    for item in data["questions"][:limit]:
-        prompt = item["prompt"].strip()[:PROMPT_MAX_CHARS]
-        answers = [a.strip()[:ANSWER_MAX_CHARS] for a in item["answers"] if a.strip()]
-        if item["kind"] == "cloze" and BLANK not in prompt:
-            # Small models often write the whole sentence: blank out the answer in it.
-            blanked = cloze_blank_answer(prompt, answers)
-            if blanked is None:
-                continue  # a cloze with no blank cannot be answered
-            prompt = blanked
-        drafts.append(
-            DraftQuestion(
-                kind=item["kind"],
-                prompt=prompt,
-                answers=answers,
-                explanation=item["explanation"].strip()[:EXPLANATION_MAX_CHARS],
-            )
+    """Fill-in-the-blank questions chosen by the language model, one a call, and the
+    generation record (model, prompt version, usage summed over the calls).
+
+    Each call asks for a sentence copied from the material and its key term; the product
+    keeps it only when the sentence is the material's and the term is in it, and blanks the
+    term itself (``cloze_from_copy``). A sentence used once leaves the material the next
+    call sees, so questions do not repeat; an unusable reply costs one of SPARE_CALLS, and
+    the next call runs warmer. Raises ``ai.llm.LLMError`` when a call fails before any
+    question was written (a reply that is not valid JSON only when no call gave one). Each
+    call goes in the ledger, under the course and the teacher who asked."""
+    joined = "\n\n".join(texts)[:MATERIAL_MAX_CHARS]
+    language = _language(joined)
+    sentences = llm_sentences(joined)
+    used: set[str] = set()
+    drafts: list[DraftQuestion] = []
+    usage_total: dict = {}
+    bad_reply: LLMBadResponse | None = None
+    answered = False  # a call gave valid JSON
+    focus = ""
+    for call_index in range(limit + SPARE_CALLS):
+        if len(drafts) >= limit:
+            break
+        remaining = [s for s in sentences if s not in used]
+        if not remaining:
+            break
+        material_left = focus or " ".join(remaining)
+        focus = ""
+        # The material gets what the model's context leaves after the instructions and the
+        # answer, in real tokens (the server's tokenizer, else a byte bound).
+        room = (
+            llm_context_tokens()
+            - PRACTICE_MAX_TOKENS
+            - prompt_tokens(_llm_messages(concept=concept, material=""))[0]
+            - MATERIAL_MARGIN_TOKENS
         )
-    return drafts, usage.as_dict()
+        messages = _llm_messages(concept=concept, material=text_fit(material_left, room))
+        try:
+            data, usage = chat_json(
+                messages=messages,
+                schema=_llm_schema(),
+                schema_name="practice_question",
+                prompt_version=PROMPT_VERSION,
+                max_tokens=PRACTICE_MAX_TOKENS,
+                temperature=TEMPERATURES[min(call_index, len(TEMPERATURES) - 1)],
+                call=LLMCallFor(
+                    purpose=Purpose.PRACTICE, user_id=requested_by_id, course_id=concept.course_id
+                ),
+            )
+        except LLMBadResponse as error:
+            bad_reply = error
+            if error.usage is not None:
+                usage_total = _usage_added(usage_total, error.usage.as_dict())
+            continue
+        except LLMError:
+            if drafts:
+                break  # keep what was written; the server can be asked again later
+            raise
+        answered = True
+        usage_total = _usage_added(usage_total, usage.as_dict())
+        draft = cloze_from_copy(
+            copy=data["sentence"], answer=data["answer"], sentences=remaining, language=language
+        )
+        if draft is None:
+            logger.info("LLM practice reply unusable for %s: %r", concept.pk, data)
+            # A sentence of the material with a term not in it: the next call is asked for a
+            # term of that sentence alone.
+            copied = sentence_copied(data["sentence"], remaining)
+            if copied is not None and copied != material_left:
+                focus = copied
+            else:
+                used.update([copied] if copied else [])
+            continue
+        used.add(draft.source_text)
+        if all(d.prompt != draft.prompt for d in drafts):
+            drafts.append(draft)
+    if not answered and bad_reply is not None:
+        raise bad_reply
+    return drafts, usage_total
 
 
 def cloze_blank_answer(prompt: str, answers: Sequence[str]) -> str | None:

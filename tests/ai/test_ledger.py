@@ -154,18 +154,17 @@ def test_a_broken_stream_is_a_permanent_error_with_its_kind(student, course, llm
 
 
 @pytest.mark.django_db
-def test_a_practice_generation_is_one_call_however_many_questions_it_wrote(
+def test_every_call_of_a_practice_generation_is_in_the_ledger_under_the_teacher(
     teacher, course, make_concept, llm_server, settings
 ):
     from learning.practice import questions_generate
 
     settings.LLM_JOULES_PER_TOKEN = 0.5
-    question = {"kind": "short_answer", "answers": ["light"], "explanation": "Light."}
+    # One question a call: the same reply again is a sentence already used, so unusable.
     llm_server.script(
         json_reply={
-            "questions": [
-                {**question, "prompt": f"Question {n} about what plants need?"} for n in range(3)
-            ]
+            "sentence": "The Calvin cycle uses carbon dioxide from the air to build sugars.",
+            "answer": "carbon dioxide",
         }
     )
     concept = make_concept("Photosynthesis")
@@ -174,13 +173,15 @@ def test_a_practice_generation_is_one_call_however_many_questions_it_wrote(
         concept=concept, texts=[PHOTOSYNTHESIS], use_llm=True, requested_by_id=teacher.pk
     )
 
-    assert len(saved) == 3
-    call = LLMCall.objects.get()
-    assert (call.purpose, call.user, call.course) == (Purpose.PRACTICE, teacher, course)
+    assert len(saved) == 1
+    calls = list(LLMCall.objects.all())
+    assert len(calls) == llm_server.stats.chat_requests > 1
+    assert {(c.purpose, c.user, c.course) for c in calls} == {(Purpose.PRACTICE, teacher, course)}
     practice = _feature(course_llm_usage(course=course), "practice")
-    assert practice.total.requests == 1
-    assert practice.total.tokens == call.tokens
-    assert practice.total.energy_joules == pytest.approx(call.tokens * 0.5)
+    assert practice.total.requests == len(calls)
+    assert practice.total.tokens == sum(c.tokens for c in calls)
+    assert practice.total.energy_joules == pytest.approx(practice.total.tokens * 0.5)
+    assert saved[0].generation["prompt_tokens"] == sum(c.prompt_tokens for c in calls)
 
 
 @pytest.mark.django_db

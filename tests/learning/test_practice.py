@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.core.exceptions import ValidationError
 
+from ai.llm import SERVER_MAX_LENGTH
 from learning.evidence import mastery_evidence_record
 from learning.models import (
     ConceptMastery,
@@ -61,54 +63,98 @@ def test_material_questions_wait_for_a_teacher_and_are_not_stored_twice(make_con
     assert questions_generate(concept=concept, texts=[PHOTOSYNTHESIS]) == []
 
 
-def test_a_cloze_written_as_the_whole_sentence_gets_its_answer_blanked(make_concept, llm_server):
-    # What a small model writes: the sentence with its answer in it, not a blank.
+def test_the_models_copied_sentence_becomes_a_cloze_with_its_term_blanked(make_concept, llm_server):
+    # What a small model writes well: a sentence of the material (a word off, the full stop
+    # dropped) and a term of it with an article; the product makes the blank.
     llm_server.script(
         json_reply={
-            "questions": [
-                {
-                    "kind": "cloze",
-                    "prompt": "Plants store energy in Glucose, made in the leaves.",
-                    "answers": ["glucose"],
-                    "explanation": "",
-                }
-            ]
+            "sentence": "It takes place in chloroplasts of leaf cells",
+            "answer": "the chloroplasts",
         }
     )
     concept = make_concept("Photosynthesis")
     saved = questions_generate(concept=concept, texts=[PHOTOSYNTHESIS], use_llm=True)
-    assert [q.prompt for q in saved] == ["Plants store energy in _____, made in the leaves."]
-    assert saved[0].answers == ["glucose"]
+    assert [q.prompt for q in saved] == ["It takes place in the _____ of leaf cells."]
+    assert saved[0].answers == ["chloroplasts"]
+    assert saved[0].kind == PracticeQuestion.Kind.CLOZE
+    assert saved[0].source_text == "It takes place in the chloroplasts of leaf cells."
+
+
+@pytest.mark.parametrize(
+    ("sentence", "answer"),
+    [
+        # The worked example of the prompt, copied instead of the material.
+        ("It pumps blood through the arteries to every part of the body.", "arteries"),
+        # A sentence the material does not have.
+        ("The Calvin cycle uses light to make oxygen in the mitochondria.", "mitochondria"),
+        # The material's sentence, a term that is not in it.
+        ("Chlorophyll is the green pigment that absorbs red and blue light.", "ketosis"),
+        # The whole sentence as the answer: nothing left to answer from.
+        ("The Calvin cycle uses carbon dioxide", "The Calvin cycle uses carbon dioxide"),
+        # No content word to fill in.
+        ("Chlorophyll is the green pigment that absorbs red and blue light.", "is the"),
+    ],
+)
+def test_a_copied_sentence_is_kept_only_when_grounded_in_the_material(sentence, answer):
+    from learning.practice import cloze_from_copy, llm_sentences
+
+    assert (
+        cloze_from_copy(
+            copy=sentence, answer=answer, sentences=llm_sentences(PHOTOSYNTHESIS), language="en"
+        )
+        is None
+    )
+
+
+def test_a_misspelt_term_and_a_copy_of_two_sentences_are_read_as_the_material_has_them():
+    from learning.practice import cloze_from_copy, llm_sentences
+
+    draft = cloze_from_copy(
+        copy="Photosynthesis is the process. It takes place in the chloroplasts of leaf cells.",
+        answer="chloroplastes",
+        sentences=llm_sentences(PHOTOSYNTHESIS),
+        language="en",
+    )
+    assert draft is not None
+    assert draft.prompt == "It takes place in the _____ of leaf cells."
+    assert draft.answers == ["chloroplasts"]
+
+
+def test_list_items_are_sentences_of_their_own():
+    from learning.practice import llm_sentences
+
+    text = (
+        "Three factors limit the rate:\n\n- light intensity speeds the light reactions;\n"
+        "- temperature slows the enzymes down."
+    )
+    assert llm_sentences(text) == [
+        "Three factors limit the rate:",
+        "light intensity speeds the light reactions;",
+        "temperature slows the enzymes down.",
+    ]
 
 
 def test_llm_questions_wait_for_a_teacher(make_concept, llm_server, client, teacher, course):
     llm_server.script(
         json_reply={
-            "questions": [
-                {
-                    "kind": "cloze",
-                    "prompt": "Plants store energy in _____.",
-                    "answers": ["glucose", "sugar"],
-                    "explanation": "Glucose is the sugar photosynthesis makes.",
-                },
-                {
-                    "kind": "cloze",
-                    "prompt": "A cloze without a blank.",
-                    "answers": ["x"],
-                    "explanation": "",
-                },
-            ]
+            "sentence": "Chlorophyll is the green pigment that absorbs red and blue light.",
+            "answer": "Chlorophyll",
         }
     )
     concept = make_concept("Photosynthesis")
     saved = questions_generate(concept=concept, texts=[PHOTOSYNTHESIS], use_llm=True)
-    assert [q.prompt for q in saved] == ["Plants store energy in _____."]
+    assert [q.prompt for q in saved] == [
+        "_____ is the green pigment that absorbs red and blue light."
+    ]
     question = saved[0]
     assert question.status == PracticeQuestion.Status.PENDING
-    assert question.generation["prompt_version"] == "practice-questions-v1"
-    body = llm_server.chat_bodies[-1]
-    assert body["response_format"]["json_schema"]["name"] == "practice_questions"
-    assert "<material>" in body["messages"][1]["content"]
+    assert question.generation["prompt_version"] == "practice-questions-v2"
+    body = llm_server.chat_bodies[0]
+    assert body["response_format"]["json_schema"]["name"] == "practice_question"
+    assert body["max_tokens"] == 256  # its own bound, not the tutor's LLM_MAX_TOKENS
+    assert "<material>" in body["messages"][-1]["content"]
+    # The sentence used once is not offered again.
+    assert "Chlorophyll is" not in llm_server.chat_bodies[1]["messages"][-1]["content"]
     assert practice_next(learner=teacher, course=course) is None  # not visible yet
     client.force_login(teacher)
     client.post(
@@ -317,14 +363,8 @@ def test_llm_questions_are_written_by_a_real_worker(
 
     llm_server.script(
         json_reply={
-            "questions": [
-                {
-                    "kind": "short_answer",
-                    "prompt": "Why do plants need light?",
-                    "answers": ["energy", "glucose"],
-                    "explanation": "Light powers photosynthesis.",
-                }
-            ]
+            "sentence": "The Calvin cycle uses carbon dioxide from the air to build sugars.",
+            "answer": "carbon dioxide",
         }
     )
     concept = make_concept("Photosynthesis")
@@ -345,11 +385,12 @@ def test_llm_questions_are_written_by_a_real_worker(
         generation.refresh_from_db()
     assert (generation.status, generation.questions_created) == ("done", 1)
     page = client.get(f"/courses/{course.pk}/questions/").content.decode()
-    assert "Why do plants need light?" in page
+    assert "The Calvin cycle uses _____ from the air to build sugars." in page
     concepts_page = client.get(f"/courses/{course.pk}/concepts/").content.decode()
     assert "1 question to review." in concepts_page
-    # No maxLength reaches the server's grammar compiler.
-    assert "maxLength" not in json.dumps(llm_server.stats.last_request["response_format"])
+    # No long maxLength reaches the server's grammar compiler.
+    bounds = re.findall(r'"maxLength": (\d+)', json.dumps(llm_server.stats.last_request))
+    assert bounds and all(int(b) <= SERVER_MAX_LENGTH for b in bounds)
 
 
 def test_a_question_job_the_server_refuses_fails_at_once_and_says_why(
@@ -388,17 +429,11 @@ def test_a_job_whose_questions_were_all_unusable_says_so(
     django_capture_on_commit_callbacks,
     eager_tasks,
 ):
-    # What SmolLM2 wrote: a fill-in-the-blank with no blank, whose answer is not in it.
+    # What SmolLM2 wrote: no sentence of the material, an answer not in it.
     llm_server.script(
         json_reply={
-            "questions": [
-                {
-                    "kind": "cloze",
-                    "prompt": "What is the answer to this question?",
-                    "answers": ["photosynthesis"],
-                    "explanation": "",
-                }
-            ]
+            "sentence": "What is the answer to this question?",
+            "answer": "photosynthesis",
         }
     )
     concept = make_concept("Photosynthesis")
@@ -423,19 +458,15 @@ def test_a_lost_question_job_is_sent_again_by_the_recovery_sweep(
 
     llm_server.script(
         json_reply={
-            "questions": [
-                {
-                    "kind": "short_answer",
-                    "prompt": "What is osmosis?",
-                    "answers": ["water"],
-                    "explanation": "",
-                }
-            ]
+            "sentence": "Osmosis moves water across a membrane.",
+            "answer": "water",
         }
     )
     settings.WORK_REQUEUE_SECONDS = 0
     concept = make_concept("Osmosis")
-    generation = generation_request(concept=concept, requested_by=teacher, text="Osmosis.")
+    generation = generation_request(
+        concept=concept, requested_by=teacher, text="Osmosis moves water across a membrane."
+    )
     # Its task message was lost (no on-commit run here); the sweep finds the lapsed lease.
     with django_capture_on_commit_callbacks(execute=True):
         counts = work_recover()
