@@ -247,21 +247,17 @@ def _statement(*parts: str) -> str:
 
 
 # BM25 of the chunk ``{c}``: term frequencies from the positions of the query's lexemes,
-# which setweight marks and ts_filter keeps (the rest of the tsvector is never unnested).
+# which setweight marks and ts_filter keeps (the rest of the tsvector is never unnested);
+# each lexeme's idf looked up by its place in the array (no join per row).
 _BM25 = """
     coalesce((
-        SELECT sum(t.idf * tf.n * (%(k1)s + 1)
-                   / (tf.n + %(k1)s * (1 - %(b)s + %(b)s * {c}.word_count / %(avgdl)s)))
-          FROM (SELECT u.lexeme, array_length(u.positions, 1) AS n
-                  FROM unnest(ts_filter(setweight({c}.search_vector, 'A', %(lexemes)s::text[]),
-                                        '{{a}}')) AS u) AS tf
-          JOIN terms AS t USING (lexeme)
+        SELECT sum((%(idfs)s::float8[])[array_position(%(lexemes)s::text[], u.lexeme)]
+                   * array_length(u.positions, 1) * (%(k1)s + 1)
+                   / (array_length(u.positions, 1)
+                      + %(k1)s * (1 - %(b)s + %(b)s * {c}.word_count / %(avgdl)s)))
+          FROM unnest(ts_filter(setweight({c}.search_vector, 'A', %(lexemes)s::text[]),
+                                '{{a}}')) AS u
     ), 0)::float8
-"""
-_TERMS = """
-    terms AS (
-        SELECT * FROM unnest(%(lexemes)s::text[], %(idfs)s::float8[]) AS t(lexeme, idf)
-    )
 """
 # At most MATCH_BUDGET rows even when the cached document frequencies are behind.
 _KEYWORD = _statement(
@@ -365,9 +361,7 @@ def _vector_ranking(cursor, *, course_id: int, vector: str, limit: int, exact: b
 
 def _keyword_ranking(cursor, *, course_id, stats, idf, tsquery: str, limit: int):
     cursor.execute(
-        _statement(
-            "WITH", _TERMS, ",", _KEYWORD, "SELECT id, bm25 FROM keyword ORDER BY bm25 DESC, id"
-        ),
+        _statement("WITH ", _KEYWORD, "SELECT id, bm25 FROM keyword ORDER BY bm25 DESC, id"),
         {
             **_bm25_params(idf, stats),
             "course": course_id,
@@ -385,7 +379,7 @@ def _pool_scores(cursor, *, course_id, stats, idf, tsquery: str, vector: str):
     # Nothing to match: the keyword half is empty.
     keyword_cte = _KEYWORD if idf else "keyword AS (SELECT NULL::bigint AS id WHERE false)"
     cursor.execute(
-        _statement("WITH", _TERMS, ",", keyword_cte, ",", vector_cte, ",", _POOL),
+        _statement("WITH ", keyword_cte, ",", vector_cte, ",", _POOL),
         {
             **_bm25_params(idf, stats),
             "course": course_id,
