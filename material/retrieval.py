@@ -68,6 +68,9 @@ QUERY_MAX_TERMS = 64
 POOL = 50
 # Most rows the keyword candidates' BM25 is computed for (see _query_terms).
 MATCH_BUDGET = 2000
+# Document frequencies are counted exactly up to here, estimated past it (a term that
+# common is never a candidate source: MATCH_BUDGET; see _document_frequencies).
+DF_COUNT_MAX = MATCH_BUDGET
 # HNSW search breadth for a course that is the whole table; at least POOL, so the index
 # can return POOL rows. Chosen with ``python -m bench.retrieval --ef-search ...``: see
 # docs/architecture.md for the recall and latency of each value.
@@ -186,6 +189,62 @@ def _course_stats(cursor, *, course_id: int) -> CourseStats:
     return stats
 
 
+def _common_lexeme_shares(cursor) -> dict[str, float]:
+    """The share of all chunks holding each of the commonest lexemes, from ANALYZE's
+    statistics of the tsvector column (empty before the first ANALYZE)."""
+    cursor.execute(
+        """
+        SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats
+         WHERE schemaname = current_schema() AND tablename = %s AND attname = 'search_vector'
+        """,
+        [_CHUNKS],
+    )
+    row = cursor.fetchone()
+    # The frequencies end with three summary numbers after the one of each lexeme.
+    return dict(zip(row[0], row[1], strict=False)) if row and row[0] else {}
+
+
+def _document_frequencies(cursor, *, stats: CourseStats, course_id: int, lexemes: list[str]):
+    """How many of the course's chunks hold each lexeme.
+
+    A lexeme common enough to hold more than ``DF_COUNT_MAX`` of them by ANALYZE's
+    statistics is estimated: its share of the table times the course's chunks. Counting
+    it would cost as much as its rows (the GIN index's bitmap of a common word is built
+    whole, and each row is read to check its course). The rest are counted through the
+    index, up to ``DF_COUNT_MAX``; a count that reaches it takes the estimate if larger.
+    """
+    shares = _common_lexeme_shares(cursor) if stats.chunks > DF_COUNT_MAX else {}
+    estimates = {lexeme: round(shares.get(lexeme, 0.0) * stats.chunks) for lexeme in lexemes}
+    frequencies = {
+        lexeme: min(stats.chunks, estimate)
+        for lexeme, estimate in estimates.items()
+        if estimate >= DF_COUNT_MAX
+    }
+    to_count = [lexeme for lexeme in lexemes if lexeme not in frequencies]
+    if to_count:
+        cursor.execute(
+            f"""
+            SELECT t.lexeme,
+                   (SELECT count(*) FROM (
+                        SELECT 1 FROM {_CHUNKS} c
+                         WHERE c.course_id = %(course)s
+                           AND c.search_vector @@ t.literal::tsquery
+                         LIMIT %(cap)s) AS m)
+              FROM unnest(%(lexemes)s::text[], %(literals)s::text[]) AS t(lexeme, literal)
+            """,  # noqa: S608
+            {
+                "course": course_id,
+                "cap": DF_COUNT_MAX,
+                "lexemes": to_count,
+                "literals": [_tsquery_literal(lexeme) for lexeme in to_count],
+            },
+        )
+        for lexeme, df in cursor.fetchall():
+            capped = df >= DF_COUNT_MAX
+            frequencies[lexeme] = max(df, min(stats.chunks, estimates[lexeme])) if capped else df
+    return frequencies
+
+
 def _query_terms(cursor, *, stats: CourseStats, course_id: int, query: str):
     """The query's lexemes with their BM25 idf in the course, and a tsquery matching any."""
     cursor.execute(
@@ -200,20 +259,7 @@ def _query_terms(cursor, *, stats: CourseStats, course_id: int, query: str):
     frequencies = {lexeme: cached[key] for lexeme, key in keys.items() if key in cached}
     missing = [lexeme for lexeme in lexemes if lexeme not in frequencies]
     if missing:
-        cursor.execute(
-            f"""
-            SELECT t.lexeme,
-                   (SELECT count(*) FROM {_CHUNKS} c
-                     WHERE c.course_id = %(course)s AND c.search_vector @@ t.literal::tsquery)
-              FROM unnest(%(lexemes)s::text[], %(literals)s::text[]) AS t(lexeme, literal)
-            """,  # noqa: S608
-            {
-                "course": course_id,
-                "lexemes": missing,
-                "literals": [_tsquery_literal(lexeme) for lexeme in missing],
-            },
-        )
-        counted = dict(cursor.fetchall())
+        counted = _document_frequencies(cursor, stats=stats, course_id=course_id, lexemes=missing)
         frequencies.update(counted)
         _cache_set_many({keys[lexeme]: df for lexeme, df in counted.items()})
     frequencies = {lexeme: df for lexeme, df in frequencies.items() if df}
