@@ -6,7 +6,8 @@ Hybrid retrieval, all in PostgreSQL, both halves bounded whatever the course's s
    index), at most ``MATCH_BUDGET`` of them, ranked by Okapi BM25 computed here from the
    course's own statistics: document frequencies counted through the GIN index, chunk
    lengths stored on the chunk, term frequencies read from the tsvector's positions (of
-   the query's lexemes only: ``setweight``/``ts_filter`` cut each tsvector down first).
+   the query's lexemes only: ``setweight``/``ts_filter`` cut each tsvector down first;
+   a word too common to count cheaply is estimated from ANALYZE's statistics).
    (``ts_rank`` is not BM25: it has no inverse document frequency, and BM25 ranks better
    on our evaluation.) The course's chunk count, average length and each lexeme's
    document frequency are cached (``STATS_SECONDS``, dropped when material changes).
