@@ -6,7 +6,8 @@ Hybrid retrieval, all in PostgreSQL, both halves bounded whatever the course's s
    index), at most ``MATCH_BUDGET`` of them, ranked by Okapi BM25 computed here from the
    course's own statistics: document frequencies counted through the GIN index, chunk
    lengths stored on the chunk, term frequencies read from the tsvector's positions (of
-   the query's lexemes only: ``setweight``/``ts_filter`` cut each tsvector down first).
+   the query's lexemes only: ``setweight``/``ts_filter`` cut each tsvector down first;
+   a word too common to count cheaply is estimated from ANALYZE's statistics).
    (``ts_rank`` is not BM25: it has no inverse document frequency, and BM25 ranks better
    on our evaluation.) The course's chunk count, average length and each lexeme's
    document frequency are cached (``STATS_SECONDS``, dropped when material changes).
@@ -68,6 +69,9 @@ QUERY_MAX_TERMS = 64
 POOL = 50
 # Most rows the keyword candidates' BM25 is computed for (see _query_terms).
 MATCH_BUDGET = 2000
+# Document frequencies are counted exactly up to here, estimated past it (a term that
+# common is never a candidate source: MATCH_BUDGET; see _document_frequencies).
+DF_COUNT_MAX = MATCH_BUDGET
 # HNSW search breadth for a course that is the whole table; at least POOL, so the index
 # can return POOL rows. Chosen with ``python -m bench.retrieval --ef-search ...``: see
 # docs/architecture.md for the recall and latency of each value.
@@ -186,6 +190,62 @@ def _course_stats(cursor, *, course_id: int) -> CourseStats:
     return stats
 
 
+def _common_lexeme_shares(cursor) -> dict[str, float]:
+    """The share of all chunks holding each of the commonest lexemes, from ANALYZE's
+    statistics of the tsvector column (empty before the first ANALYZE)."""
+    cursor.execute(
+        """
+        SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats
+         WHERE schemaname = current_schema() AND tablename = %s AND attname = 'search_vector'
+        """,
+        [_CHUNKS],
+    )
+    row = cursor.fetchone()
+    # The frequencies end with three summary numbers after the one of each lexeme.
+    return dict(zip(row[0], row[1], strict=False)) if row and row[0] else {}
+
+
+def _document_frequencies(cursor, *, stats: CourseStats, course_id: int, lexemes: list[str]):
+    """How many of the course's chunks hold each lexeme.
+
+    A lexeme common enough to hold more than ``DF_COUNT_MAX`` of them by ANALYZE's
+    statistics is estimated: its share of the table times the course's chunks. Counting
+    it would cost as much as its rows (the GIN index's bitmap of a common word is built
+    whole, and each row is read to check its course). The rest are counted through the
+    index, up to ``DF_COUNT_MAX``; a count that reaches it takes the estimate if larger.
+    """
+    shares = _common_lexeme_shares(cursor) if stats.chunks > DF_COUNT_MAX else {}
+    estimates = {lexeme: round(shares.get(lexeme, 0.0) * stats.chunks) for lexeme in lexemes}
+    frequencies = {
+        lexeme: min(stats.chunks, estimate)
+        for lexeme, estimate in estimates.items()
+        if estimate >= DF_COUNT_MAX
+    }
+    to_count = [lexeme for lexeme in lexemes if lexeme not in frequencies]
+    if to_count:
+        cursor.execute(
+            f"""
+            SELECT t.lexeme,
+                   (SELECT count(*) FROM (
+                        SELECT 1 FROM {_CHUNKS} c
+                         WHERE c.course_id = %(course)s
+                           AND c.search_vector @@ t.literal::tsquery
+                         LIMIT %(cap)s) AS m)
+              FROM unnest(%(lexemes)s::text[], %(literals)s::text[]) AS t(lexeme, literal)
+            """,  # noqa: S608
+            {
+                "course": course_id,
+                "cap": DF_COUNT_MAX,
+                "lexemes": to_count,
+                "literals": [_tsquery_literal(lexeme) for lexeme in to_count],
+            },
+        )
+        for lexeme, df in cursor.fetchall():
+            capped = df >= DF_COUNT_MAX
+            frequencies[lexeme] = max(df, min(stats.chunks, estimates[lexeme])) if capped else df
+    return frequencies
+
+
 def _query_terms(cursor, *, stats: CourseStats, course_id: int, query: str):
     """The query's lexemes with their BM25 idf in the course, and a tsquery matching any."""
     cursor.execute(
@@ -200,20 +260,7 @@ def _query_terms(cursor, *, stats: CourseStats, course_id: int, query: str):
     frequencies = {lexeme: cached[key] for lexeme, key in keys.items() if key in cached}
     missing = [lexeme for lexeme in lexemes if lexeme not in frequencies]
     if missing:
-        cursor.execute(
-            f"""
-            SELECT t.lexeme,
-                   (SELECT count(*) FROM {_CHUNKS} c
-                     WHERE c.course_id = %(course)s AND c.search_vector @@ t.literal::tsquery)
-              FROM unnest(%(lexemes)s::text[], %(literals)s::text[]) AS t(lexeme, literal)
-            """,  # noqa: S608
-            {
-                "course": course_id,
-                "lexemes": missing,
-                "literals": [_tsquery_literal(lexeme) for lexeme in missing],
-            },
-        )
-        counted = dict(cursor.fetchall())
+        counted = _document_frequencies(cursor, stats=stats, course_id=course_id, lexemes=missing)
         frequencies.update(counted)
         _cache_set_many({keys[lexeme]: df for lexeme, df in counted.items()})
     frequencies = {lexeme: df for lexeme, df in frequencies.items() if df}
@@ -247,21 +294,17 @@ def _statement(*parts: str) -> str:
 
 
 # BM25 of the chunk ``{c}``: term frequencies from the positions of the query's lexemes,
-# which setweight marks and ts_filter keeps (the rest of the tsvector is never unnested).
+# which setweight marks and ts_filter keeps (the rest of the tsvector is never unnested);
+# each lexeme's idf looked up by its place in the array (no join per row).
 _BM25 = """
     coalesce((
-        SELECT sum(t.idf * tf.n * (%(k1)s + 1)
-                   / (tf.n + %(k1)s * (1 - %(b)s + %(b)s * {c}.word_count / %(avgdl)s)))
-          FROM (SELECT u.lexeme, array_length(u.positions, 1) AS n
-                  FROM unnest(ts_filter(setweight({c}.search_vector, 'A', %(lexemes)s::text[]),
-                                        '{{a}}')) AS u) AS tf
-          JOIN terms AS t USING (lexeme)
+        SELECT sum((%(idfs)s::float8[])[array_position(%(lexemes)s::text[], u.lexeme)]
+                   * array_length(u.positions, 1) * (%(k1)s + 1)
+                   / (array_length(u.positions, 1)
+                      + %(k1)s * (1 - %(b)s + %(b)s * {c}.word_count / %(avgdl)s)))
+          FROM unnest(ts_filter(setweight({c}.search_vector, 'A', %(lexemes)s::text[]),
+                                '{{a}}')) AS u
     ), 0)::float8
-"""
-_TERMS = """
-    terms AS (
-        SELECT * FROM unnest(%(lexemes)s::text[], %(idfs)s::float8[]) AS t(lexeme, idf)
-    )
 """
 # At most MATCH_BUDGET rows even when the cached document frequencies are behind.
 _KEYWORD = _statement(
@@ -365,9 +408,7 @@ def _vector_ranking(cursor, *, course_id: int, vector: str, limit: int, exact: b
 
 def _keyword_ranking(cursor, *, course_id, stats, idf, tsquery: str, limit: int):
     cursor.execute(
-        _statement(
-            "WITH", _TERMS, ",", _KEYWORD, "SELECT id, bm25 FROM keyword ORDER BY bm25 DESC, id"
-        ),
+        _statement("WITH ", _KEYWORD, "SELECT id, bm25 FROM keyword ORDER BY bm25 DESC, id"),
         {
             **_bm25_params(idf, stats),
             "course": course_id,
@@ -385,7 +426,7 @@ def _pool_scores(cursor, *, course_id, stats, idf, tsquery: str, vector: str):
     # Nothing to match: the keyword half is empty.
     keyword_cte = _KEYWORD if idf else "keyword AS (SELECT NULL::bigint AS id WHERE false)"
     cursor.execute(
-        _statement("WITH", _TERMS, ",", keyword_cte, ",", vector_cte, ",", _POOL),
+        _statement("WITH ", keyword_cte, ",", vector_cte, ",", _POOL),
         {
             **_bm25_params(idf, stats),
             "course": course_id,

@@ -285,8 +285,12 @@ def _vectors(
 ) -> list:
     """One vector per text: reused where a chunk with the same text hash has one, the
     rest embedded in batches (``on_progress(done, total)`` after each)."""
-    missing = list(dict.fromkeys(h for h in hashes if h not in known))
     text_of = dict(zip(hashes, texts, strict=True))
+    # Shortest first, so that each batch holds texts of about one length: the encoder pads
+    # a batch to its longest text (encode sorts only within the texts of one call).
+    missing = sorted(
+        dict.fromkeys(h for h in hashes if h not in known), key=lambda h: len(text_of[h])
+    )
     on_progress(0, len(missing))
     for start in range(0, len(missing), EMBED_BATCH):
         batch = missing[start : start + EMBED_BATCH]

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from material import retrieval
+from material.models import Chunk, Material
 from material.retrieval import chunks_search, fuse
 from material.services import material_ingest, material_upload
 from tests.material.material_files import MARKDOWN, VOLCANO, media_root  # noqa: F401
@@ -165,3 +170,35 @@ def test_search_works_without_the_cache(material, course, student, settings):
     }
     results = chunks_search(course=course, user=student, query="mitochondria glucose", k=1)
     assert "mitochondria" in results[0].text
+
+
+def test_a_common_word_is_estimated_from_statistics_and_a_rare_one_counted(course, monkeypatch):
+    material = Material.objects.create(course=course, title="Minerals", original_name="m.md")
+    texts = [f"Zircon crystal {i} grows." for i in range(30)] + ["Obsidian is glass."]
+    Chunk.objects.bulk_create(
+        Chunk(
+            material=material,
+            course=course,
+            position=i,
+            text=text,
+            text_hash=str(i),
+            embedding=[0.1] * settings.EMBEDDING_DIMENSIONS,
+            word_count=len(text.split()),
+        )
+        for i, text in enumerate(texts)
+    )
+    monkeypatch.setattr(retrieval, "DF_COUNT_MAX", 5)
+    # Twice the chunks the table holds: an estimate (share x chunks) tells itself apart
+    # from a count.
+    stats = retrieval.CourseStats(
+        chunks=62, avgdl=4.0, table_chunks=62, iterative_scan=False, token="t"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Chunk._meta.db_table}")
+    with CaptureQueriesContext(connection) as queries, connection.cursor() as cursor:
+        frequencies = retrieval._document_frequencies(
+            cursor, stats=stats, course_id=course.pk, lexemes=["zircon", "obsidian"]
+        )
+    assert frequencies == {"zircon": 60, "obsidian": 1}
+    counted = [q["sql"] for q in queries.captured_queries if "count(*)" in q["sql"]]
+    assert len(counted) == 1 and "obsidian" in counted[0] and "zircon" not in counted[0]
