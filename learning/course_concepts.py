@@ -54,6 +54,8 @@ def _from_database(course: Course) -> list[Concept]:
             )
         )
         .prefetch_related("prerequisites")
+        # Meta.ordering is dropped from a GROUP BY query: the order is said here.
+        .order_by("name", "id")
     )
 
 

@@ -125,3 +125,10 @@ def test_with_the_cache_down_the_list_comes_from_the_database(
     client.force_login(student)
     assert client.get(f"/courses/{course.pk}/practice/").status_code == 200
     assert client.get(f"/courses/{course.pk}/progress/").status_code == 200
+
+
+def test_the_concepts_come_by_name_whatever_order_they_were_made_in(course, make_concept):
+    for name in ("Zygote", "Atom", "Mitosis", "Cell"):
+        make_concept(name)
+    # The list is counted per concept (a GROUP BY, which drops Meta.ordering): by name still.
+    assert [c.name for c in course_concepts(course=course)] == ["Atom", "Cell", "Mitosis", "Zygote"]
