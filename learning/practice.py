@@ -163,6 +163,18 @@ def _key_sentences(*, concept: Concept, texts: Sequence[str], language: str) -> 
     return ranked
 
 
+def cloze_question(*, prompt: str, answer: str, sentence: str) -> DraftQuestion:
+    """A fill-in-the-blank draft: ``prompt`` is ``sentence`` (the material's own, shown as
+    the explanation after answering) with ``answer`` blanked."""
+    return DraftQuestion(
+        kind=PracticeQuestion.Kind.CLOZE,
+        prompt=prompt,
+        answers=[answer],
+        explanation=sentence,
+        source_text=sentence,
+    )
+
+
 def _cloze(
     *, concept: Concept, sentence: str, frequency: Counter, language: str
 ) -> DraftQuestion | None:
@@ -182,13 +194,7 @@ def _cloze(
     prompt = re.sub(r"(?<!\w)" + re.escape(term) + r"(?!\w)", BLANK, sentence, flags=re.IGNORECASE)
     if BLANK not in prompt:
         prompt = sentence[: match.start()] + BLANK + sentence[match.end() :]
-    return DraftQuestion(
-        kind=PracticeQuestion.Kind.CLOZE,
-        prompt=prompt,
-        answers=[term],
-        explanation=sentence,
-        source_text=sentence,
-    )
+    return cloze_question(prompt=prompt, answer=term, sentence=sentence)
 
 
 _GENERIC_WORDS = """
@@ -398,13 +404,7 @@ def cloze_from_copy(
         prompt = re.sub(rf"(?<!\w){re.escape(written)}(?!\w)", BLANK, original, flags=re.IGNORECASE)
         if len(_WORD.findall(prompt.replace(BLANK, " "))) < CLOZE_MIN_WORDS:
             continue
-        return DraftQuestion(
-            kind=PracticeQuestion.Kind.CLOZE,
-            prompt=prompt,
-            answers=[written],
-            explanation=original,
-            source_text=original,
-        )
+        return cloze_question(prompt=prompt, answer=written, sentence=original)
     return None
 
 
