@@ -187,15 +187,20 @@ def _passage_block(passage: Passage) -> str:
     return f"[{passage.n}] {untrusted(passage.source)}\n{untrusted(passage.text).strip()}"
 
 
+def _frame(*, material: str = NO_PASSAGES, memories: str = NO_MEMORIES) -> str:
+    """The last user message's frame around the question: the passages and the learner's
+    memories, each in its tags (the placeholders when there are none)."""
+    return (
+        f"<course_material>\n{material}\n</course_material>\n\n"
+        f"<learner_memory>\n{memories}\n</learner_memory>\n\n"
+    )
+
+
 def _fits_by_bytes(texts: list[str], *, messages: int, budget: int) -> bool:
     """Whether ``texts`` in ``messages`` chat messages surely fit in ``budget`` tokens: no
     byte-level tokenizer makes more tokens than bytes (``ai.llm_capabilities``), the frame
     and separators included."""
-    frame = (
-        f"<course_material>\n\n</course_material>\n\n"
-        f"<learner_memory>\n{NO_PASSAGES}{NO_MEMORIES}\n</learner_memory>\n\n"
-    )
-    used = sum(bytes_bound(t) + 2 for t in texts) + bytes_bound(frame)
+    used = sum(bytes_bound(t) + 2 for t in texts) + bytes_bound(_frame())
     return used + MESSAGE_OVERHEAD_TOKENS * messages <= budget
 
 
@@ -264,12 +269,8 @@ def context_build(
     def cost(text: str) -> int:
         return math.ceil(tokens_estimate(text) * scale) + 1
 
-    frame = (
-        f"<course_material>\n{NO_PASSAGES}\n</course_material>\n\n"
-        f"<learner_memory>\n{NO_MEMORIES}\n</learner_memory>\n\n"
-    )
     fixed = (
-        tokens_estimate(system) + tokens_estimate(frame) + 2 * MESSAGE_OVERHEAD_TOKENS
+        tokens_estimate(system) + tokens_estimate(_frame()) + 2 * MESSAGE_OVERHEAD_TOKENS
     )  # the shared part is counted unscaled: it is always sent
     if count is not None:
         question_cost = count([question_block])
@@ -314,11 +315,12 @@ def context_build(
         # A chat template expects the turns after the system message to start with the user.
         while turns and turns[0]["role"] != "user":
             turns.pop(0)
-        material = "\n\n".join(_passage_block(p) for p in kept) or NO_PASSAGES
         final = (
-            f"<course_material>\n{material}\n</course_material>\n\n"
-            f"<learner_memory>\n{chr(10).join(kept_memories) or NO_MEMORIES}\n"
-            f"</learner_memory>\n\n{question_block}"
+            _frame(
+                material="\n\n".join(_passage_block(p) for p in kept) or NO_PASSAGES,
+                memories="\n".join(kept_memories) or NO_MEMORIES,
+            )
+            + question_block
         )
         return [system_message, *_alternating([*turns, {"role": "user", "content": final}])]
 

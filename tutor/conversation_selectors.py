@@ -76,16 +76,15 @@ def reply_turns(*, reply: Message) -> tuple[Message | None, list[Message]]:
             "pk"
         )
     )
-    at = next(
-        (i for i in range(len(earlier) - 1, -1, -1) if earlier[i].role == Message.Role.USER),
-        None,
-    )
-    if at is None:
-        return None, []
-    history = [
-        m for m in earlier[:at] if (m.text.strip() or m.image) and m.status != Message.Status.FAILED
-    ]
-    return earlier[at], history
+    for at in reversed(range(len(earlier))):
+        if earlier[at].role == Message.Role.USER:
+            history = [
+                m
+                for m in earlier[:at]
+                if (m.text.strip() or m.image) and m.status != Message.Status.FAILED
+            ]
+            return earlier[at], history
+    return None, []
 
 
 def memories_of_learner(*, user: User, course: Course) -> QuerySet[Memory]:
