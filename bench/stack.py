@@ -311,6 +311,8 @@ def product_stack(
                 "--log-level",
                 "warning",
                 "--no-access-log",
+                "--timeout-worker-healthcheck",  # as docker/entrypoint.sh, which says why
+                "30",
             ],
             env,
             stack.workdir / "web.log",

@@ -16,16 +16,22 @@ role="${1:-web}"
 
 case "$role" in
     web)
-        # Django does not speak the ASGI lifespan protocol; requests are logged by
-        # config.logging.RequestIdMiddleware, so uvicorn's access log is off. uvicorn does
+        # The lifespan protocol is on: config/asgi.py starts each process's warm-up at
+        # startup (config/warmup.py), so the first search or reply does not load the
+        # embedding model. Requests are logged by config.logging.RequestIdMiddleware, so
+        # uvicorn's access log is off. uvicorn does
         # not read X-Forwarded-For: Django does, only from TRUSTED_PROXIES
         # (config/client_address.py), and X-Forwarded-Proto by TRUST_X_FORWARDED_PROTO.
+        # A worker importing torch, or starved of CPU under load, answers uvicorn's health
+        # ping late; at the default 5 s a load test once saw a worker replaced mid-run
+        # (the new one then spent its CPU loading the model again), so it gets 30 s.
         exec uvicorn config.asgi:application \
             --host 0.0.0.0 --port "${PORT:-8000}" \
             --workers "${WEB_CONCURRENCY:-4}" \
-            --lifespan off --no-access-log --no-server-header \
+            --lifespan on --no-access-log --no-server-header \
             --no-proxy-headers \
             --timeout-keep-alive 75 --timeout-graceful-shutdown 30 \
+            --timeout-worker-healthcheck 30 \
             "$@"
         ;;
     worker-llm)

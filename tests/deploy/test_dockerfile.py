@@ -143,6 +143,15 @@ def test_the_entrypoint_runs_modules_that_exist():
     assert roles == {"web", "worker-llm", "worker-cpu", "beat", "migrate"}
 
 
+def test_the_web_role_warms_at_startup():
+    """The warm-up starts from the ASGI lifespan startup (config/asgi.py): a web server
+    started with the lifespan off would load the embedding model on the first search."""
+    text = (DOCKER / "entrypoint.sh").read_text()
+    web = text.split("    web)", 1)[1].split(";;", 1)[0]
+    assert "--lifespan on" in web
+    assert "--lifespan off" not in web
+
+
 @pytest.mark.parametrize(
     ("status", "exit_code"),
     [(200, 0), (503, 1)],
