@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.db.models import OuterRef, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -13,19 +14,36 @@ if TYPE_CHECKING:
     from learners.models import User
 
 
+# The role ``course_for_member`` read with the course, and whose it is: pages ask for the
+# role right after opening the course, and then need no query of their own.
+_ROLE_READ = "_role_read_for_user_id"
+_ROLE = "_role_read"
+
+
+def _roles_of(user: User):
+    return Membership.objects.filter(user=user).order_by("pk").values_list("role", flat=True)
+
+
 def membership_role(*, user: User, course: Course) -> str | None:
     """The user's role in the course ("student", "teacher") or None."""
     if not user.is_authenticated:
         return None
-    return (
-        Membership.objects.filter(user=user, course=course).values_list("role", flat=True).first()
-    )
+    if getattr(course, _ROLE_READ, None) == user.pk:
+        return getattr(course, _ROLE)
+    return _roles_of(user).filter(course=course).first()
 
 
 def course_for_member(*, user: User, course_id: int) -> Course:
     """The course if the user may open it (member or staff); 404 otherwise, so strangers
-    cannot even learn that the course exists."""
-    return get_object_or_404(Course.objects.visible_to(user), pk=course_id)
+    cannot even learn that the course exists. The user's role in it comes in the same
+    query (``membership_role`` then asks nothing)."""
+    courses = Course.objects.visible_to(user)
+    if not user.is_authenticated:
+        return get_object_or_404(courses, pk=course_id)
+    role = Subquery(_roles_of(user).filter(course=OuterRef("pk"))[:1])
+    course = get_object_or_404(courses.annotate(**{_ROLE: role}), pk=course_id)
+    setattr(course, _ROLE_READ, user.pk)
+    return course
 
 
 def course_for_teacher(*, user: User, course_id: int) -> Course:

@@ -28,9 +28,9 @@ def _pinned(client, django_assert_num_queries, url: str, count: int) -> str:
     return response.content.decode()
 
 
-# Session, user, course, role, concepts with their prerequisites and question counts,
-# and the display preferences the base template reads.
-CONCEPTS_PAGE = 12
+# Session, user, course with the user's role, concepts with their prerequisites and
+# question counts, and the display preferences the base template reads.
+CONCEPTS_PAGE = 11
 
 
 def _concept(course, name: str, prerequisites=()) -> Concept:
@@ -60,7 +60,7 @@ def test_the_concepts_page_query_count_is_pinned(
     assert "Concept 3" in page
 
 
-MATERIALS_PAGE = 6
+MATERIALS_PAGE = 5
 
 
 @pytest.mark.usefixtures("media_root")

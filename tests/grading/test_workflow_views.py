@@ -315,10 +315,10 @@ def test_the_queue_page_uses_a_fixed_number_of_queries(
     url = _url("review", assignment)
     # ... plus one for the learner's display preferences (the base template's body classes)
     # and two for the learned scorer's status, and one for the learners' earlier versions
-    with django_assert_num_queries(15):
+    with django_assert_num_queries(14):
         assert client.get(url).status_code == 200
     add(5)
-    with django_assert_num_queries(15):
+    with django_assert_num_queries(14):
         html = client.get(url).content.decode()
     assert html.count('class="grading-queue"') >= 1
     partial = client.get(url, HTTP_HX_REQUEST="true").content.decode()
@@ -433,11 +433,11 @@ def test_the_assignment_list_uses_a_fixed_number_of_queries(
     client.force_login(teacher)
     url = reverse("grading:assignments", args=[course.pk])
     rubrics.assignment_create(course=course, title="First", rubric=RUBRIC)
-    with django_assert_num_queries(6):  # including the display preferences
+    with django_assert_num_queries(5):  # including the display preferences
         assert client.get(url).status_code == 200
     for index in range(4):
         rubrics.assignment_create(course=course, title=f"More {index}", rubric=RUBRIC)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         html = client.get(url).content.decode()
     assert html.count("/review/") == 5
 

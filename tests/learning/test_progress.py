@@ -105,11 +105,11 @@ def test_the_class_view_query_count_does_not_grow_with_the_class(
 
     add_students(2)
     client.force_login(teacher)
-    # session, user, course, role, concepts, students, estimates, display preferences
-    with django_assert_num_queries(8):
+    # session, user, course with the role, concepts, students, estimates, display preferences
+    with django_assert_num_queries(7):
         client.get(f"/courses/{course.pk}/progress/class/")
     add_students(5)
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(7):
         client.get(f"/courses/{course.pk}/progress/class/")
 
 
@@ -123,9 +123,9 @@ def test_the_student_progress_query_count_is_pinned(
         practice_answer(learner=student, question=make_question(concept), answer="glucose")
     client.force_login(student)
     client.get(f"/courses/{course.pk}/progress/")  # the course's concepts are now cached
-    # session, user, course, role (teacher link), estimates, activity, due, upcoming,
-    # display preferences
-    with django_assert_num_queries(9):
+    # session, user, course with the role (teacher link), estimates, activity, due,
+    # upcoming, display preferences
+    with django_assert_num_queries(8):
         client.get(f"/courses/{course.pk}/progress/")
 
 
