@@ -13,11 +13,7 @@ production database pool, twice:
 - through Django's test client (WSGI: the same middleware and views in this thread)
   under ``cProfile``, whose top entries over all pages are printed by cumulative and by
   own time (``--top``; cProfile sees one thread, and ASGI runs views in another).
-  ``--pstats FILE`` keeps the raw profile;
-- with ``--concurrent N``: then all the pages together, N requests at once through the
-  ASGI application on one event loop (as a uvicorn process sees a class), with the
-  request gate (``config/request_gate.py``) open to every request and at
-  ``WEB_REQUEST_CONCURRENCY``, alternately: the CPU milliseconds per request of each.
+  ``--pstats FILE`` keeps the raw profile.
 """
 
 from __future__ import annotations
@@ -41,8 +37,6 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--page", default="", help="only the pages whose name contains this")
     parser.add_argument("--pstats", default="", help="a file to keep the raw profile in")
-    parser.add_argument("--concurrent", type=int, default=0, help="requests at once (0: off)")
-    parser.add_argument("--rounds", type=int, default=4, help="of each gate, with --concurrent")
     args = parser.parse_args()
 
     # As in production and in bench/stack.py: each process borrows pooled connections.
@@ -112,8 +106,6 @@ def _profile(args) -> None:
     print(_trim(out.getvalue()))
     if args.pstats:
         stats.dump_stats(args.pstats)
-    if args.concurrent:
-        _concurrent(args, users, cookie)
 
 
 def _queries_of(call) -> list[str]:
@@ -132,42 +124,6 @@ def _queries_of(call) -> list[str]:
         for sql in queries:
             print("   ", " ".join(sql.split())[:200])
     return queries
-
-
-def _concurrent(args, users, cookie: str) -> None:
-    """CPU per request with ``--concurrent`` requests at once, the gate open or set."""
-    from django.conf import settings
-    from django.test.utils import override_settings
-
-    from bench.load import _pages
-    from config.asgi import application
-
-    requests = [
-        (path, {cookie: user.session})
-        for user in users
-        for _name, path in _pages(user)
-        if args.page in _name
-    ]
-    limit = settings.WEB_REQUEST_CONCURRENCY
-    cpu: dict[int, list[float]] = {0: [], limit: []}
-    for _round in range(args.rounds):
-        for gate in (0, limit):
-            batch = [requests[i % len(requests)] for i in range(args.concurrent)]
-            with override_settings(WEB_REQUEST_CONCURRENCY=gate):
-                started = time.process_time()
-                statuses = asyncio.run(_all(application, batch))
-                cpu[gate].append((time.process_time() - started) / len(batch) * 1000)
-            assert set(statuses) <= {200}, statuses
-    for gate, values in cpu.items():
-        shown = " ".join(f"{value:.1f}" for value in values)
-        print(
-            f"{args.concurrent} requests at once, gate {gate or 'open'}: "
-            f"{sum(values) / len(values):.1f} CPU ms per request (rounds: {shown})"
-        )
-
-
-async def _all(application, batch) -> list[int]:
-    return await asyncio.gather(*(_get(application, path, dict(c)) for path, c in batch))
 
 
 async def _get(application, path: str, cookies: dict[str, str]) -> int:
