@@ -1,6 +1,7 @@
 """Search a course's material: the one selector that retrieves chunks.
 
-Hybrid retrieval, all in PostgreSQL, both halves bounded whatever the course's size:
+Hybrid retrieval, its candidates found in PostgreSQL, both halves bounded whatever the
+course's size:
 
 1. Keyword candidates: chunks whose tsvector matches the query's rarest lexemes (GIN
    index), at most ``MATCH_BUDGET`` of them, ranked by Okapi BM25 computed here from the
@@ -20,8 +21,10 @@ Hybrid retrieval, all in PostgreSQL, both halves bounded whatever the course's s
    plus cosine min-max scaled over the pool, weighted equally. Plain reciprocal-rank
    fusion discards how far ahead the best match is and loses precision at rank 1.
 
-Both halves and the pool's scores are one statement; the excerpts of the ``k`` results
-another.
+The keyword half is one statement (each candidate's query lexemes with their positions,
+scored here: the same sums in SQL, a subquery over ``unnest`` per row, cost twice as
+much); the vector half with the pool's lexemes and cosines another; the excerpts of the
+``k`` results a third.
 
 On SQuAD dev (24 articles, 1,214 chunks, 5,696 questions; ``manage.py eval_retrieval
 DATASET --mode hybrid vector keyword``) recall@1 / @5 / @10 were: hybrid 0.839 / 0.970 /
