@@ -1,6 +1,7 @@
 """Search a course's material: the one selector that retrieves chunks.
 
-Hybrid retrieval, all in PostgreSQL, both halves bounded whatever the course's size:
+Hybrid retrieval, its candidates found in PostgreSQL, both halves bounded whatever the
+course's size:
 
 1. Keyword candidates: chunks whose tsvector matches the query's rarest lexemes (GIN
    index), at most ``MATCH_BUDGET`` of them, ranked by Okapi BM25 computed here from the
@@ -20,8 +21,10 @@ Hybrid retrieval, all in PostgreSQL, both halves bounded whatever the course's s
    plus cosine min-max scaled over the pool, weighted equally. Plain reciprocal-rank
    fusion discards how far ahead the best match is and loses precision at rank 1.
 
-Both halves and the pool's scores are one statement; the excerpts of the ``k`` results
-another.
+The keyword half is one statement (each candidate's query lexemes with their positions,
+scored here: the same sums in SQL, a subquery over ``unnest`` per row, cost twice as
+much); the vector half with the pool's lexemes and cosines another; the excerpts of the
+``k`` results a third.
 
 On SQuAD dev (24 articles, 1,214 chunks, 5,696 questions; ``manage.py eval_retrieval
 DATASET --mode hybrid vector keyword``) recall@1 / @5 / @10 were: hybrid 0.839 / 0.970 /
@@ -35,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -293,36 +297,20 @@ def _statement(*parts: str) -> str:
     return "".join(parts)
 
 
-# BM25 of the chunk ``{c}``: term frequencies from the positions of the query's lexemes,
-# which setweight marks and ts_filter keeps (the rest of the tsvector is never unnested);
-# each lexeme's idf looked up by its place in the array (no join per row).
-_BM25 = """
-    coalesce((
-        SELECT sum((%(idfs)s::float8[])[array_position(%(lexemes)s::text[], u.lexeme)]
-                   * array_length(u.positions, 1) * (%(k1)s + 1)
-                   / (array_length(u.positions, 1)
-                      + %(k1)s * (1 - %(b)s + %(b)s * {c}.word_count / %(avgdl)s)))
-          FROM unnest(ts_filter(setweight({c}.search_vector, 'A', %(lexemes)s::text[]),
-                                '{{a}}')) AS u
-    ), 0)::float8
-"""
+# The query's lexemes of the chunk ``{c}`` with their positions, as tsvector text
+# (``'lexeme':3A,17A``): setweight marks them and ts_filter keeps them, so the rest of the
+# tsvector is never unnested; BM25 is computed from it here (``_bm25``), which costs half
+# what the same sums cost in SQL (a subquery over unnest for each row).
+_QUERY_TERMS = "ts_filter(setweight({c}.search_vector, 'A', %(lexemes)s::text[]), '{{a}}')::text"
 # At most MATCH_BUDGET rows even when the cached document frequencies are behind.
 _KEYWORD = _statement(
+    "SELECT c.id, c.word_count, ",
+    _QUERY_TERMS.format(c="c"),
     f"""
-    matched AS (
-        SELECT c.id, c.word_count, c.search_vector FROM {_CHUNKS} AS c
-         WHERE c.course_id = %(course)s AND c.search_vector @@ %(tsquery)s::tsquery
-         LIMIT %(budget)s
-    ),
-    keyword AS (
-        SELECT m.id, """,  # noqa: S608
-    _BM25.format(c="m"),
-    """ AS bm25
-          FROM matched AS m
-         ORDER BY bm25 DESC, m.id
-         LIMIT %(limit)s
-    )
-""",
+      FROM {_CHUNKS} AS c
+     WHERE c.course_id = %(course)s AND c.search_vector @@ %(tsquery)s::tsquery
+     LIMIT %(budget)s
+""",  # noqa: S608
 )
 # The HNSW index serves ORDER BY embedding <=> vector; ordering by the cosine itself
 # keeps the planner off the index, for an exact scan of the course's rows.
@@ -342,11 +330,12 @@ _VECTOR_EXACT = f"""
          LIMIT %(limit)s
     )
 """  # noqa: S608
+# Both halves' candidates: the vector half's and the keyword half's best (their ids).
 _POOL = _statement(
     """
-    pool AS (SELECT id FROM keyword UNION SELECT id FROM vector)
-    SELECT c.id, """,
-    _BM25.format(c="c"),
+    pool AS (SELECT id FROM vector UNION SELECT unnest(%(keyword_ids)s::bigint[]))
+    SELECT c.id, c.word_count, """,
+    _QUERY_TERMS.format(c="c"),
     f""", 1 - (c.embedding <=> %(vector)s::vector)
       FROM {_CHUNKS} AS c JOIN pool USING (id)
 """,
@@ -373,14 +362,25 @@ def _vector_plan(stats: CourseStats) -> tuple[str, int | None]:
     return _VECTOR_INDEXED, needed
 
 
-def _bm25_params(idf: dict[str, float], stats: CourseStats) -> dict:
-    return {
-        "lexemes": list(idf),
-        "idfs": list(idf.values()),
-        "k1": BM25_K1,
-        "b": BM25_B,
-        "avgdl": stats.avgdl,
-    }
+# One lexeme of tsvector text with its positions: quotes are doubled inside the quotes
+# (backslashes too, which the lexeme's own characters never end on a quote with).
+_TSVECTOR_LEXEME = re.compile(r"'((?:[^']|'')*)'(?::([0-9A-D,]+))?")
+
+
+def _bm25(query_terms: str, word_count: int, idf: dict[str, float], avgdl: float) -> float:
+    """Okapi BM25 of a chunk from its query lexemes' positions (``_QUERY_TERMS``): each
+    lexeme's frequency is its count of positions."""
+    score = 0.0
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * word_count / avgdl)
+    for quoted, positions in _TSVECTOR_LEXEME.findall(query_terms):
+        if not positions:  # a stripped lexeme has no frequency (SQL's NULL: not counted)
+            continue
+        weight = idf.get(quoted.replace("''", "'").replace("\\\\", "\\"))
+        if weight is None:
+            continue
+        tf = positions.count(",") + 1
+        score += weight * tf * (BM25_K1 + 1) / (tf + norm)
+    return score
 
 
 def _set_ef_search(cursor, ef_search: int | None, *, k: int, iterative: bool) -> None:
@@ -407,36 +407,45 @@ def _vector_ranking(cursor, *, course_id: int, vector: str, limit: int, exact: b
 
 
 def _keyword_ranking(cursor, *, course_id, stats, idf, tsquery: str, limit: int):
+    """(id, bm25) of the ``limit`` best of at most MATCH_BUDGET chunks matching ``tsquery``."""
     cursor.execute(
-        _statement("WITH ", _KEYWORD, "SELECT id, bm25 FROM keyword ORDER BY bm25 DESC, id"),
-        {
-            **_bm25_params(idf, stats),
-            "course": course_id,
-            "tsquery": tsquery,
-            "budget": MATCH_BUDGET,
-            "limit": limit,
-        },
+        _KEYWORD,
+        {"lexemes": list(idf), "course": course_id, "tsquery": tsquery, "budget": MATCH_BUDGET},
     )
-    return cursor.fetchall()
+    scored = [
+        (chunk_id, _bm25(terms, word_count, idf, stats.avgdl))
+        for chunk_id, word_count, terms in cursor.fetchall()
+    ]
+    scored.sort(key=lambda row: (-row[1], row[0]))
+    return scored[:limit]
 
 
 def _pool_scores(cursor, *, course_id, stats, idf, tsquery: str, vector: str):
-    """(id, bm25, cosine) of the union of both halves' POOL best: one statement."""
+    """(id, bm25, cosine) of the union of both halves' POOL best: the keyword half's
+    statement, then the vector half's with the pool's scores (none of the first without
+    a term to match)."""
+    keyword = (
+        _keyword_ranking(
+            cursor, course_id=course_id, stats=stats, idf=idf, tsquery=tsquery, limit=POOL
+        )
+        if idf
+        else []
+    )
     vector_cte, _ef = _vector_plan(stats)
-    # Nothing to match: the keyword half is empty.
-    keyword_cte = _KEYWORD if idf else "keyword AS (SELECT NULL::bigint AS id WHERE false)"
     cursor.execute(
-        _statement("WITH ", keyword_cte, ",", vector_cte, ",", _POOL),
+        _statement("WITH ", vector_cte, ",", _POOL),
         {
-            **_bm25_params(idf, stats),
+            "lexemes": list(idf),
+            "keyword_ids": [chunk_id for chunk_id, _bm25_score in keyword],
             "course": course_id,
-            "tsquery": tsquery,
-            "budget": MATCH_BUDGET,
             "limit": POOL,
             "vector": vector,
         },
     )
-    return cursor.fetchall()
+    return [
+        (chunk_id, _bm25(terms, word_count, idf, stats.avgdl), cosine)
+        for chunk_id, word_count, terms, cosine in cursor.fetchall()
+    ]
 
 
 def fuse(rows: Sequence[tuple[int, float, float]], *, keyword_weight: float = KEYWORD_WEIGHT):

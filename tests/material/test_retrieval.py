@@ -157,8 +157,25 @@ def test_a_search_runs_a_bounded_number_of_queries(material, course, student):
         for q in queries.captured_queries
         if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))
     ]
-    # membership, lexemes, both halves with the pool's scores in one, the results
-    assert len(statements) == 4, statements
+    # membership, lexemes, the keyword half, the vector half with the pool's scores, the
+    # results
+    assert len(statements) == 5, statements
+
+
+def test_bm25_reads_term_frequencies_from_tsvector_text_with_quotes_and_backslashes(db):
+    lexemes = ["it's", "back\\slash", "once"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ts_filter(setweight(%s::tsvector, 'A', %s::text[]), '{a}')::text",
+            [r"'it''s':1,4,9 'back\\slash':2 'once':3 'other':5,6", lexemes],
+        )
+        (terms,) = cursor.fetchone()
+    idf = {"it's": 1.0, "back\\slash": 10.0, "once": 100.0}
+    k1 = retrieval.BM25_K1
+    # avgdl equal to the chunk's length: each term's denominator is tf + k1.
+    expected = sum(weight * tf * (k1 + 1) / (tf + k1) for weight, tf in [(1, 3), (10, 1), (100, 1)])
+    assert retrieval._bm25(terms, 7, idf, 7.0) == pytest.approx(expected)
+    assert retrieval._bm25(terms, 7, {"other": 5.0}, 7.0) == 0.0
 
 
 def test_search_works_without_the_cache(material, course, student, settings):
