@@ -73,11 +73,23 @@ def embedding_token_count(text: str) -> int:
 
 
 def embed_texts(texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-    """Unit-length float32 embeddings, one row per text (cosine = dot product)."""
+    """Unit-length float32 embeddings, one row per text (cosine = dot product).
+
+    A few texts (a search's query) go through the process's ``_coalescer``: calls that
+    arrive while the encoder is busy wait and are then embedded together, in one call.
+    """
     import numpy as np
 
     if not texts:
         return np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
+    if len(texts) <= COALESCE_MAX_TEXTS:
+        return _coalescer.embed(list(texts))
+    return _encode(texts, batch_size=batch_size)
+
+
+def _encode(texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    import numpy as np
+
     vectors = embedding_model().encode(
         list(texts),
         batch_size=batch_size,
@@ -86,6 +98,87 @@ def embed_texts(texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         show_progress_bar=False,
     )
     return vectors.astype(np.float32, copy=False)
+
+
+# Calls with at most this many texts are coalesced (queries; ingestion sends batches).
+COALESCE_MAX_TEXTS = 8
+# The most texts one coalesced encoder call takes (a class posting at once is ~50).
+COALESCE_BATCH_MAX = 64
+
+
+class _Request:
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.ready = threading.Event()
+        self.lead = False  # woken to encode the next batch, not with a result
+        self.vectors: np.ndarray | None = None
+        self.error: BaseException | None = None
+
+
+class _Coalescer:
+    """Embeds the small calls of many threads (a class's tutor turns in one worker, the
+    searches of one web process) in shared encoder calls: 50 queries cost about a quarter
+    of the CPU together that they cost one by one.
+
+    Nothing waits on purpose: a call that finds the encoder idle encodes at once; calls
+    that arrive meanwhile queue, and when the encoder is free the first of them encodes
+    the whole queue and hands each caller its rows. Results are the rows the same texts
+    get alone (the model pools over each text's own tokens only).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[_Request] = []
+        self._busy = False
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        request = _Request(texts)
+        with self._lock:
+            self._queue.append(request)  # first in line when the encoder is idle
+            lead = not self._busy
+            self._busy = True
+        if not lead:
+            request.ready.wait()
+            lead = request.lead
+        if lead:
+            self._encode_queued()  # the batch starts with this request
+        if request.error is not None:
+            raise request.error
+        if request.vectors is None:
+            raise RuntimeError("the shared encoder call ended without this call's rows")
+        return request.vectors
+
+    def _encode_queued(self) -> None:
+        with self._lock:
+            batch: list[_Request] = []
+            taken = 0
+            while self._queue and (
+                not batch or taken + len(self._queue[0].texts) <= COALESCE_BATCH_MAX
+            ):
+                batch.append(self._queue.pop(0))
+                taken += len(batch[-1].texts)
+        try:
+            vectors = _encode([text for request in batch for text in request.texts])
+            start = 0
+            for request in batch:
+                request.vectors = vectors[start : start + len(request.texts)]
+                start += len(request.texts)
+        except BaseException as error:  # noqa: BLE001 - every caller of the batch raises it
+            for request in batch:
+                request.error = error
+        finally:
+            with self._lock:
+                if self._queue:
+                    # The next call in line encodes what queued meanwhile.
+                    self._queue[0].lead = True
+                    self._queue[0].ready.set()
+                else:
+                    self._busy = False
+            for request in batch:
+                request.ready.set()
+
+
+_coalescer = _Coalescer()
 
 
 def embed_texts_with_layers(

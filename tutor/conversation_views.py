@@ -359,8 +359,9 @@ async def _stored_status(message_id: int) -> str | None:
 
 
 async def _relay(message_id: int, after: str) -> AsyncIterator[str]:
-    async for event in streams.reply_stream_events(message_id=message_id, after=after):
-        if event is None:
+    # The events one read found together go out as one write (a busy process reads several).
+    async for batch in streams.reply_stream_batches(message_id=message_id, after=after):
+        if batch is None:
             status = await _stored_status(message_id)
             if status is None or status in Message.FINISHED:
                 # Finished, but its stream has expired or was never written (stopped while
@@ -369,10 +370,14 @@ async def _relay(message_id: int, after: str) -> AsyncIterator[str]:
                 return
             yield ": waiting\n\n"
             continue
-        if event.kind == streams.KIND_END:
-            yield _sse("end", {"status": event.status}, event_id=event.id)
+        yield "".join(
+            _sse("end", {"status": event.status}, event_id=event.id)
+            if event.kind == streams.KIND_END
+            else _sse("token", {"text": event.text}, event_id=event.id)
+            for event in batch
+        )
+        if batch[-1].kind == streams.KIND_END:
             return
-        yield _sse("token", {"text": event.text}, event_id=event.id)
 
 
 @require_GET

@@ -67,7 +67,7 @@ OFFLINE_PASSAGES = 3
 OFFLINE_PROMPT_VERSION = "offline.v1"
 MEMORY_PROMPT = "memory_summary.v1"
 STOP_POLL_SECONDS = 0.2
-FLUSH_SECONDS = 0.05
+FLUSH_SECONDS = 0.1
 TOO_SLOW_MESSAGE = gettext_noop("The reply took too long and was cut short; try again.")
 
 
@@ -299,6 +299,7 @@ def _write_online(
     }
     try:
         with stream:
+            writer = streams.ReplyStreamWriter(message_id=reply.pk)
             pending: list[str] = []
             flushed_at = 0.0
             for delta in stream:
@@ -307,11 +308,11 @@ def _write_online(
                 # Deltas that arrive within FLUSH_SECONDS of the last write go together: the
                 # eye cannot tell, and Redis and the page get fewer, larger events.
                 if now - flushed_at >= FLUSH_SECONDS:
-                    streams.reply_stream_append(message_id=reply.pk, text="".join(pending))
+                    writer.append("".join(pending))
                     pending.clear()
                     flushed_at = now
             if pending:
-                streams.reply_stream_append(message_id=reply.pk, text="".join(pending))
+                writer.append("".join(pending))
     except LLMError as error:
         logger.warning("Reply %s failed: %s", reply.pk, error.detail)
         partial = reply_text_clean(error.partial_text)

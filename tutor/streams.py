@@ -12,8 +12,11 @@ A stop request is a short-lived key the worker polls while the reply streams.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
+import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -98,6 +101,28 @@ def reply_stream_append(*, message_id: int, text: str) -> str:
     return entry_id
 
 
+class ReplyStreamWriter:
+    """The worker's appends to one reply's stream, cheaper than ``reply_stream_append``
+    for a reply written piece by piece: the stream's expiry is set with the first piece
+    and renewed every ``TTL_RENEW_SECONDS`` (and by ``reply_stream_end``), so most pieces
+    are a single ``XADD``, not a pipeline of two commands."""
+
+    TTL_RENEW_SECONDS = 60.0
+
+    def __init__(self, *, message_id: int) -> None:
+        self.message_id = message_id
+        self._key = _stream_key(message_id)
+        self._renew_at = 0.0
+
+    def append(self, text: str) -> str:
+        now = time.monotonic()
+        if now < self._renew_at:
+            return cast(str, _redis().xadd(self._key, {"kind": KIND_TEXT, "text": text}))
+        entry_id = reply_stream_append(message_id=self.message_id, text=text)
+        self._renew_at = now + self.TTL_RENEW_SECONDS
+        return entry_id
+
+
 def reply_stream_end(*, message_id: int, status: str) -> str:
     """Mark the reply finished with its final status; readers stop after this entry."""
     pipe = _redis().pipeline(transaction=False)
@@ -144,36 +169,69 @@ def reply_stop_requested(*, message_id: int) -> bool:
 # --- reading (the web process, async) ----------------------------------------------------
 
 
+# redis.asyncio connections belong to the event loop that opened them: a client per loop
+# (uvicorn runs one per process), whose pool keeps a connection per concurrent read. A
+# client per reader cost a new connection and its handshake for every page that follows a
+# reply (about 3 ms of CPU).
+_async_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, float], redis_async.Redis]
+] = weakref.WeakKeyDictionary()
+
+
+def _async_redis(*, socket_timeout: float) -> redis_async.Redis:
+    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    key = (settings.REDIS_URL, socket_timeout)
+    client = clients.get(key)
+    if client is None:
+        client = clients[key] = redis_async.Redis.from_url(
+            settings.REDIS_URL, decode_responses=True, socket_timeout=socket_timeout
+        )
+    return client
+
+
 async def reply_stream_events(
     *, message_id: int, after: str = START, block_ms: int = 10_000
 ) -> AsyncIterator[StreamEvent | None]:
     """Events after entry id ``after``, as they arrive, until the ``end`` event.
 
     Yields None whenever ``block_ms`` pass with nothing new, so the caller can send a
-    keep-alive and check whether the reply is still alive. A client per reader because
-    redis.asyncio connections belong to the event loop that opened them.
+    keep-alive and check whether the reply is still alive.
+    """
+    async for batch in reply_stream_batches(message_id=message_id, after=after, block_ms=block_ms):
+        if batch is None:
+            yield None
+            continue
+        for event in batch:
+            yield event
+
+
+async def reply_stream_batches(
+    *, message_id: int, after: str = START, block_ms: int = 10_000
+) -> AsyncIterator[list[StreamEvent] | None]:
+    """As ``reply_stream_events``, the events that one read found together in a list (a
+    busy reader relays them as one write); the ``end`` event ends the last list.
+
+    The readers of one event loop share a client (``_async_redis``).
     """
     # The socket timeout must outlast the blocking read, or a quiet reply reads as an error
     # (redis-py's default timeout is 5 s).
-    client = redis_async.Redis.from_url(
-        settings.REDIS_URL, decode_responses=True, socket_timeout=block_ms / 1000 + 10
-    )
+    client = _async_redis(socket_timeout=block_ms / 1000 + 10)
     key = _stream_key(message_id)
-    try:
-        while True:
-            result = cast(
-                list[tuple[str, _Entries]],
-                await client.xread({key: after}, count=500, block=block_ms),
-            )
-            if not result:
-                yield None
-                continue
-            for _stream, entries in result:
-                for entry_id, fields in entries:
-                    after = entry_id
-                    event = _event(entry_id, fields)
-                    yield event
-                    if event.kind == KIND_END:
-                        return
-    finally:
-        await client.aclose()
+    while True:
+        result = cast(
+            list[tuple[str, _Entries]],
+            await client.xread({key: after}, count=500, block=block_ms),
+        )
+        if not result:
+            yield None
+            continue
+        batch: list[StreamEvent] = []
+        for _stream, entries in result:
+            for entry_id, fields in entries:
+                after = entry_id
+                event = _event(entry_id, fields)
+                batch.append(event)
+                if event.kind == KIND_END:
+                    yield batch
+                    return
+        yield batch
