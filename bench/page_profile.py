@@ -25,10 +25,9 @@ import io
 import logging
 import os
 import pstats
-import sys
 import time
 
-from bench.stack import ROOT, bench_database
+from bench.stack import bench_database, profile_table
 
 
 def main() -> None:
@@ -99,11 +98,11 @@ def _profile(args) -> None:
     stats = pstats.Stats(profile, stream=out)
     stats.sort_stats("cumulative").print_stats(args.top)
     print(f"\n===== all pages, {args.requests} requests each, by cumulative time =====")
-    print(_trim(out.getvalue()))
+    print(profile_table(out.getvalue()))
     out = io.StringIO()
     pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(args.top)
     print("\n===== all pages, by own time =====")
-    print(_trim(out.getvalue()))
+    print(profile_table(out.getvalue()))
     if args.pstats:
         stats.dump_stats(args.pstats)
 
@@ -165,16 +164,6 @@ async def _get(application, path: str, cookies: dict[str, str]) -> int:
         if header == b"set-cookie" and value.startswith(b"csrftoken="):
             cookies["csrftoken"] = value.split(b";", 1)[0].split(b"=", 1)[1].decode()
     return start["status"]
-
-
-def _trim(text: str) -> str:
-    """The stats table without pstats' preamble, paths shortened to the project's."""
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
-    return "\n".join(
-        line.replace(str(ROOT) + "/", "").replace(sys.prefix + "/lib/python3.11/", "")
-        for line in lines[start:]
-    )
 
 
 if __name__ == "__main__":

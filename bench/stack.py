@@ -348,3 +348,13 @@ def session_cookie(user) -> str:
     client = Client()
     client.force_login(user)
     return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def profile_table(text: str) -> str:
+    """The stats table without pstats' preamble, paths shortened to the project's."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
+    return "\n".join(
+        line.replace(str(ROOT) + "/", "").replace(sys.prefix + "/lib/python3.11/", "")
+        for line in lines[start:]
+    )

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from bench.llm_proxy import served_model
-from bench.stack import ROOT, Http, bench_database, free_port
+from bench.stack import ROOT, Http, bench_database, free_port, profile_table
 
 
 def main() -> None:
@@ -222,7 +222,7 @@ def _profile(args, settings) -> None:
         stats = pstats.Stats(profile, stream=out)
         stats.sort_stats("cumulative").print_stats(args.top)
         print(f"\n===== {name}, {args.turns} turns =====")
-        print(_trim(out.getvalue()))
+        print(profile_table(out.getvalue()))
         if args.pstats:
             folder = Path(args.pstats)
             folder.mkdir(parents=True, exist_ok=True)
@@ -254,16 +254,6 @@ def _print_queries(turn) -> None:
 
 async def _read(response) -> bytes:
     return b"".join([chunk async for chunk in response.streaming_content])
-
-
-def _trim(text: str) -> str:
-    """The stats table without pstats' preamble, paths shortened to the project's."""
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
-    return "\n".join(
-        line.replace(str(ROOT) + "/", "").replace(sys.prefix + "/lib/python3.11/", "")
-        for line in lines[start:]
-    )
 
 
 if __name__ == "__main__":
