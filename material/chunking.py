@@ -25,6 +25,18 @@ from ai import embedding
 from material.parsing import Block
 
 SECTION_SEPARATOR = " › "
+
+
+def passage_label(title: str, section: str) -> str:
+    """A passage's material title and section, once each: a section path often starts
+    with the document's own title (its top heading), which is left out."""
+    if section == title:
+        section = ""
+    elif section.startswith(title + SECTION_SEPARATOR):
+        section = section[len(title + SECTION_SEPARATOR) :]
+    return " — ".join(part for part in (title, section) if part)
+
+
 # The overlap of a cut paragraph is an eighth of the window, at most this many tokens (so
 # at most this many words: a word is one token or more).
 OVERLAP_MAX_TOKENS = 64

@@ -53,6 +53,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from ai import embedding
 from learners.models import Course
+from material.chunking import passage_label
 from material.models import SEARCH_CONFIG, Chunk, Material
 
 if TYPE_CHECKING:
@@ -110,6 +111,10 @@ class SearchResult:
     @property
     def material_title(self) -> str:
         return self.title
+
+    @property
+    def label(self) -> str:
+        return passage_label(self.title, self.section)
 
 
 def _clean(query: str) -> str:

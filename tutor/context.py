@@ -41,6 +41,7 @@ from django.utils.translation import get_language_info
 from ai.llm import LLMContextExceeded, llm_context_tokens
 from ai.llm_capabilities import bytes_bound
 from ai.tokens import MESSAGE_OVERHEAD_TOKENS, message_tokens_estimate, tokens_estimate
+from material.chunking import passage_label
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 TUTOR_PROMPT = "tutor_system.v1"
@@ -71,14 +72,7 @@ class Passage:
 
     @property
     def label(self) -> str:
-        """Title and section, once each: a section path often starts with the document's
-        own title (its top heading), which is left out."""
-        section = self.section
-        if section == self.title:
-            section = ""
-        elif section.startswith(f"{self.title} › "):
-            section = section[len(self.title) + 3 :]
-        return " — ".join(p for p in (self.title, section) if p)
+        return passage_label(self.title, self.section)
 
     @property
     def source(self) -> str:

@@ -68,6 +68,18 @@ def test_search_page_highlights_and_links_to_the_passage(client, course, student
     assert f'id="chunk-{chunk.pk}"' in detail
 
 
+def test_a_search_result_names_its_material_and_section_once(client, course, student):
+    # The document's top heading is its title and begins every section path.
+    material = material_upload(course=course, file=ContentFile(MARKDOWN.encode(), name="c.md"))
+    material.title = "Cell Energy"
+    material.save(update_fields=["title"])
+    material_ingest(material_id=material.pk)
+    client.force_login(student)
+    body = client.get(reverse("tutor:search", args=[course.pk]), {"q": "chlorophyll"}).text
+    assert "Cell Energy — Photosynthesis</a>" in body
+    assert "Cell Energy › " not in body
+
+
 def test_the_api_searches_and_is_in_the_schema(client, course, student, ready):
     client.force_login(student)
     url = reverse("tutor:api-search", args=[course.pk])
