@@ -189,29 +189,16 @@ def _async_redis(*, socket_timeout: float) -> redis_async.Redis:
     return client
 
 
-async def reply_stream_events(
-    *, message_id: int, after: str = START, block_ms: int = 10_000
-) -> AsyncIterator[StreamEvent | None]:
-    """Events after entry id ``after``, as they arrive, until the ``end`` event.
-
-    Yields None whenever ``block_ms`` pass with nothing new, so the caller can send a
-    keep-alive and check whether the reply is still alive.
-    """
-    async for batch in reply_stream_batches(message_id=message_id, after=after, block_ms=block_ms):
-        if batch is None:
-            yield None
-            continue
-        for event in batch:
-            yield event
-
-
 async def reply_stream_batches(
     *, message_id: int, after: str = START, block_ms: int = 10_000
 ) -> AsyncIterator[list[StreamEvent] | None]:
-    """As ``reply_stream_events``, the events that one read found together in a list (a
-    busy reader relays them as one write); the ``end`` event ends the last list.
+    """Events after entry id ``after``, as they arrive, until the ``end`` event: the events
+    one read found together come as one list (a busy reader relays them as one write),
+    and the ``end`` event ends the last list.
 
-    The readers of one event loop share a client (``_async_redis``).
+    Yields None whenever ``block_ms`` pass with nothing new, so the caller can send a
+    keep-alive and check whether the reply is still alive. The readers of one event loop
+    share a client (``_async_redis``).
     """
     # The socket timeout must outlast the blocking read, or a quiet reply reads as an error
     # (redis-py's default timeout is 5 s).

@@ -198,8 +198,8 @@ def test_a_quiet_reply_stream_yields_keep_alives_instead_of_failing():
 
     async def first_two():
         seen = []
-        async for event in streams.reply_stream_events(message_id=987654, block_ms=5500):
-            seen.append(event)
+        async for batch in streams.reply_stream_batches(message_id=987654, block_ms=5500):
+            seen.extend([None] if batch is None else batch)
             if len(seen) == 1:
                 streams.reply_stream_end(message_id=987654, status="done")
             if len(seen) == 2:
