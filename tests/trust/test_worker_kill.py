@@ -146,7 +146,13 @@ def test_ingestion_killed_midway_is_finished_once_by_the_next_worker(
     )
     assert positions == list(range(expected))
     assert "queued again" in second.log()  # the sweep found it
-    # Delivered twice (the sweep's task and the redelivered one), ingested once.
+    # Delivered twice (the sweep's task and the redelivered one), ingested once. The
+    # result line can reach the worker's log after the message is acknowledged.
+    wait_for(
+        lambda: len(results_logged(second, INGEST_TASK)) >= 2,
+        timeout=15,
+        what="both deliveries' results in the log",
+    )
     assert sorted(results_logged(second, INGEST_TASK)) == ["'not-queued'", "'ready'"]
 
 
