@@ -6,8 +6,10 @@
 Reports, on synthetic text (nothing here reads the shared evaluation data):
 
 - ingestion throughput: chunks per second through the real pipeline (parse, chunk,
-  embed, store) against ``SentenceTransformer.encode`` alone on the same chunk texts in
-  the same run; the ratio should be at least 0.8;
+  embed, store) against the encoder the pipeline uses (``ai.embedding.embed_texts``, the
+  traced model where it traces) alone on the same chunk texts in one call, in the same
+  run; the ratio should be at least 0.8 (``SentenceTransformer.encode`` alone is shown
+  too);
 - for each size: query latency of ``chunks_search`` (hybrid) p50/p95, with the query
   vector given (the database part) and end to end (query embedding included), and the
   recall@10 of its vector ranking (HNSW, ``hnsw.ef_search`` as in production) against an
@@ -114,14 +116,18 @@ def bench_ingestion(course, user, vocabulary: Vocabulary, docs: int) -> dict:
         for c in chunks
     ]
     started = time.perf_counter()
+    embed_texts(embedded, batch_size=64)
+    raw = time.perf_counter() - started
+    started = time.perf_counter()
     embedding_model().encode(
         embedded, batch_size=64, normalize_embeddings=True, show_progress_bar=False
     )
-    raw = time.perf_counter() - started
+    plain = time.perf_counter() - started
     return {
         "chunks": len(chunks),
         "pipeline_chunks_per_s": round(len(chunks) / pipeline, 1),
         "encode_chunks_per_s": round(len(chunks) / raw, 1),
+        "sentence_transformers_encode_chunks_per_s": round(len(chunks) / plain, 1),
         "ratio": round(raw / pipeline, 3),
     }
 

@@ -63,6 +63,7 @@ def test_warm_up_loads_the_embedding_model_once(cold):
     warmup.warm_up()
     assert warmup.state() == warmup.READY
     assert embedding._model is not None
+    assert embedding._traced is not None  # the traced graph is ready before the first query
     model = embedding._model
     warmup.warm_up()
     assert embedding._model is model
