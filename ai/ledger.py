@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from typing import Any
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 
 from ai.models import LLMCall
 from ai.tokens import messages_tokens_estimate, tokens_estimate
@@ -40,6 +41,11 @@ class LLMCallFor:
     purpose: str = Purpose.OTHER
     user_id: int | None = None
     course_id: int | None = None
+    # For a reply whose language is checked (the tutor's): the reply's text in, whether it
+    # is in the learner's language out (None: too short to tell). Asked once when the
+    # reply has ended; the answer goes on the ledger row as it is written, and into the
+    # metrics (``config.metrics.reply_language_counted``).
+    reply_language: Callable[[str], bool | None] | None = None
 
 
 def _tokens(
@@ -75,13 +81,17 @@ def llm_call_record(
     messages: Iterable[Mapping[str, Any]] | None = None,
     text: str = "",
     counted: bool = False,
+    language_checked: bool = False,
+    language_matches: bool | None = None,
 ) -> LLMCall | None:
     """Account for one finished call (any ``Outcome``): a ledger row and its metrics.
 
     ``messages`` and ``text`` (what was sent, what came back) are only read to estimate
     tokens the server did not report. ``counted``: the client counted the tokens itself
     (with the server's tokenizer, or its byte bound) because the server reported none;
-    they are recorded as estimated. Returns the row, or None when the database refused
+    they are recorded as estimated. ``language_checked``: the reply's language was checked
+    (``LLMCallFor.reply_language``), and ``language_matches`` says what it found. Returns
+    the row, or None when the database refused
     it: the metrics are still reported, and the caller's reply is never lost for want of
     its ledger row (the failure is logged).
     """
@@ -106,9 +116,10 @@ def llm_call_record(
         slot_wait_s=queue_wait_s,
     )
     try:
-        # A savepoint: a refused row must not break a caller's open transaction.
-        with transaction.atomic():
-            return LLMCall.objects.create(
+        # Inside a caller's transaction, a savepoint: a refused row must not break it.
+        # Outside one (a reply's worker), the INSERT alone: its own transaction already.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            row = LLMCall.objects.create(
                 user_id=call.user_id,
                 course_id=call.course_id,
                 purpose=call.purpose,
@@ -123,21 +134,11 @@ def llm_call_record(
                 attempts=attempts,
                 outcome=outcome,
                 error_kind=error_kind[:50],
+                reply_language_matches=language_matches if language_checked else None,
             )
     except DatabaseError:
         logger.exception("The ledger row of an LLM call (%s, %s) was not written", call, outcome)
         return None
-
-
-def llm_call_language_record(row: LLMCall | None, *, matches: bool | None) -> None:
-    """Note on a call's ledger row whether its reply was in the learner's language, and
-    count it in the metrics (``config.metrics.reply_language_counted``)."""
-    if row is None:
-        return
-    reply_language_counted(purpose=row.purpose, matches=matches)
-    if matches is None:
-        return
-    try:
-        LLMCall.objects.filter(pk=row.pk).update(reply_language_matches=matches)
-    except DatabaseError:
-        logger.exception("The reply language of LLM call %s was not recorded", row.pk)
+    if language_checked:
+        reply_language_counted(purpose=call.purpose, matches=language_matches)
+    return row

@@ -253,11 +253,14 @@ def _ledger_record(
     messages: Sequence[Message],
     text: str,
     started: float,
+    ended: bool = False,
 ) -> LLMCall | None:
     """The one hook: account for a call whose usage and outcome are final (``ai.ledger``).
 
     ``usage`` is None when the call failed before the server answered (``started`` then
     gives its duration); ``text`` is what arrived, for estimating tokens not reported.
+    ``ended``: the reply ran to its end (finished, or stopped by ``should_stop``), so its
+    language is checked when the call asks (``LLMCallFor.reply_language``).
     Returns the ledger row (None in offline mode, or when the database refused it).
     """
     if isinstance(error, LLMNotConfigured):
@@ -285,7 +288,19 @@ def _ledger_record(
         text=text,
         # Counted here (the server's tokenizer, or the byte bound) when it reported none.
         counted=usage is not None and usage.usage_source not in ("server", ""),
+        **_reply_language(call, text) if ended and error is None else {},
     )
+
+
+def _reply_language(call: LLMCallFor | None, text: str) -> dict[str, Any]:
+    """The reply's language check for its ledger row, when the call asks for one."""
+    if call is None or call.reply_language is None:
+        return {}
+    try:
+        return {"language_checked": True, "language_matches": call.reply_language(text)}
+    except Exception:  # accounting must never fail a reply
+        logger.exception("The language of a reply (%s) could not be checked", call)
+        return {}
 
 
 # --- configuration and the lazily built client -----------------------------------------
@@ -682,6 +697,7 @@ class ChatStream:
         prompt_tokens: int | None = None
         completion_tokens: int | None = None
         failure: LLMError | None = None
+        ended = False  # ran to its end, rather than closed by the consumer
 
         def record(final_outcome: LLMOutcome) -> LLMUsage:
             source = "server"
@@ -738,6 +754,7 @@ class ChatStream:
                                         self._parts.append(delta)
                                         yield delta
                                 if self._should_stop is not None and self._should_stop():
+                                    ended = True
                                     return
                         finally:
                             stream.close()
@@ -746,6 +763,7 @@ class ChatStream:
                         # that never said why it finished was cut off.
                         raise LLMBadResponse(detail="the stream ended without a finish reason")
                     outcome = LLMOutcome.FINISHED
+                    ended = True
                     return
                 except LLMError:
                     raise
@@ -781,6 +799,7 @@ class ChatStream:
                 messages=self._messages,
                 text=self.text,
                 started=started,
+                ended=ended,
             )
 
 

@@ -84,6 +84,7 @@ class Capabilities:
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, str], Capabilities] = {}
+_refreshing: set[tuple[str, str]] = set()  # asked again in the background now
 
 
 def capabilities_clear() -> None:
@@ -93,21 +94,53 @@ def capabilities_clear() -> None:
 
 
 def capabilities_for(*, base_url: str, model: str, api_key: str = "") -> Capabilities:
-    """The server's capabilities, probed on first use and again after CACHE_SECONDS."""
+    """The server's capabilities, probed on first use and again after CACHE_SECONDS.
+
+    Once the server has answered, a stale answer is still given while one background
+    thread asks again: no reply waits for the probe's round trips before its request, and
+    a class of students whose replies find it stale together sends one probe, not one each.
+    """
     key = (base_url, model)
     with _lock:
         caps = _cache.get(key)
-        ttl = CACHE_SECONDS if caps is not None and caps.answered else UNANSWERED_CACHE_SECONDS
-        if caps is not None and time.monotonic() - caps.probed_at < ttl:
-            return caps
+        if caps is not None:
+            age = time.monotonic() - caps.probed_at
+            if age < (CACHE_SECONDS if caps.answered else UNANSWERED_CACHE_SECONDS):
+                return caps
+            if caps.answered:
+                if key not in _refreshing:
+                    _refreshing.add(key)
+                    threading.Thread(
+                        target=_refresh,
+                        kwargs={"base_url": base_url, "model": model, "api_key": api_key},
+                        name="llm-capabilities",
+                        daemon=True,
+                    ).start()
+                return caps
+    return _probe_stored(base_url=base_url, model=model, api_key=api_key)
+
+
+def _probe_stored(*, base_url: str, model: str, api_key: str) -> Capabilities:
+    """Probe the server and keep its answer."""
     fresh = _probe(base_url=base_url, model=model, api_key=api_key)
     with _lock:
-        if caps is not None:
+        known = _cache.get((base_url, model))
+        if known is not None:
             # What the server taught us by answering stays learnt.
-            fresh.structured_form = caps.structured_form
-            fresh.refused_forms = caps.refused_forms
-        _cache[key] = fresh
+            fresh.structured_form = known.structured_form
+            fresh.refused_forms = known.refused_forms
+        _cache[(base_url, model)] = fresh
     return fresh
+
+
+def _refresh(*, base_url: str, model: str, api_key: str) -> None:
+    try:
+        _probe_stored(base_url=base_url, model=model, api_key=api_key)
+    except Exception:  # the stale answer stays; the next call after it tries again
+        logger.exception("Could not ask the LLM server %s its capabilities again", base_url)
+    finally:
+        with _lock:
+            _refreshing.discard((base_url, model))
 
 
 class _Http:

@@ -798,9 +798,10 @@ def practice_concepts(*, learner: User, course: Course) -> list[Concept]:
 
 
 def practice_question_for(
-    *, learner: User, concept: Concept, exclude: int | None = None
+    *, learner: User, concept: Concept | int, exclude: int | None = None
 ) -> PracticeQuestion | None:
-    """The concept's approved question the learner has not seen, or saw longest ago."""
+    """The concept's (a concept or its id) approved question the learner has not seen, or
+    saw longest ago."""
     questions = (
         PracticeQuestion.objects.approved()
         .filter(concept=concept)
@@ -821,20 +822,19 @@ def check_question_for(*, learner: User, concept_ids: list[int]) -> PracticeQues
     has not mastered, the question they have not seen or saw longest ago."""
     if not concept_ids:
         return None
-    mastered = {
-        row.concept_id
-        for row in ConceptMastery.objects.filter(learner=learner, concept_id__in=concept_ids)
-        if _is_mastered(row)
-    }
-    with_questions = set(
+    # One query for the concepts that qualify (``_is_mastered`` in SQL), one for the question.
+    mastered = ConceptMastery.objects.filter(
+        learner=learner, enough_data=True, probability__gte=MASTERED
+    ).values("concept_id")
+    candidates = set(
         PracticeQuestion.objects.approved()
         .filter(concept_id__in=concept_ids)
+        .exclude(concept_id__in=mastered)
         .values_list("concept_id", flat=True)
     )
     for concept_id in concept_ids:
-        if concept_id in with_questions and concept_id not in mastered:
-            concept = Concept.objects.get(pk=concept_id)
-            return practice_question_for(learner=learner, concept=concept)
+        if concept_id in candidates:
+            return practice_question_for(learner=learner, concept=concept_id)
     return None
 
 

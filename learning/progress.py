@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -208,17 +208,22 @@ def course_student(*, course: Course, student_id: int) -> User | None:
     ).first()
 
 
+def weakest_concept_rows(
+    *, learner: User | OuterRef, course: Course | OuterRef
+) -> QuerySet[ConceptMastery]:
+    """The learner's estimates in the "needs work" band (below ``NEEDS_WORK``, as the
+    progress page labels them) with enough data, weakest first. ``learner`` and ``course``
+    are instances, or ``OuterRef``s when this is a subquery (the tutor reads the names in
+    the query that loads a reply, ``tutor.conversation_selectors.reply_for_writing``)."""
+    return ConceptMastery.objects.filter(
+        learner=learner, concept__course=course, enough_data=True, probability__lt=NEEDS_WORK
+    ).order_by("probability", "concept__name", "concept_id")
+
+
 def weakest_concepts(*, learner: User, course: Course, limit: int = 3) -> list[ConceptProgress]:
-    """The concepts the learner finds hardest: those whose estimate, with enough data, is in
-    the "needs work" band (below ``NEEDS_WORK``, as the progress page labels them), weakest
-    first, at most ``limit`` (one query). The tutor is told these names."""
-    rows = (
-        ConceptMastery.objects.filter(
-            learner=learner, concept__course=course, enough_data=True, probability__lt=NEEDS_WORK
-        )
-        .select_related("concept")
-        .order_by("probability", "concept__name", "concept_id")[:limit]
-    )
+    """The concepts the learner finds hardest (``weakest_concept_rows``), at most ``limit``
+    (one query)."""
+    rows = weakest_concept_rows(learner=learner, course=course).select_related("concept")[:limit]
     return [ConceptProgress(row.concept, _estimate(row)) for row in rows]
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Prefetch, QuerySet
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import OuterRef, Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
 from learners.models import Course
+from learning.progress import weakest_concept_rows
 from tutor.models import Conversation, Feedback, Memory, Message
 
 if TYPE_CHECKING:
@@ -16,6 +19,7 @@ if TYPE_CHECKING:
 
 
 MEMORIES_IN_CONTEXT = 3
+WEAK_CONCEPTS_IN_CONTEXT = 3
 
 
 def conversations_of_learner(*, user: User, course: Course) -> QuerySet[Conversation]:
@@ -87,18 +91,51 @@ def reply_turns(*, reply: Message) -> tuple[Message | None, list[Message]]:
     return None, []
 
 
-def memories_of_learner(*, user: User, course: Course) -> QuerySet[Memory]:
+def memories_of_learner(*, user: User | OuterRef, course: Course | OuterRef) -> QuerySet[Memory]:
+    """The learner's memories in the course, newest first (``OuterRef``s in a subquery)."""
     return Memory.objects.filter(learner=user, course=course)
 
 
-def memories_for_context(
-    *, learner: User, course: Course, exclude_conversation_id: int | None = None
-) -> list[str]:
-    """The newest summaries of earlier sessions, newest first."""
-    rows = memories_of_learner(user=learner, course=course)
-    if exclude_conversation_id is not None:
-        rows = rows.exclude(conversation_id=exclude_conversation_id)
-    return list(rows.values_list("summary", flat=True)[:MEMORIES_IN_CONTEXT])
+@dataclass(frozen=True)
+class ReplyForWriting:
+    """A tutor reply to write, and what its prompt says of the learner beyond their profile:
+    the names of their weakest concepts in the course and the newest summaries of their
+    other sessions there, newest first."""
+
+    reply: Message
+    weak_concepts: list[str]
+    memories: list[str]
+
+
+def reply_for_writing(*, message_id: int) -> ReplyForWriting:
+    """A tutor reply with everything its prompt reads of the learner, in one query: its
+    conversation, course, learner and the learner's profile (``learner.learner_profile``
+    raises ``DoesNotExist`` when they never filled it in), their weakest concepts
+    (``learning.progress.weakest_concept_rows``, at most ``WEAK_CONCEPTS_IN_CONTEXT``) and
+    memories (at most ``MEMORIES_IN_CONTEXT``). ``Message.DoesNotExist`` when it is gone."""
+    learner = OuterRef("conversation__learner_id")
+    course = OuterRef("conversation__course_id")
+    weakest = weakest_concept_rows(learner=learner, course=course)
+    memories = memories_of_learner(user=learner, course=course).exclude(
+        conversation_id=OuterRef("conversation_id")
+    )
+    reply = (
+        Message.objects.select_related(
+            "conversation__course", "conversation__learner__learner_profile"
+        )
+        .annotate(
+            weak_concept_names=ArraySubquery(
+                weakest.values("concept__name")[:WEAK_CONCEPTS_IN_CONTEXT]
+            ),
+            memory_summaries=ArraySubquery(memories.values("summary")[:MEMORIES_IN_CONTEXT]),
+        )
+        .get(pk=message_id)
+    )
+    return ReplyForWriting(
+        reply=reply,
+        weak_concepts=reply.weak_concept_names,
+        memories=reply.memory_summaries,
+    )
 
 
 def preference_records(*, course: Course | None = None) -> Iterator[dict[str, Any]]:

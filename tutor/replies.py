@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from ai.budget import ai_budget_reached
-from ai.ledger import LLMCallFor, Purpose, llm_call_language_record
+from ai.ledger import LLMCallFor, Purpose
 from ai.llm import (
     LLMContextExceeded,
     LLMError,
@@ -35,9 +35,8 @@ from ai.llm import (
     user_message_with_image,
 )
 from config.jobs import Claim, Lease
-from learners.profiles import profile_for
+from learners.models import LearnerProfile as LearnerProfileRow
 from learning.practice import check_question_for
-from learning.progress import weakest_concepts
 from material.concept_tags import passage_concept_ids
 from material.retrieval import chunks_search
 from tutor import streams
@@ -51,7 +50,7 @@ from tutor.context import (
     tokens_estimate,
     untrusted,
 )
-from tutor.conversation_selectors import memories_for_context, reply_turns
+from tutor.conversation_selectors import reply_for_writing, reply_turns
 from tutor.conversations import reply_max_seconds
 from tutor.models import Conversation, Message
 from tutor.reply_clean import reply_citations, reply_language, reply_text_clean
@@ -98,14 +97,15 @@ def passages_search(
 
 # --- the learner -----------------------------------------------------------------------
 
-WEAK_CONCEPTS = 3
 
-
-def learner_profile(*, learner: User, course: Course) -> LearnerProfile:
+def learner_profile(*, learner: User, weak_concepts: Sequence[str]) -> LearnerProfile:
     """What the tutor is told about the learner: language, level, goals, interests and the
-    concepts they find hardest; never who they are."""
-    profile = profile_for(user=learner)
-    weakest = weakest_concepts(learner=learner, course=course, limit=WEAK_CONCEPTS)
+    concepts they find hardest (``weak_concepts``, as ``reply_for_writing`` read them);
+    never who they are. The learner's profile is the one loaded with them."""
+    try:
+        profile = learner.learner_profile
+    except LearnerProfileRow.DoesNotExist:
+        profile = LearnerProfileRow(user=learner)  # never filled in: the defaults
     goals = profile.goals
     if profile.interests:
         goals = f"{goals}\nInterests: {profile.interests}".strip()
@@ -113,7 +113,7 @@ def learner_profile(*, learner: User, course: Course) -> LearnerProfile:
         language=learner.preferred_language,
         level=profile.get_level_display() if profile.onboarded_at else "",
         goals=goals,
-        weak_concepts=tuple(p.concept.name for p in weakest),
+        weak_concepts=tuple(weak_concepts),
     )
 
 
@@ -194,9 +194,10 @@ def reply_write(*, claim: Claim) -> str:
 
 
 def _write(*, message_id: int, lease: Lease) -> str:
-    reply = Message.objects.select_related("conversation__course", "conversation__learner").get(
-        pk=message_id
-    )
+    # The reply, its conversation, the learner and what the prompt says of them: one query;
+    # the turns before it: one more (the fewer round trips, the sooner the first token).
+    loaded = reply_for_writing(message_id=message_id)
+    reply = loaded.reply
     conversation = reply.conversation
     question, earlier = reply_turns(reply=reply)
     if question is None:
@@ -218,6 +219,8 @@ def _write(*, message_id: int, lease: Lease) -> str:
                 question=question,
                 earlier=earlier,
                 passages=passages,
+                weak_concepts=loaded.weak_concepts,
+                memories=loaded.memories,
                 lease=lease,
             )
         return _write_offline(reply, conversation=conversation, passages=passages)
@@ -239,6 +242,8 @@ def _write_online(
     question: Message,
     earlier: list[Message],
     passages: list[Passage],
+    weak_concepts: Sequence[str] = (),
+    memories: Sequence[str] = (),
     lease: Lease | None = None,
 ) -> str:
     learner = conversation.learner
@@ -249,14 +254,10 @@ def _write_online(
     try:
         context = context_build(
             course_title=conversation.course.title,
-            profile=learner_profile(learner=learner, course=conversation.course),
+            profile=learner_profile(learner=learner, weak_concepts=weak_concepts),
             question=message_prompt_text(question),
             passages=passages,
-            memories=memories_for_context(
-                learner=learner,
-                course=conversation.course,
-                exclude_conversation_id=conversation.pk,
-            ),
+            memories=memories,
             history=history,
             count=server_tokens_counter(),
         )
@@ -283,12 +284,16 @@ def _write_online(
     stop = _StopCheck(
         message_id=reply.pk, deadline=time.monotonic() + reply_max_seconds(), lease=lease
     )
+    language = _ReplyLanguage(expected=learner.preferred_language)
     stream = chat_stream(
         messages=messages,
         prompt_version=context.prompt_version,
         should_stop=stop,
         call=LLMCallFor(
-            purpose=Purpose.TUTOR, user_id=learner.pk, course_id=conversation.course_id
+            purpose=Purpose.TUTOR,
+            user_id=learner.pk,
+            course_id=conversation.course_id,
+            reply_language=language,
         ),
     )
     common = {
@@ -336,11 +341,28 @@ def _write_online(
         common["check_question"] = _check_question(conversation, context.passages)
     usage = _usage_fields(stream.usage)
     if usage:
-        # A weak model may answer in another language than the learner's: the turn says so.
-        language = reply_language(text, expected=learner.preferred_language)
-        usage["usage"]["language"] = language
-        llm_call_language_record(stream.ledger_row, matches=language["matches"])
+        # A weak model may answer in another language than the learner's: the turn says
+        # so (and the call's ledger row, written as the stream ended).
+        usage["usage"]["language"] = language.of(text)
     return _finish(reply, status=status, text=text, error=error_text, **common, **usage)
+
+
+class _ReplyLanguage:
+    """``LLMCallFor.reply_language`` of a tutor reply: whether the reply (cleaned as it is
+    stored) is in the learner's language; the check is kept for the reply's usage record."""
+
+    def __init__(self, *, expected: str) -> None:
+        self.expected = expected
+        self._checked: tuple[str, dict] | None = None
+
+    def of(self, text: str) -> dict:
+        """``reply_language`` of the cleaned reply ``text`` (checked once)."""
+        if self._checked is None or self._checked[0] != text:
+            self._checked = (text, reply_language(text, expected=self.expected))
+        return self._checked[1]
+
+    def __call__(self, streamed: str) -> bool | None:
+        return self.of(reply_text_clean(streamed))["matches"]
 
 
 def _check_question(conversation: Conversation, passages: Sequence[Passage]):

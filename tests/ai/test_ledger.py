@@ -13,7 +13,7 @@ from django.urls import reverse
 from prometheus_client import REGISTRY
 
 from ai.budget import ai_tokens_used_today
-from ai.ledger import LLMCallFor, Outcome, Purpose, llm_call_language_record, llm_call_record
+from ai.ledger import LLMCallFor, Outcome, Purpose, llm_call_record
 from ai.llm import LLMBadResponse, chat_stream
 from ai.llm_capabilities import prompt_tokens_count
 from ai.models import LLMCall
@@ -250,7 +250,7 @@ def test_the_usage_page_says_how_many_replies_were_in_another_language(
     client, admin_user, student, course
 ):
     def reply(matches):
-        row = llm_call_record(
+        llm_call_record(
             call=_for(student, course),
             model="m",
             prompt_version="tutor_system.v1",
@@ -258,8 +258,9 @@ def test_the_usage_page_says_how_many_replies_were_in_another_language(
             prompt_tokens=100,
             completion_tokens=20,
             duration_s=1.0,
+            language_checked=True,
+            language_matches=matches,
         )
-        llm_call_language_record(row, matches=matches)
 
     def counted(result):
         labels = {"purpose": "tutor", "result": result}
@@ -284,3 +285,36 @@ def test_the_usage_page_says_how_many_replies_were_in_another_language(
     )
     # Features whose replies are never checked say nothing about language.
     assert page.content.decode().count("Reply language:") == 1
+
+
+# --- a refused row ----------------------------------------------------------------------------
+
+
+def _record_tokens(student, course, prompt_tokens):
+    return llm_call_record(
+        call=_for(student, course),
+        model="m",
+        prompt_version="tutor_system.v1",
+        outcome=Outcome.FINISHED,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=1,
+        duration_s=1.0,
+    )
+
+
+@pytest.mark.django_db
+def test_a_refused_row_leaves_the_callers_transaction_usable(student, course):
+    # The test runs inside a transaction, as a caller's atomic block would.
+    assert _record_tokens(student, course, 2**40) is None  # out of the column's range
+    assert _record_tokens(student, course, 5) is not None
+    assert list(LLMCall.objects.values_list("prompt_tokens", flat=True)) == [5]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_row_is_one_statement(student, course, django_assert_num_queries):
+    # A reply's worker holds no transaction: no BEGIN and COMMIT around the INSERT.
+    with django_assert_num_queries(1):
+        assert _record_tokens(student, course, 5) is not None
+    assert _record_tokens(student, course, 2**40) is None
+    assert _record_tokens(student, course, 7) is not None
+    assert sorted(LLMCall.objects.values_list("prompt_tokens", flat=True)) == [5, 7]

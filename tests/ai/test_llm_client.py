@@ -12,7 +12,7 @@ import time
 import pytest
 from django.db import connection
 
-from ai import llm
+from ai import llm, llm_capabilities
 from ai.llm import (
     LLMBadResponse,
     LLMContextExceeded,
@@ -391,6 +391,35 @@ def test_the_context_window_comes_from_the_server_when_it_says(llm_server, setti
     llm_server.max_model_len = 32768
     llm.capabilities_clear()
     assert llm.llm_context_tokens() == 32768
+
+
+def test_stale_capabilities_serve_every_reply_while_one_probe_asks_again(llm_server, monkeypatch):
+    llm_server.max_model_len = 8192
+    llm.capabilities_clear()
+    assert llm.llm_context_tokens() == 8192
+    llm_server.max_model_len = 32768
+    monkeypatch.setattr(llm_capabilities, "CACHE_SECONDS", 0.0)  # the answer is now stale
+    probes: list[str] = []
+    release = threading.Event()
+    probe = llm_capabilities._probe
+
+    def slow_probe(**kwargs):
+        probes.append(kwargs["base_url"])
+        assert release.wait(timeout=30)
+        return probe(**kwargs)
+
+    monkeypatch.setattr(llm_capabilities, "_probe", slow_probe)
+
+    # A class of replies finds it stale at once: none waits for the server, one probe runs.
+    assert [llm.llm_context_tokens() for _ in range(20)] == [8192] * 20
+    assert len(probes) == 1
+    release.set()
+    deadline = time.monotonic() + 30
+    while llm_capabilities._refreshing and time.monotonic() < deadline:
+        time.sleep(0.01)
+    monkeypatch.setattr(llm_capabilities, "CACHE_SECONDS", 300.0)
+    assert llm.llm_context_tokens() == 32768  # the new answer, kept
+    assert len(probes) == 1
 
 
 def test_a_timeout_is_not_retried_at_once_behind_the_abandoned_request(llm_server, settings):

@@ -9,8 +9,10 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
+from learners.models import Concept
 from learning.concepts import concept_save
 from learning.models import ConceptMastery, MasteryEvidence, PracticeQuestion
+from learning.practice import check_question_for
 from material.concept_tags import chunks_tag_concepts, passage_concept_ids
 from material.models import Chunk
 from tests.material.material_files import MARKDOWN, media_root  # noqa: F401
@@ -198,3 +200,37 @@ def test_an_admin_tags_a_passage_by_hand_with_a_concept_of_its_course_only(
     assert saved.status_code == 302
     assert set(chunk.concepts.all()) == {photosynthesis, respiration}
     assert chunk.text == Chunk.objects.get(pk=chunk.pk).text  # read-only fields untouched
+
+
+def test_the_check_question_is_on_the_first_concept_not_mastered_with_one_approved(
+    course, student, other_student, teacher, django_assert_num_queries
+):
+    def concept(name, *, approved=True, mastery=None, enough_data=True, learner=student):
+        made = Concept.objects.create(course=course, name=name)
+        PracticeQuestion.objects.create(
+            concept=made,
+            kind=PracticeQuestion.Kind.CLOZE,
+            prompt=f"{name} _____.",
+            answers=["x"],
+            origin=PracticeQuestion.Origin.TEACHER,
+            status="approved" if approved else "pending",
+        )
+        if mastery is not None:
+            ConceptMastery.objects.create(
+                learner=learner, concept=made, probability=mastery, enough_data=enough_data
+            )
+        return made.pk
+
+    ids = [
+        concept("Mastered", mastery=0.99),
+        concept("Unapproved", approved=False),
+        concept("Mastered by someone else", mastery=0.99, learner=other_student),
+        concept("Last"),
+    ]
+    with django_assert_num_queries(2):
+        asked = check_question_for(learner=student, concept_ids=ids)
+    assert asked.prompt == "Mastered by someone else _____."
+    # An estimate without enough data is no mastery yet.
+    unsure = concept("Unsure", mastery=0.99, enough_data=False)
+    assert check_question_for(learner=student, concept_ids=[ids[0], unsure]).concept_id == unsure
+    assert check_question_for(learner=student, concept_ids=ids[:2]) is None
