@@ -12,13 +12,16 @@ once, as before; nothing is cached anywhere else.
 from __future__ import annotations
 
 from django.contrib.sessions.backends import db
-from django.contrib.sessions.models import Session
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import connections, router
 from django.utils import timezone
 
 
 class SessionStore(db.SessionStore):
-    def _get_session_from_db(self) -> Session | None:
+    def _get_session_from_db(self) -> AbstractBaseSession | None:
+        key = self.session_key
+        if key is None:
+            return None
         model = self.model
         using = router.db_for_read(model)
         connection = connections[using]
@@ -27,13 +30,13 @@ class SessionStore(db.SessionStore):
             cursor.execute(
                 f"SELECT session_data, expire_date FROM {table}"  # noqa: S608 - our table name
                 " WHERE session_key = %s AND expire_date > %s",
-                [self.session_key, timezone.now()],
+                [key, timezone.now()],
             )
             row = cursor.fetchone()
         if row is None:
             self._session_key = None  # as Django's store: a new session if one is saved
             return None
-        session = model(session_key=self.session_key, session_data=row[0], expire_date=row[1])
+        session = model(session_key=key, session_data=row[0], expire_date=row[1])
         session._state.adding = False
         session._state.db = using
         return session

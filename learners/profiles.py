@@ -135,21 +135,16 @@ class PreferredLanguageMiddleware:
 # built this one-row query at three times the CPU of running it (issue 19: every page
 # under 200 users on two cores).
 _PREFERENCE_FIELDS = ("larger_text", "dyslexia_font", "reduced_motion", "read_aloud")
+_PREFERENCES_SQL = (
+    f"SELECT {', '.join(_PREFERENCE_FIELDS)}, onboarded_at IS NOT NULL"  # noqa: S608 - constants
+    f" FROM {LearnerProfile._meta.db_table} WHERE user_id = %s"
+)
 
 
 def _preferences_row(user_id: int) -> tuple | None:
     """(larger_text, dyslexia_font, reduced_motion, read_aloud, onboarded) or None."""
-    meta = LearnerProfile._meta
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(meta.get_field(name).column) for name in _PREFERENCE_FIELDS)
-    onboarded = quote(meta.get_field("onboarded_at").column)
-    user = quote(meta.get_field("user").column)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {columns}, {onboarded} IS NOT NULL"  # noqa: S608 - our own names
-            f" FROM {quote(meta.db_table)} WHERE {user} = %s",
-            [user_id],
-        )
+        cursor.execute(_PREFERENCES_SQL, [user_id])
         return cursor.fetchone()
 
 
