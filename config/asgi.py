@@ -7,14 +7,17 @@ startup each server process starts loading the embedding model in the background
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
+from config.asgi_handler import OneHopASGIHandler
 from config.embedded import embedded_start
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 embedded_start()
+django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application
 
-django_application = get_asgi_application()
+# The middleware and the view in one thread hop per request (config/asgi_handler.py).
+django_application = OneHopASGIHandler()
 
 
 async def application(scope, receive, send):

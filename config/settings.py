@@ -151,6 +151,10 @@ CACHES = {
     }
 }
 
+# Sessions in the database as Django keeps them, read with one plain query per request
+# (config/sessions.py).
+SESSION_ENGINE = "config.sessions"
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "learners.User"
 # Login throttling (learners/throttle.py): failures on one account from one address (or

@@ -29,21 +29,23 @@ if TYPE_CHECKING:
 def assignment_for_member(*, user: User, course_id: int, assignment_id: int) -> Assignment:
     """The assignment if the user belongs to its course (404 otherwise)."""
     course = course_for_member(user=user, course_id=course_id)
-    return get_object_or_404(
-        Assignment.objects.select_related("course").prefetch_related("criteria"),
-        pk=assignment_id,
-        course=course,
-    )
+    return _assignment_in(course, assignment_id)
 
 
 def assignment_for_teacher(*, user: User, course_id: int, assignment_id: int) -> Assignment:
     """The assignment if the user teaches its course (404 otherwise, even to students)."""
     course = course_for_teacher(user=user, course_id=course_id)
-    return get_object_or_404(
-        Assignment.objects.select_related("course").prefetch_related("criteria"),
-        pk=assignment_id,
-        course=course,
+    return _assignment_in(course, assignment_id)
+
+
+def _assignment_in(course: Course, assignment_id: int) -> Assignment:
+    """The course's assignment with its criteria (404 otherwise). Its ``course`` is the one
+    read with the user's role (``course_for_member``), so role checks ask nothing more."""
+    assignment = get_object_or_404(
+        Assignment.objects.prefetch_related("criteria"), pk=assignment_id, course=course
     )
+    assignment.course = course
+    return assignment
 
 
 def assignments_of_course(*, course: Course) -> QuerySet[Assignment]:

@@ -442,6 +442,19 @@ def test_the_assignment_list_uses_a_fixed_number_of_queries(
     assert html.count("/review/") == 5
 
 
+def test_the_students_assignment_page_asks_for_the_role_once(
+    client, student, assignment, django_assert_num_queries
+):
+    """Session, user, the course with the user's role (no second role query), the
+    assignment and its criteria, the current submission, whether one may be sent, the
+    versions, and the display preferences."""
+    client.force_login(student)
+    url = reverse("grading:assignment", args=[assignment.course_id, assignment.pk])
+    with django_assert_num_queries(9) as captured:
+        assert client.get(url).status_code == 200
+    assert not any(q["sql"].startswith('SELECT "learners_membership"') for q in captured)
+
+
 def test_the_teacher_edits_the_feedback_before_release(
     client, graded, teacher, student, assignment
 ):
