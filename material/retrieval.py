@@ -21,10 +21,14 @@ course's size:
    plus cosine min-max scaled over the pool, weighted equally. Plain reciprocal-rank
    fusion discards how far ahead the best match is and loses precision at rank 1.
 
-The keyword half is one statement (each candidate's query lexemes with their positions,
-scored here: the same sums in SQL, a subquery over ``unnest`` per row, cost twice as
-much); the vector half with the pool's lexemes and cosines another; the excerpts of the
-``k`` results a third.
+A hybrid search runs, after the membership check: the query's lexemes (the statement
+also sets ``hnsw.ef_search``); the document frequencies of lexemes not cached yet (ANALYZE's
+shares cached with the course's statistics); the keyword half (each candidate's query
+lexemes with their positions, scored here: the same sums in SQL, a subquery over
+``unnest`` per row, cost twice as much); the vector half with what fusion lacks (the
+query lexemes of its chunks, the cosines of the keyword half's best it did not find:
+each vector is read once, from TOAST); the excerpts of the ``k`` results. Ingestion
+merges the GIN index's pending list after writing chunks (``search_index_settle``).
 
 On SQuAD dev (24 articles, 1,214 chunks, 5,696 questions; ``manage.py eval_retrieval
 DATASET --mode hybrid vector keyword``) recall@1 / @5 / @10 were: hybrid 0.839 / 0.970 /
