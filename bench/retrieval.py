@@ -194,6 +194,8 @@ def fill(course, size: int, vocabulary: Vocabulary, base: np.ndarray, rng, *, re
                 cursor.execute(definition)
                 cursor.execute("RESET maintenance_work_mem")
         cursor.execute(f"ANALYZE {Chunk._meta.db_table}")
+    # As ingestion does after writing chunks (material.services).
+    retrieval.search_index_settle()
 
 
 def vector_ids(course, vector: str, *, exact: bool) -> list[int]:

@@ -21,10 +21,14 @@ course's size:
    plus cosine min-max scaled over the pool, weighted equally. Plain reciprocal-rank
    fusion discards how far ahead the best match is and loses precision at rank 1.
 
-The keyword half is one statement (each candidate's query lexemes with their positions,
-scored here: the same sums in SQL, a subquery over ``unnest`` per row, cost twice as
-much); the vector half with the pool's lexemes and cosines another; the excerpts of the
-``k`` results a third.
+A hybrid search runs, after the membership check: the query's lexemes (the statement
+also sets ``hnsw.ef_search``); the document frequencies of lexemes not cached yet (ANALYZE's
+shares cached with the course's statistics); the keyword half (each candidate's query
+lexemes with their positions, scored here: the same sums in SQL, a subquery over
+``unnest`` per row, cost twice as much); the vector half with what fusion lacks (the
+query lexemes of its chunks, the cosines of the keyword half's best it did not find:
+each vector is read once, from TOAST); the excerpts of the ``k`` results. Ingestion
+merges the GIN index's pending list after writing chunks (``search_index_settle``).
 
 On SQuAD dev (24 articles, 1,214 chunks, 5,696 questions; ``manage.py eval_retrieval
 DATASET --mode hybrid vector keyword``) recall@1 / @5 / @10 were: hybrid 0.839 / 0.970 /
@@ -38,7 +42,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,7 +49,7 @@ from typing import TYPE_CHECKING
 
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -203,11 +206,41 @@ def _course_stats(cursor, *, course_id: int) -> CourseStats:
 # cannot AND the GIN bitmap with the course_id index's: that bitmap holds every chunk of
 # the course (at 100k chunks it cost 30-50 ms a statement, for a few dozen matches).
 _COURSE_ON_THE_ROW = "c.course_id + 0 = %(course)s"
+# The GIN index of the chunks' tsvectors (material.models.Chunk.Meta).
+_KEYWORD_INDEX = "chunk_search_vector_gin"
 
 
-def _common_lexeme_shares(cursor) -> dict[str, float]:
+def search_index_settle() -> None:
+    """Merge the keyword index's pending entries into the index: call after writing chunks.
+
+    The GIN index of ``search_vector`` takes new entries into a pending list (its
+    ``fastupdate``, cheap inserts) that every search through the index then reads whole,
+    up to ``gin_pending_list_limit`` (4 MB): after a large ingestion each lexeme looked up
+    cost 3-4 ms at any course size (10k chunks: document frequencies 32 ms and the keyword
+    half 97 ms a search, against 10 and 32 once merged), and the planner, seeing that cost,
+    scanned the whole table instead. VACUUM merges it too, but only when autovacuum comes
+    by. Never fails the caller: without it search is slower, not wrong.
+    """
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT gin_clean_pending_list(%s::regclass)", [_KEYWORD_INDEX])
+    except DatabaseError as error:
+        logger.warning("keyword index pending list not merged: %r", error)
+
+
+def _shares_key(stats: CourseStats) -> str:
+    return f"retrieval:shares:{stats.token}"
+
+
+def _common_lexeme_shares(cursor, *, stats: CourseStats) -> dict[str, float]:
     """The share of all chunks holding each of the commonest lexemes, from ANALYZE's
-    statistics of the tsvector column (empty before the first ANALYZE)."""
+    statistics of the tsvector column (empty before the first ANALYZE); cached with the
+    course's statistics (reading them costs 1-2 ms: a thousand lexemes cast from
+    ``anyarray``)."""
+    key = _shares_key(stats)
+    cached = _cache_get_many([key]).get(key)
+    if cached is not None:
+        return cached
     cursor.execute(
         """
         SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats
@@ -217,7 +250,9 @@ def _common_lexeme_shares(cursor) -> dict[str, float]:
     )
     row = cursor.fetchone()
     # The frequencies end with three summary numbers after the one of each lexeme.
-    return dict(zip(row[0], row[1], strict=False)) if row and row[0] else {}
+    shares = dict(zip(row[0], row[1], strict=False)) if row and row[0] else {}
+    _cache_set_many({key: shares})
+    return shares
 
 
 def _document_frequencies(cursor, *, stats: CourseStats, course_id: int, lexemes: list[str]):
@@ -229,7 +264,7 @@ def _document_frequencies(cursor, *, stats: CourseStats, course_id: int, lexemes
     whole, and each row is read to check its course). The rest are counted through the
     index, up to ``DF_COUNT_MAX``; a count that reaches it takes the estimate if larger.
     """
-    shares = _common_lexeme_shares(cursor) if stats.chunks > DF_COUNT_MAX else {}
+    shares = _common_lexeme_shares(cursor, stats=stats) if stats.chunks > DF_COUNT_MAX else {}
     estimates = {lexeme: round(shares.get(lexeme, 0.0) * stats.chunks) for lexeme in lexemes}
     frequencies = {
         lexeme: min(stats.chunks, estimate)
@@ -261,13 +296,33 @@ def _document_frequencies(cursor, *, stats: CourseStats, course_id: int, lexemes
     return frequencies
 
 
-def _query_terms(cursor, *, stats: CourseStats, course_id: int, query: str):
-    """The query's lexemes with their BM25 idf in the course, and a tsquery matching any."""
+def _query_lexemes(cursor, *, query: str, ef_search: int | None, iterative: bool) -> list[str]:
+    """The query's lexemes (at most QUERY_MAX_TERMS), in the statement that also sets the
+    transaction's HNSW search breadth (``_ef_search_settings``): one round trip."""
+    settings_sql, settings_params = _ef_search_settings(ef_search, iterative=iterative)
     cursor.execute(
-        "SELECT lexeme FROM unnest(to_tsvector(%s::regconfig, %s)) LIMIT %s",
-        [SEARCH_CONFIG, query, QUERY_MAX_TERMS],
+        _statement(
+            "SELECT ARRAY(SELECT lexeme FROM unnest(to_tsvector(%s::regconfig, %s)) LIMIT %s)",
+            *(", " + setting for setting in settings_sql),
+        ),
+        [SEARCH_CONFIG, query, QUERY_MAX_TERMS, *settings_params],
     )
-    lexemes = [row[0] for row in cursor.fetchall()]
+    return list(cursor.fetchone()[0])
+
+
+def _query_terms(
+    cursor,
+    *,
+    stats: CourseStats,
+    course_id: int,
+    query: str,
+    ef_search: int | None = None,
+    iterative: bool = False,
+):
+    """The query's lexemes with their BM25 idf in the course, and a tsquery matching any.
+
+    Sets the transaction's hnsw.ef_search on the way (``ef_search``; None: left alone)."""
+    lexemes = _query_lexemes(cursor, query=query, ef_search=ef_search, iterative=iterative)
     if not lexemes or not stats.chunks:
         return {}, ""
     keys = {lexeme: _df_key(stats, lexeme) for lexeme in lexemes}
@@ -323,14 +378,18 @@ _KEYWORD = _statement(
      LIMIT %(budget)s
 """,  # noqa: S608
 )
-# The HNSW index serves ORDER BY embedding <=> vector; ordering by the cosine itself
-# keeps the planner off the index, for an exact scan of the course's rows.
+# The nearest chunks of the course, (id, cosine). The HNSW index serves ORDER BY
+# embedding <=> vector: the distance is computed once a row (the vectors are TOASTed: each
+# computation reads them again) and the cosine from it outside. Ordering by the cosine
+# itself keeps the planner off the index, for an exact scan of the course's rows.
 _VECTOR_INDEXED = f"""
     vector AS (
-        SELECT id, 1 - (embedding <=> %(vector)s::vector) AS cosine FROM {_CHUNKS}
-         WHERE course_id = %(course)s
-         ORDER BY embedding <=> %(vector)s::vector
-         LIMIT %(limit)s
+        SELECT id, 1 - distance AS cosine FROM (
+            SELECT id, embedding <=> %(vector)s::vector AS distance FROM {_CHUNKS}
+             WHERE course_id = %(course)s
+             ORDER BY distance
+             LIMIT %(limit)s
+        ) AS nearest
     )
 """  # noqa: S608
 _VECTOR_EXACT = f"""
@@ -341,15 +400,22 @@ _VECTOR_EXACT = f"""
          LIMIT %(limit)s
     )
 """  # noqa: S608
-# Both halves' candidates: the vector half's and the keyword half's best (their ids).
+# Both halves' candidates with what fusion lacks of each: the vector half's with their
+# query lexemes (NULL for those among the keyword half's best: scored already), the
+# keyword half's best that the vector half did not find with their cosine.
 _POOL = _statement(
     """
-    pool AS (SELECT id FROM vector UNION SELECT unnest(%(keyword_ids)s::bigint[]))
-    SELECT c.id, c.word_count, """,
+    SELECT v.id, c.word_count,
+           CASE WHEN v.id = ANY(%(keyword_ids)s::bigint[]) THEN NULL ELSE """,
     _QUERY_TERMS.format(c="c"),
-    f""", 1 - (c.embedding <=> %(vector)s::vector)
-      FROM {_CHUNKS} AS c JOIN pool USING (id)
-""",
+    f""" END,
+           v.cosine
+      FROM vector AS v JOIN {_CHUNKS} AS c ON c.id = v.id
+    UNION ALL
+    SELECT c.id, c.word_count, NULL, 1 - (c.embedding <=> %(vector)s::vector)
+      FROM {_CHUNKS} AS c
+     WHERE c.id = ANY(%(keyword_ids)s::bigint[]) AND c.id NOT IN (SELECT id FROM vector)
+""",  # noqa: S608
 )
 # One excerpt of 20 to 45 words around the best match (fragment mode cuts too short).
 _HEADLINE_OPTIONS = f"StartSel={_START}, StopSel={_STOP}, MaxWords=45, MinWords=20"
@@ -373,20 +439,27 @@ def _vector_plan(stats: CourseStats) -> tuple[str, int | None]:
     return _VECTOR_INDEXED, needed
 
 
-# One lexeme of tsvector text with its positions: quotes are doubled inside the quotes
-# (backslashes too, which the lexeme's own characters never end on a quote with).
-_TSVECTOR_LEXEME = re.compile(r"'((?:[^']|'')*)'(?::([0-9A-D,]+))?")
+def _bm25_weights(idf: dict[str, float]) -> dict[str, float]:
+    """Each lexeme's idf keyed by the lexeme as tsvector text writes it: quoted, with its
+    quotes and backslashes doubled (as in a tsquery literal)."""
+    return {_tsquery_literal(lexeme): weight for lexeme, weight in idf.items()}
 
 
-def _bm25(query_terms: str, word_count: int, idf: dict[str, float], avgdl: float) -> float:
-    """Okapi BM25 of a chunk from its query lexemes' positions (``_QUERY_TERMS``): each
-    lexeme's frequency is its count of positions."""
+def _bm25(query_terms: str, word_count: int, weights: dict[str, float], avgdl: float) -> float:
+    """Okapi BM25 of a chunk from its query lexemes' positions (``_QUERY_TERMS``, tsvector
+    text such as ``'cell':3A,17A 'it''s':5A``): each lexeme's frequency is its count of
+    positions; ``weights`` from ``_bm25_weights``.
+
+    Read without a regular expression, three times faster over a thousand candidates:
+    lexemes never hold a space (to_tsvector's parser splits on it), so a space ends each
+    lexeme's entry, and its last colon comes before the positions. An entry without
+    positions (a stripped lexeme: SQL's NULL frequency) is not counted.
+    """
     score = 0.0
     norm = BM25_K1 * (1 - BM25_B + BM25_B * word_count / avgdl)
-    for quoted, positions in _TSVECTOR_LEXEME.findall(query_terms):
-        if not positions:  # a stripped lexeme has no frequency (SQL's NULL: not counted)
-            continue
-        weight = idf.get(quoted.replace("''", "'").replace("\\\\", "\\"))
+    for entry in query_terms.split(" "):
+        quoted, _colon, positions = entry.rpartition(":")
+        weight = weights.get(quoted)
         if weight is None:
             continue
         tf = positions.count(",") + 1
@@ -394,13 +467,22 @@ def _bm25(query_terms: str, word_count: int, idf: dict[str, float], avgdl: float
     return score
 
 
-def _set_ef_search(cursor, ef_search: int | None, *, k: int, iterative: bool) -> None:
+def _ef_search_settings(ef_search: int | None, *, iterative: bool) -> tuple[list[str], list]:
+    """SQL expressions (and their parameters) that set the transaction's HNSW search
+    breadth, like SET LOCAL: none for an exact scan (``ef_search`` None)."""
     if ef_search is None:
-        return
-    # Local to this transaction, like SET LOCAL.
-    cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(ef_search, k))])
+        return [], []
+    settings = ["set_config('hnsw.ef_search', %s, true)"]
+    params = [str(ef_search)]
     if iterative:
-        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        settings.append("set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+    return settings, params
+
+
+def _set_ef_search(cursor, ef_search: int | None, *, iterative: bool) -> None:
+    settings_sql, settings_params = _ef_search_settings(ef_search, iterative=iterative)
+    if settings_sql:
+        cursor.execute("SELECT " + ", ".join(settings_sql), settings_params)
 
 
 def _vector_ranking(cursor, *, course_id: int, vector: str, limit: int, exact: bool = False):
@@ -417,46 +499,52 @@ def _vector_ranking(cursor, *, course_id: int, vector: str, limit: int, exact: b
     return cursor.fetchall()
 
 
-def _keyword_ranking(cursor, *, course_id, stats, idf, tsquery: str, limit: int):
-    """(id, bm25) of the ``limit`` best of at most MATCH_BUDGET chunks matching ``tsquery``."""
+def _keyword_scores(cursor, *, course_id, stats, idf, tsquery: str) -> dict[int, float]:
+    """BM25 of each of the (at most MATCH_BUDGET) chunks matching ``tsquery``, by id."""
     cursor.execute(
         _KEYWORD,
         {"lexemes": list(idf), "course": course_id, "tsquery": tsquery, "budget": MATCH_BUDGET},
     )
-    scored = [
-        (chunk_id, _bm25(terms, word_count, idf, stats.avgdl))
+    weights = _bm25_weights(idf)
+    return {
+        chunk_id: _bm25(terms, word_count, weights, stats.avgdl)
         for chunk_id, word_count, terms in cursor.fetchall()
-    ]
-    scored.sort(key=lambda row: (-row[1], row[0]))
-    return scored[:limit]
+    }
+
+
+def _best(scores: dict[int, float], limit: int) -> list[tuple[int, float]]:
+    return sorted(scores.items(), key=lambda row: (-row[1], row[0]))[:limit]
 
 
 def _pool_scores(cursor, *, course_id, stats, idf, tsquery: str, vector: str):
     """(id, bm25, cosine) of the union of both halves' POOL best: the keyword half's
-    statement, then the vector half's with the pool's scores (none of the first without
-    a term to match)."""
-    keyword = (
-        _keyword_ranking(
-            cursor, course_id=course_id, stats=stats, idf=idf, tsquery=tsquery, limit=POOL
-        )
+    statement, then the vector half's with what the pool lacks (none of the first
+    without a term to match)."""
+    scores = (
+        _keyword_scores(cursor, course_id=course_id, stats=stats, idf=idf, tsquery=tsquery)
         if idf
-        else []
+        else {}
     )
+    keyword = dict(_best(scores, POOL))
     vector_cte, _ef = _vector_plan(stats)
     cursor.execute(
-        _statement("WITH ", vector_cte, ",", _POOL),
+        _statement("WITH ", vector_cte, _POOL),
         {
             "lexemes": list(idf),
-            "keyword_ids": [chunk_id for chunk_id, _bm25_score in keyword],
+            "keyword_ids": list(keyword),
             "course": course_id,
             "limit": POOL,
             "vector": vector,
         },
     )
-    return [
-        (chunk_id, _bm25(terms, word_count, idf, stats.avgdl), cosine)
-        for chunk_id, word_count, terms, cosine in cursor.fetchall()
-    ]
+    weights = _bm25_weights(idf)
+    rows = []
+    for chunk_id, word_count, terms, cosine in cursor.fetchall():
+        bm25 = scores.get(chunk_id)  # a keyword candidate: scored already
+        if bm25 is None:
+            bm25 = _bm25(terms or "", word_count, weights, stats.avgdl)
+        rows.append((chunk_id, bm25, cosine))
+    return rows
 
 
 def fuse(rows: Sequence[tuple[int, float, float]], *, keyword_weight: float = KEYWORD_WEIGHT):
@@ -568,38 +656,43 @@ def chunks_search(
         stats = _course_stats(cursor, course_id=course.pk)
         if not stats.chunks:
             return []
+        ef_search = None
+        if mode != "keyword":
+            _cte, ef_search = _vector_plan(stats)
+            ef_search = None if ef_search is None else max(ef_search, k)
         idf, tsquery = {}, ""
         if mode != "vector" or highlight:
-            idf, tsquery = _query_terms(cursor, stats=stats, course_id=course.pk, query=query)
+            # Sets hnsw.ef_search in the same statement.
+            idf, tsquery = _query_terms(
+                cursor,
+                stats=stats,
+                course_id=course.pk,
+                query=query,
+                ef_search=ef_search,
+                iterative=stats.iterative_scan,
+            )
+        else:
+            _set_ef_search(cursor, ef_search, iterative=stats.iterative_scan)
         if mode == "keyword":
             ranked = (
-                _keyword_ranking(
-                    cursor, course_id=course.pk, stats=stats, idf=idf, tsquery=tsquery, limit=k
+                _best(
+                    _keyword_scores(
+                        cursor, course_id=course.pk, stats=stats, idf=idf, tsquery=tsquery
+                    ),
+                    k,
                 )
                 if idf
                 else []
             )
+        elif mode == "vector":
+            ranked = _vector_ranking(
+                cursor, course_id=course.pk, vector=vector, limit=k, exact=ef_search is None
+            )
         else:
-            _cte, ef_search = _vector_plan(stats)
-            _set_ef_search(cursor, ef_search, k=k, iterative=stats.iterative_scan)
-            if mode == "vector":
-                ranked = _vector_ranking(
-                    cursor,
-                    course_id=course.pk,
-                    vector=vector,
-                    limit=k,
-                    exact=ef_search is None,
-                )
-            else:
-                rows = _pool_scores(
-                    cursor,
-                    course_id=course.pk,
-                    stats=stats,
-                    idf=idf,
-                    tsquery=tsquery,
-                    vector=vector,
-                )
-                ranked = fuse(rows)[:k]
+            rows = _pool_scores(
+                cursor, course_id=course.pk, stats=stats, idf=idf, tsquery=tsquery, vector=vector
+            )
+            ranked = fuse(rows)[:k]
         return _results(
             cursor, course_id=course.pk, ranked=ranked, tsquery=tsquery if highlight else ""
         )

@@ -21,7 +21,7 @@ from config.jobs import queued_until
 from material import chunking, parsing
 from material.concept_tags import chunks_tag_concepts
 from material.models import Chunk, Material
-from material.retrieval import course_stats_forget
+from material.retrieval import course_stats_forget, search_index_settle
 
 if TYPE_CHECKING:
     from learners.models import Course
@@ -403,6 +403,9 @@ def _ingest(material: Material) -> Material | None:
         if not unchanged:
             # Search's cached chunk count and term frequencies of the course are stale.
             course_stats_forget(course_id=material.course_id)
+            # The new chunks' lexemes wait in the keyword index's pending list, which every
+            # search would read whole until merged.
+            search_index_settle()
     except IngestCancelled:
         logger.info("material %s was removed or taken over while being read", material.pk)
     except parsing.ParseError as error:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -174,8 +176,8 @@ def test_bm25_reads_term_frequencies_from_tsvector_text_with_quotes_and_backslas
     k1 = retrieval.BM25_K1
     # avgdl equal to the chunk's length: each term's denominator is tf + k1.
     expected = sum(weight * tf * (k1 + 1) / (tf + k1) for weight, tf in [(1, 3), (10, 1), (100, 1)])
-    assert retrieval._bm25(terms, 7, idf, 7.0) == pytest.approx(expected)
-    assert retrieval._bm25(terms, 7, {"other": 5.0}, 7.0) == 0.0
+    assert retrieval._bm25(terms, 7, retrieval._bm25_weights(idf), 7.0) == pytest.approx(expected)
+    assert retrieval._bm25(terms, 7, retrieval._bm25_weights({"other": 5.0}), 7.0) == 0.0
 
 
 def test_search_works_without_the_cache(material, course, student, settings):
@@ -208,7 +210,7 @@ def test_a_common_word_is_estimated_from_statistics_and_a_rare_one_counted(cours
     # Twice the chunks the table holds: an estimate (share x chunks) tells itself apart
     # from a count.
     stats = retrieval.CourseStats(
-        chunks=62, avgdl=4.0, table_chunks=62, iterative_scan=False, token="t"
+        chunks=62, avgdl=4.0, table_chunks=62, iterative_scan=False, token=secrets.token_hex(8)
     )
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {Chunk._meta.db_table}")
@@ -219,3 +221,18 @@ def test_a_common_word_is_estimated_from_statistics_and_a_rare_one_counted(cours
     assert frequencies == {"zircon": 60, "obsidian": 1}
     counted = [q["sql"] for q in queries.captured_queries if "count(*)" in q["sql"]]
     assert len(counted) == 1 and "obsidian" in counted[0] and "zircon" not in counted[0]
+    # ANALYZE's shares are read once for the course's statistics, then reused.
+    with CaptureQueriesContext(connection) as queries, connection.cursor() as cursor:
+        again = retrieval._document_frequencies(
+            cursor, stats=stats, course_id=course.pk, lexemes=["zircon"]
+        )
+    assert again == {"zircon": 60}
+    assert not any("pg_stats" in q["sql"] for q in queries.captured_queries)
+
+
+def test_ingestion_leaves_no_pending_entries_in_the_keyword_index(course):
+    # Entries waiting in the GIN index's pending list are read whole by every search.
+    ingest(course, "volcano.md", VOLCANO)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT gin_clean_pending_list('chunk_search_vector_gin'::regclass)")
+        assert cursor.fetchone()[0] == 0  # nothing left to merge
