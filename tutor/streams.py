@@ -210,10 +210,10 @@ class _Relay:
 
     A reader per stream cost a command, its reply and a wake-up of its own for every
     batch of every stream; under a class at once that was about half of the web
-    process's CPU per turn. The ``XREAD`` also follows a stream of the relay's own, where a new follower
-    adds an entry so that a read already blocked on the other streams returns and takes
-    the new one in at once. The reading stops when nobody follows a stream, and starts
-    again with the next follower."""
+    process's CPU per turn. The ``XREAD`` also follows a stream of the relay's own,
+    where a new follower adds an entry so that a read already blocked on the other
+    streams returns and takes the new one in at once. The reading stops when nobody
+    follows a stream, and starts again with the next follower."""
 
     READ_BLOCK_MS = 10_000
     # After a read that found entries, the next waits this long, so that it finds the
@@ -265,7 +265,8 @@ class _Relay:
     async def _read(self) -> None:
         client = self._client()
         while self._followers:
-            reads = {
+            # Typed as redis-py's argument (a dict of its key and id types) wants it.
+            reads: dict[Any, Any] = {
                 key: min((f.after for f in followers), key=_entry_order)
                 for key, followers in self._followers.items()
             }
