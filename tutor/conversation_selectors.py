@@ -36,6 +36,19 @@ def conversation_for_learner(*, user: User, course: Course, conversation_id: int
     return conversation
 
 
+def conversation_of_member(*, user: User, course_id: int, conversation_id: int) -> Conversation:
+    """The learner's own conversation in a course they may open (``Course.visible_to``),
+    with its course, in one query; 404 otherwise (as ``course_for_member`` and
+    ``conversation_for_learner`` one after the other, which take two)."""
+    return get_object_or_404(
+        Conversation.objects.select_related("course").filter(
+            learner=user, course__in=Course.objects.visible_to(user)
+        ),
+        pk=conversation_id,
+        course_id=course_id,
+    )
+
+
 def conversation_latest(*, user: User, course: Course) -> Conversation | None:
     return conversations_of_learner(user=user, course=course).first()
 
@@ -58,13 +71,15 @@ def reply_for_learner(*, user: User, course: Course, message_id: int) -> Message
 
 
 async def reply_for_learner_async(*, user: User, course_id: int, message_id: int) -> Message | None:
-    """As ``reply_for_learner`` for async views (which also check membership); None if not."""
+    """As ``reply_for_learner`` for async views, in one query that also asks whether the
+    user may still open the course (``Course.visible_to``); None if not."""
     return (
         await Message.objects.filter(
             pk=message_id,
             role=Message.Role.ASSISTANT,
             conversation__learner_id=user.pk,
             conversation__course_id=course_id,
+            conversation__course__in=Course.objects.visible_to(user),
         )
         .only("pk", "status", "conversation_id")
         .afirst()

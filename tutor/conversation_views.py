@@ -40,6 +40,7 @@ from tutor.conversation_selectors import (
     conversation_for_learner,
     conversation_latest,
     conversation_messages,
+    conversation_of_member,
     conversations_of_learner,
     memories_of_learner,
     reply_for_learner,
@@ -70,7 +71,9 @@ def _prepare(message: Message) -> Message:
 
 
 def _sidebar(request: UserRequest, course: Course) -> list[Conversation]:
-    return list(conversations_of_learner(user=request.user, course=course)[:SIDEBAR_CONVERSATIONS])
+    # The list shows titles and links only.
+    conversations = conversations_of_learner(user=request.user, course=course).only("title")
+    return list(conversations[:SIDEBAR_CONVERSATIONS])
 
 
 def _page(
@@ -130,7 +133,6 @@ def conversation_new(request: UserRequest, course_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def message_create(request: UserRequest, course_id: int) -> HttpResponse:
-    course = course_for_member(user=request.user, course_id=course_id)
     text = request.POST.get("text", "")
     image = request.FILES.get("image")
     # The OCR text the student saw, and maybe corrected, in the composer (image_text_view).
@@ -138,9 +140,13 @@ def message_create(request: UserRequest, course_id: int) -> HttpResponse:
     conversation_id = request.POST.get("conversation", "")
     conversation = None
     if conversation_id.isdigit():
-        conversation = conversation_for_learner(
-            user=request.user, course=course, conversation_id=int(conversation_id)
+        # The course comes with it: one query for both, 404 for either.
+        conversation = conversation_of_member(
+            user=request.user, course_id=course_id, conversation_id=int(conversation_id)
         )
+        course = conversation.course
+    else:
+        course = course_for_member(user=request.user, course_id=course_id)
     started = conversation is None
     try:
         if conversation is None:
@@ -390,8 +396,6 @@ async def reply_stream(
     user = await request.auser()
     if not user.is_authenticated:
         return HttpResponseForbidden()
-    if not await Course.objects.visible_to(user).filter(pk=course_id).aexists():
-        raise Http404
     reply = await reply_for_learner_async(user=user, course_id=course_id, message_id=message_id)
     if reply is None:
         raise Http404

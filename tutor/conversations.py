@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -127,7 +127,6 @@ def message_validate(*, text: str, image: UploadedFile | None = None) -> str:
     return text
 
 
-@transaction.atomic
 def message_post(
     *,
     conversation: Conversation,
@@ -167,10 +166,6 @@ def message_post(
                 % {"length": len(image_text), "limit": MESSAGE_MAX_CHARS},
                 code="too_long",
             )
-    # Lock the conversation so two quick posts cannot both pass the check below.
-    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
-    if conversation.messages.unfinished().exists():
-        raise ValidationError(_(BUSY_MESSAGE), code="busy")
     question = Message(
         conversation=conversation,
         role=Message.Role.USER,
@@ -182,25 +177,53 @@ def message_post(
     if checked is not None:
         question.image_type = checked.mime_type
         question.image.save(f"message.{checked.extension}", ContentFile(checked.data), save=False)
-    question.save()
-    reply = Message.objects.create(
+    reply = Message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         status=Message.Status.PENDING,
         lease_until=queued_until(),
     )
+    try:
+        with transaction.atomic():
+            _turn_store(conversation, question, reply)
+    except IntegrityError as error:
+        # A post of the same instant (another tab) won the race past the check in
+        # _turn_store: the database keeps one unfinished reply per conversation.
+        if _constraint_of(error) != ONE_UNFINISHED_REPLY:
+            raise
+        raise ValidationError(_(BUSY_MESSAGE), code="busy") from error
+    return question, reply
+
+
+ONE_UNFINISHED_REPLY = "one_unfinished_reply_per_conversation"
+
+
+def _constraint_of(error: IntegrityError) -> str | None:
+    return getattr(getattr(error.__cause__, "diag", None), "constraint_name", None)
+
+
+def _turn_store(conversation: Conversation, question: Message, reply: Message) -> None:
+    """Store a turn's two messages (in one insert) and queue the reply; ValidationError
+    (busy) while the previous reply is being written. Runs in a transaction. No lock:
+    a concurrent post that passes the check as well fails on the constraint
+    ``one_unfinished_reply_per_conversation`` (message_post answers it as busy too)."""
+    counts = conversation.messages.aggregate(
+        total=Count("pk"), unfinished=Count("pk", filter=Q(status__in=Message.UNFINISHED))
+    )
+    if counts["unfinished"]:
+        raise ValidationError(_(BUSY_MESSAGE), code="busy")
+    Message.objects.bulk_create([question, reply])
     # A stream left under this id (a restored database reuses ids) must not be replayed.
     _stream_reset(reply.pk)
     fields = ["updated"]
     if not conversation.title:
-        text = text or _("Image")
+        text = question.text or _("Image")
         conversation.title = text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
         fields.append("title")
     conversation.save(update_fields=fields)
     _enqueue_reply(reply.pk)
-    if not conversation.summarized_at and conversation.messages.count() >= MEMORY_AFTER_MESSAGES:
+    if not conversation.summarized_at and counts["total"] + 2 >= MEMORY_AFTER_MESSAGES:
         _enqueue_memory(conversation.pk)
-    return question, reply
 
 
 def reply_stop(*, reply: Message, learner: User) -> None:

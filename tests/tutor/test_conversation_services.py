@@ -9,7 +9,7 @@ import time
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection
+from django.db import connection, connections, transaction
 
 from ai.models import LLMCall
 from ai.usage import course_llm_usage
@@ -84,6 +84,59 @@ def test_it_refuses_a_new_message_while_the_tutor_is_still_answering(
         message_post(conversation=conversation, learner=student, text="second")
     assert caught.value.code == "busy"
     assert Message.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_two_posts_at_the_same_instant_one_is_stored_and_the_other_answered_busy(
+    conversation, student, monkeypatch
+):
+    """Both pass the busy check before either commits; the database's one unfinished
+    reply per conversation stops the second (no lock is taken), answered as busy."""
+    monkeypatch.setattr("tutor.conversations._enqueue_reply", lambda pk: None)
+    first_posted, release = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                message_post(conversation=conversation, learner=student, text="first")
+                first_posted.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    def second() -> None:
+        try:
+            message_post(conversation=conversation, learner=student, text="second")
+            outcome["second"] = "stored"
+        except ValidationError as error:
+            outcome["second"] = error.code
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert first_posted.wait(timeout=30)
+    threads[1].start()
+    # The second waits on the first's unfinished reply in the unique index.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                break
+        time.sleep(0.05)
+    release.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcome == {"second": "busy"}
+    assert list(Message.objects.order_by("pk").values_list("role", "text")) == [
+        ("user", "first"),
+        ("assistant", ""),
+    ]
 
 
 def test_nobody_posts_into_someone_elses_conversation(conversation, other_student):

@@ -4,6 +4,7 @@ real ASGI server (uvicorn) relays it token by token; reconnecting resumes; Stop 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import http.client
 import json
@@ -209,3 +210,48 @@ def test_a_quiet_reply_stream_yields_keep_alives_instead_of_failing():
     events = async_to_sync(first_two)()
     assert events[0] is None
     assert events[1].kind == streams.KIND_END
+
+
+def test_the_streams_read_in_one_event_loop_share_one_reader_and_a_new_one_joins_at_once():
+    """One blocking read follows every stream relayed in an event loop: a stream followed
+    while that read waits on another is taken in at once (its events come before any
+    keep-alive, although the shared read blocks longer), and two readers of the same
+    stream at different places each get what follows their own place."""
+    from asgiref.sync import async_to_sync
+
+    from tutor import streams
+
+    quiet, ended = 987655, 987656
+    streams.reply_stream_reset(message_id=quiet)
+    streams.reply_stream_reset(message_id=ended)
+    first = streams.reply_stream_append(message_id=ended, text="one ")
+    streams.reply_stream_append(message_id=ended, text="two")
+    streams.reply_stream_end(message_id=ended, status="done")
+
+    async def read(message_id: int, after: str) -> list:
+        seen: list = []
+        async for batch in streams.reply_stream_batches(
+            message_id=message_id, after=after, block_ms=5000
+        ):
+            seen.extend([None] if batch is None else batch)
+            if batch is None or batch[-1].kind == streams.KIND_END:
+                return seen
+        return seen
+
+    async def together():
+        waiting = asyncio.ensure_future(read(quiet, streams.START))
+        await asyncio.sleep(0.2)  # the shared read now blocks on the quiet stream
+        relay = streams._relays[asyncio.get_running_loop()]
+        assert relay._blocked
+        whole = await read(ended, streams.START)
+        resumed = await read(ended, first)
+        waiting.cancel()
+        return whole, resumed
+
+    whole, resumed = async_to_sync(together)()
+    assert [(e.kind, e.text or e.status) for e in whole] == [
+        ("token", "one "),
+        ("token", "two"),
+        ("end", "done"),
+    ]
+    assert [(e.kind, e.text or e.status) for e in resumed] == [("token", "two"), ("end", "done")]

@@ -401,3 +401,26 @@ def test_the_conversation_page_runs_as_many_queries_for_many_turns_as_for_one(
     assert len(six_turns) == len(one_turn)
     # Pinned: a change that adds a query to every page view should be a decision.
     assert len(one_turn) <= 12, [q["sql"] for q in one_turn.captured_queries]
+
+
+# The htmx post of a message, in this order: the session and its user, the conversation
+# with its course (and the membership check), the learner's consent to AI processing
+# (with a model configured, today's tokens too), the count of the conversation's messages
+# (busy? time for a memory?), both messages in one insert, the conversation's title and
+# time, the sidebar, and the learner's display preferences (the layout's context); and the
+# savepoint and its release that the test's transaction puts around the writes (in
+# production their own transaction's BEGIN and COMMIT).
+POST_QUERIES = 11
+
+
+def test_the_htmx_post_of_a_message_runs_a_pinned_number_of_queries(
+    client, student, course, conversation, no_tasks, django_assert_num_queries
+):
+    client.force_login(student)
+    for text in ("first", "second"):
+        Message.objects.filter(status__in=Message.UNFINISHED).update(status="done")
+        with django_assert_num_queries(POST_QUERIES):
+            response = client.post(
+                _url("post", course), {"text": text, "conversation": conversation.pk}, **HTMX
+            )
+        assert response.status_code == 200
