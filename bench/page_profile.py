@@ -27,7 +27,7 @@ import os
 import pstats
 import time
 
-from bench.stack import bench_database, profile_table
+from bench.stack import asgi_get, bench_database, profile_table
 
 
 def main() -> None:
@@ -126,44 +126,13 @@ def _queries_of(call) -> list[str]:
 
 
 async def _get(application, path: str, cookies: dict[str, str]) -> int:
-    """One GET through the ASGI application, as uvicorn hands it over; the status."""
-    path, _, query = path.partition("?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [
-            (b"host", b"127.0.0.1"),
-            (b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-    sent = []
-    requested = False
-
-    async def receive():
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # no disconnect: Django cancels this when it is done
-
-    async def send(message):
-        sent.append(message)
-
-    await application(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    for header, value in start["headers"]:
+    """One GET through the ASGI application, as uvicorn hands it over; the status (the
+    CSRF cookie it sets is kept for the next)."""
+    status, headers, _ = await asgi_get(application, path, cookies)
+    for header, value in headers:
         if header == b"set-cookie" and value.startswith(b"csrftoken="):
             cookies["csrftoken"] = value.split(b";", 1)[0].split(b"=", 1)[1].decode()
-    return start["status"]
+    return status
 
 
 if __name__ == "__main__":

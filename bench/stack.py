@@ -8,6 +8,7 @@ workers, and the web app under uvicorn. ``Http`` is a browser's cookies and CSRF
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -358,3 +359,45 @@ def profile_table(text: str) -> str:
         line.replace(str(ROOT) + "/", "").replace(sys.prefix + "/lib/python3.11/", "")
         for line in lines[start:]
     )
+
+
+async def asgi_get(
+    application, path: str, cookies: dict[str, str], *, host: str = "127.0.0.1"
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """One GET through an ASGI application as uvicorn hands it over, in this process:
+    the status, the headers (names lower-cased, in order) and the body."""
+    path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [
+            (b"host", host.encode()),
+            (b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": (host, 80),
+    }
+    sent: list[dict] = []
+    requested = False
+
+    async def receive():
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # no disconnect: Django cancels this when it is done
+
+    async def send(message):
+        sent.append(message)
+
+    await application(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], [(k.lower(), v) for k, v in start["headers"]], body

@@ -11,46 +11,10 @@ from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.test import Client
 
+from bench.stack import asgi_get
 from config.asgi import application, django_application
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def _asgi_get(path: str, cookies: dict[str, str]) -> tuple[int, dict[bytes, bytes], bytes]:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-    sent: list[dict] = []
-    requested = False
-
-    async def receive():
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # no disconnect: Django cancels this when done
-
-    async def send(message):
-        sent.append(message)
-
-    await application(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], {k.lower(): v for k, v in start["headers"]}, body
 
 
 def test_the_middleware_chain_is_synchronous_under_asgi():
@@ -69,7 +33,10 @@ def test_a_signed_in_page_through_asgi_matches_the_wsgi_one(student, monkeypatch
         return chain(request)
 
     monkeypatch.setattr(django_application, "_middleware_chain", recording_chain)
-    status, headers, body = asyncio.run(_asgi_get("/profile/", cookies))
+    status, header_list, body = asyncio.run(
+        asgi_get(application, "/profile/", cookies, host="testserver")
+    )
+    headers = dict(header_list)
 
     assert status == 200
     assert headers[b"content-security-policy"] == settings.CONTENT_SECURITY_POLICY.encode()

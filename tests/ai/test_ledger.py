@@ -290,23 +290,11 @@ def test_the_usage_page_says_how_many_replies_were_in_another_language(
 # --- a refused row ----------------------------------------------------------------------------
 
 
-def _record_tokens(student, course, prompt_tokens):
-    return llm_call_record(
-        call=_for(student, course),
-        model="m",
-        prompt_version="tutor_system.v1",
-        outcome=Outcome.FINISHED,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=1,
-        duration_s=1.0,
-    )
-
-
 @pytest.mark.django_db
 def test_a_refused_row_leaves_the_callers_transaction_usable(student, course):
     # The test runs inside a transaction, as a caller's atomic block would.
-    assert _record_tokens(student, course, 2**40) is None  # out of the column's range
-    assert _record_tokens(student, course, 5) is not None
+    assert _record(student, course, prompt=2**40) is None  # out of the column's range
+    assert _record(student, course, prompt=5) is not None
     assert list(LLMCall.objects.values_list("prompt_tokens", flat=True)) == [5]
 
 
@@ -314,7 +302,7 @@ def test_a_refused_row_leaves_the_callers_transaction_usable(student, course):
 def test_outside_a_transaction_a_row_is_one_statement(student, course, django_assert_num_queries):
     # A reply's worker holds no transaction: no BEGIN and COMMIT around the INSERT.
     with django_assert_num_queries(1):
-        assert _record_tokens(student, course, 5) is not None
-    assert _record_tokens(student, course, 2**40) is None
-    assert _record_tokens(student, course, 7) is not None
+        assert _record(student, course, prompt=5) is not None
+    assert _record(student, course, prompt=2**40) is None
+    assert _record(student, course, prompt=7) is not None
     assert sorted(LLMCall.objects.values_list("prompt_tokens", flat=True)) == [5, 7]
